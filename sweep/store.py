@@ -1,0 +1,216 @@
+"""Results on disk: one explicit Parquet schema per kind, Hive partitions, atomic parts,
+resume, and the study manifest.
+
+Layout: ``<root>/<study>/kind=<k>/dataset=<d>/model=<m>/seed=<s>/part-<shard>.parquet``.
+The partition keys live only in the path (pyarrow cannot merge a key that is both in the
+path and in the file), so readers get ``dataset, model, seed`` from the path.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from sweep import storage
+from sweep.plan import Shard
+
+_METRICS = [
+    ("n_samples", pa.int64()),
+    ("accuracy_base", pa.float64()),
+    ("accuracy", pa.float64()),
+    ("effect", pa.float64()),
+    ("loss_base", pa.float64()),
+    ("loss", pa.float64()),
+    ("broken", pa.int64()),
+    ("fixed", pa.int64()),
+    ("p_mcnemar", pa.float64()),
+    ("class_effect", pa.list_(pa.float64())),
+]
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "neuron": pa.schema(
+        [("mode", pa.string()), ("split", pa.string()), ("layer", pa.int64()), ("unit", pa.int64())] + _METRICS
+    ),
+    "synapse": pa.schema(
+        [("mode", pa.string()), ("split", pa.string()), ("layer", pa.int64()),
+         ("source", pa.int64()), ("target", pa.int64())] + _METRICS
+    ),
+    "unit": pa.schema(
+        [("split", pa.string()), ("layer", pa.int64()), ("unit", pa.int64())]
+        + [(name, pa.float64()) for name in (
+            "mean_activation", "activation_rate", "selectivity", "entropy",
+            "mutual_information", "kl_selectivity")]
+    ),
+    "cumulative": pa.schema(
+        [("mode", pa.string()), ("split", pa.string()), ("scope", pa.string()), ("order", pa.string()),
+         ("repetition", pa.int64()), ("k", pa.int64()), ("accuracy", pa.float64()),
+         ("loss", pa.float64()), ("accuracy_base", pa.float64())]
+    ),
+}
+"""The columns of each result kind, in file order."""
+
+PARTITIONING = pads.partitioning(
+    pa.schema([("dataset", pa.string()), ("model", pa.string()), ("seed", pa.int64())]), flavor="hive"
+)
+
+
+class StoreError(RuntimeError):
+    """Results on disk that this run cannot safely add to."""
+
+
+def _column(values: np.ndarray, dtype: pa.DataType) -> pa.Array:
+    """An Arrow array; a 2-D ``(n_rows, width)`` array becomes a list column."""
+    if pa.types.is_list(dtype):
+        matrix = np.asarray(values, dtype=np.float64)
+        offsets = np.arange(matrix.shape[0] + 1, dtype=np.int32) * matrix.shape[1]
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(matrix.ravel()))
+    return pa.array(np.asarray(values), type=dtype)
+
+
+def to_table(kind: str, columns: dict[str, Any], constants: dict[str, str]) -> pa.Table:
+    """An Arrow table of ``kind`` from kernel columns plus constant string columns.
+
+    Parameters
+    ----------
+    columns : dict of str to ndarray — each of length ``n_rows`` (``class_effect``: (n_rows, n_classes))
+    constants : dict of str to str — e.g. ``{"mode": "zero", "split": "test"}``
+    """
+    schema = SCHEMAS[kind]
+    n_rows = len(next(iter(columns.values())))
+    arrays = [
+        pa.array([constants[f.name]] * n_rows, type=f.type) if f.name in constants
+        else _column(columns[f.name], f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+@dataclass(frozen=True)
+class ResultStore:
+    """The results of one study under a root folder or filesystem URI."""
+
+    root: str
+    study: str
+
+    @property
+    def _fs_and_base(self) -> tuple[pafs.FileSystem, str]:
+        fs, base = storage.resolve(self.root)
+        return fs, storage.join(base, self.study)
+
+    @property
+    def location(self) -> str:
+        """The study folder as a user passes it to pandas (absolute path or URI)."""
+        return storage.join(self.root, self.study) if "://" in self.root else self._fs_and_base[1]
+
+    def partition_dir(self, kind: str, dataset: str, model: str, seed: int) -> str:
+        return storage.join(self._fs_and_base[1], f"kind={kind}", f"dataset={dataset}", f"model={model}", f"seed={seed}")
+
+    def part_path(self, shard: Shard) -> str:
+        run = shard.run
+        return storage.join(self.partition_dir(shard.kind, run.dataset, run.model, run.seed), f"part-{shard.id}.parquet")
+
+    def is_complete(self, shard: Shard) -> bool:
+        """True if the shard's part exists, has the kind's schema and the expected rows."""
+        fs, _ = self._fs_and_base
+        path = self.part_path(shard)
+        if not storage.exists(fs, path):
+            return False
+        try:
+            with fs.open_input_file(path) as f:
+                meta = pq.ParquetFile(f).metadata
+                schema = meta.schema.to_arrow_schema()
+        except (OSError, pa.ArrowInvalid):
+            return False
+        return schema.remove_metadata().equals(SCHEMAS[shard.kind]) and meta.num_rows == shard.n_rows
+
+    def existing_parts(self, kind: str, dataset: str, model: str, seed: int) -> set[str]:
+        """File names of the complete-looking parts in one partition."""
+        fs, _ = self._fs_and_base
+        selector = pafs.FileSelector(self.partition_dir(kind, dataset, model, seed), allow_not_found=True)
+        return {
+            info.base_name for info in fs.get_file_info(selector)
+            if info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
+        }
+
+    def pending(self, shards: list[Shard]) -> list[Shard]:
+        """The shards whose part is missing or broken.
+
+        Raises
+        ------
+        StoreError
+            If a partition holds parts of another plan for the same (kind, mode, split)
+            (e.g. another shard size), which would duplicate rows.
+        """
+        planned: dict[tuple, set[str]] = {}
+        for s in shards:
+            key = (s.kind, s.run.dataset, s.run.model, s.run.seed)
+            planned.setdefault(key, set()).add(f"part-{s.id}.parquet")
+        for (kind, dataset, model, seed), names in planned.items():
+            prefixes = {n.rsplit("-l", 1)[0] for n in names}
+            foreign = {
+                n for n in self.existing_parts(kind, dataset, model, seed)
+                if n not in names and n.rsplit("-l", 1)[0] in prefixes
+            }
+            if foreign:
+                raise StoreError(
+                    f"{self.partition_dir(kind, dataset, model, seed)} holds parts of a different shard plan "
+                    f"({sorted(foreign)[0]}, ...); use another study= or delete that folder"
+                )
+        return [s for s in shards if not self.is_complete(s)]
+
+    def write_part(self, shard: Shard, table: pa.Table, metadata: dict[str, Any]) -> str:
+        """Write a shard's table atomically; ``metadata`` rides in the file's key-value metadata."""
+        if table.num_rows != shard.n_rows:
+            raise StoreError(f"shard {shard.id} produced {table.num_rows} rows, expected {shard.n_rows}")
+        meta = {b"sweep": json.dumps(metadata, sort_keys=True, default=str).encode()}
+        table = table.replace_schema_metadata(meta)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        fs, _ = self._fs_and_base
+        path = self.part_path(shard)
+        storage.write_bytes_atomic(fs, path, buffer.getvalue())
+        return path
+
+    def read(self, kind: str, filters: Any = None) -> pd.DataFrame:
+        """All rows of ``kind`` as a DataFrame with typed ``dataset, model, seed`` columns."""
+        fs, base = self._fs_and_base
+        folder = storage.join(base, f"kind={kind}")
+        if not storage.exists(fs, folder):
+            return SCHEMAS[kind].empty_table().to_pandas()
+        dataset = pads.dataset(folder, filesystem=fs, format="parquet", schema=None,
+                               partitioning=PARTITIONING)
+        expression = pq.filters_to_expression(filters) if filters else None
+        table = dataset.to_table(filter=expression)
+        return table.to_pandas()
+
+    def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str]) -> str:
+        """Merge this run into ``manifest.json`` (runs keyed by dataset, model, seed)."""
+        fs, base = self._fs_and_base
+        path = storage.join(base, "manifest.json")
+        old = json.loads(storage.read_bytes(fs, path)) if storage.exists(fs, path) else {"runs": []}
+        merged = {(r["dataset"], r["model"], r["seed"]): r for r in old["runs"]}
+        merged.update({(r["dataset"], r["model"], r["seed"]): r for r in runs})
+        manifest = {
+            "study": self.study,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": versions,
+            "config": config,
+            "runs": [merged[k] for k in sorted(merged, key=str)],
+        }
+        storage.write_bytes_atomic(fs, path, json.dumps(manifest, indent=2, default=str).encode())
+        return path
+
+
+def read_results(root: str, study: str, kind: str, filters: Any = None) -> pd.DataFrame:
+    """Rows of one kind of a study; ``filters`` as in ``pandas.read_parquet``."""
+    return ResultStore(root, study).read(kind, filters)

@@ -1,0 +1,89 @@
+"""What a worker does with one shard: compute its rows with the kernels, write its part.
+
+No Ray here: :mod:`sweep.execute` ships these functions to workers, and tests call them
+in-process. A shard's kind selects its routine from :data:`SHARD_ROUTINES`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from sweep import ablate
+from sweep.datasets import DatasetSplits
+from sweep.network import Network
+from sweep.plan import Shard
+from sweep.store import ResultStore, to_table
+
+
+@dataclass(frozen=True)
+class DataArrays:
+    """The splits of one dataset, shipped to the object store once per dataset.
+
+    Attributes
+    ----------
+    splits : dict of str to (ndarray, ndarray)
+        ``name -> (X of shape (n, n_features), y of shape (n,))`` for ``train``, ``val``, ``test``.
+    """
+
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def from_splits(cls, data: DatasetSplits) -> "DataArrays":
+        return cls({"train": (data.X_train, data.y_train), "val": (data.X_val, data.y_val),
+                    "test": (data.X_test, data.y_test)})
+
+    @property
+    def reference(self) -> np.ndarray:
+        """Inputs ``mean`` ablation averages over: the val split if it has rows, else train."""
+        X_val = self.splits["val"][0]
+        return X_val if len(X_val) else self.splits["train"][0]
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """One trained model and its synapse selection, shipped once per model.
+
+    Attributes
+    ----------
+    synapses : dict of int to (ndarray, ndarray)
+        Weight-matrix index -> (sources, targets), each of shape (n_selected,).
+    """
+
+    net: Network
+    synapses: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+def neuron_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
+    """Columns of a neuron shard: each unit of ``[start, stop)`` ablated alone."""
+    X, y = data.splits[shard.split]
+    units = np.arange(shard.start, shard.stop)
+    return ablate.ablate_neurons(model.net, X, y, shard.layer, units, shard.mode, data.reference)
+
+
+def synapse_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
+    """Columns of a synapse shard: each selected synapse of ``[start, stop)`` set to 0."""
+    X, y = data.splits[shard.split]
+    sources, targets = model.synapses[shard.layer]
+    window = slice(shard.start, shard.stop)
+    return ablate.ablate_synapses(model.net, X, y, shard.layer, sources[window], targets[window])
+
+
+SHARD_ROUTINES: dict[str, Callable[[Shard, ModelInputs, DataArrays], dict[str, np.ndarray]]] = {
+    "neuron": neuron_rows,
+    "synapse": synapse_rows,
+}
+
+
+def run_shard(
+    shard: Shard, model: ModelInputs, data: DataArrays, store: ResultStore, metadata: dict[str, Any]
+) -> tuple[str, int, float]:
+    """Compute one shard and write its part; returns (shard id, rows, seconds)."""
+    start = time.perf_counter()
+    columns = SHARD_ROUTINES[shard.kind](shard, model, data)
+    table = to_table(shard.kind, columns, {"mode": shard.mode, "split": shard.split})
+    store.write_part(shard, table, metadata)
+    return shard.id, table.num_rows, time.perf_counter() - start
