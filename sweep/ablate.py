@@ -303,6 +303,9 @@ def _settle_ties(
 ) -> None:
     """Recompute (ablation, row) pairs exactly as sklearn would and add their changes.
 
+    The edited network's forward pass runs on all of ``X``, as ``predict`` does: BLAS may
+    round a product differently when it has fewer rows (a single row goes through gemv).
+
     Parameters
     ----------
     pairs : ndarray of shape (2, m), int — unique (ablation, row) pairs
@@ -316,7 +319,7 @@ def _settle_ties(
     base_loss = to_numpy(base.outcome.loss)
     for a in np.unique(pairs[0]):
         rows = pairs[1, pairs[0] == a]
-        prob = forward(edited(net, int(a)), X[rows])
+        prob = forward(edited(net, int(a)), X)[rows]
         y = base.y_np[rows]
         was = base_pred[rows] == y
         now = predicted_index(prob) == y
@@ -331,11 +334,18 @@ def _run(
     batches: Iterator[_Batch],
     n_ablations: int,
     edited: Callable[[Network, int], Network],
+    recheck_base_ties: bool,
 ) -> dict[str, np.ndarray]:
-    """Drive the batches, settle the near-ties, and build the metric columns."""
+    """Drive the batches, settle the near-ties, and build the metric columns.
+
+    ``recheck_base_ties``: the edited weights round every row differently (``mean`` mode
+    moves the unit's value into the next bias), so rows that are near-ties before the
+    ablation are recomputed for every ablation. Otherwise a row whose unit output does not
+    change is bit-identical in sklearn's pass and needs nothing.
+    """
     C = len(base.net.classes)
     totals = _Totals.zeros(n_ablations, C)
-    tie_rows = base.outcome.tie
+    tie_rows = base.outcome.tie if recheck_base_ties else base.xp.zeros_like(base.outcome.tie)
     ties = [_accumulate(base, batch, totals, tie_rows) for batch in batches]
     always = np.flatnonzero(to_numpy(tie_rows))
     ties.append(
@@ -444,7 +454,7 @@ def ablate_neurons(
         return ablated_neuron_network(numpy_net, layer, unit, mode, values_np[unit])
 
     columns = {"layer": np.full(len(units), layer, dtype=np.int64), "unit": units}
-    columns.update(_run(base, batches, len(units), edited))
+    columns.update(_run(base, batches, len(units), edited, mode == "mean"))
     return columns
 
 
@@ -517,7 +527,7 @@ def ablate_synapses(
         "source": sources,
         "target": targets,
     }
-    columns.update(_run(base, batches, len(sources), edited))
+    columns.update(_run(base, batches, len(sources), edited, False))
     return columns
 
 

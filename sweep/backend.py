@@ -90,7 +90,7 @@ def _numpy_converter(device: str | None) -> Callable[[np.ndarray], Any]:
 def _torch_converter(device: str | None) -> Callable[[np.ndarray], Any]:
     import torch
 
-    return lambda a: torch.as_tensor(np.asarray(a), device=device)
+    return lambda a: torch.as_tensor(np.require(a, requirements="W"), device=device)
 
 
 CONVERTERS: dict[str, Callable[[str | None], Callable[[np.ndarray], Any]]] = {

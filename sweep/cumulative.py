@@ -13,9 +13,9 @@ layer; ablating units of layer ``L`` adds a rank-r term to the pre-activations o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,14 @@ from sweep.metrics import ablation_metrics, sample_log_loss
 from sweep.network import HIDDEN_ACTIVATIONS, Network, output_probabilities, predicted_index
 
 CUMULATIVE_COLUMNS: tuple[str, ...] = (
-    "mode", "scope", "order", "repetition", "k", "accuracy", "loss", "accuracy_base",
+    "mode",
+    "scope",
+    "order",
+    "repetition",
+    "k",
+    "accuracy",
+    "loss",
+    "accuracy_base",
 )
 """Columns of :func:`cumulative_rows` (the ``kind=cumulative`` file columns without ``split``)."""
 
@@ -66,9 +73,10 @@ class _State:
     z: list[np.ndarray]
     ablated: list[np.ndarray]
 
-    def copy(self) -> "_State":
-        return _State([x.copy() for x in self.a], [x.copy() for x in self.z],
-                      [x.copy() for x in self.ablated])
+    def copy(self) -> _State:
+        return _State(
+            [x.copy() for x in self.a], [x.copy() for x in self.z], [x.copy() for x in self.ablated]
+        )
 
 
 def _forward_state(
@@ -88,29 +96,43 @@ def _forward_state(
     return state
 
 
+SPARSE_ROWS = 0.5
+"""Recompute only the changed rows when they are at most this share of all rows."""
+
+
+def _changed_rows(delta: np.ndarray) -> np.ndarray | slice:
+    """Rows of ``delta`` (n, k) with a nonzero entry, or every row when most are."""
+    rows = np.flatnonzero(delta.any(axis=1))
+    return rows if len(rows) <= SPARSE_ROWS * len(delta) else slice(None)
+
+
 def _ablate_more(net: Network, state: _State, units: np.ndarray, values: list[np.ndarray]) -> None:
     """Ablate ``units`` (k >= 1, 2) not yet ablated, updating ``state`` in place.
 
     The earliest layer involved updates the next pre-activations by a rank-k term; the
-    layers after it are recomputed with their ablated columns held at their values.
+    layers after it are recomputed with their ablated columns held at their values, only
+    on the rows whose pre-activations changed (all rows from a layer with new units on).
     """
     act = HIDDEN_ACTIVATIONS[net.activation]
     first = int(units[:, 0].min())
-    for layer in range(first, net.n_hidden_layers):
+    new = units[units[:, 0] == first, 1]
+    state.ablated[first][new] = True
+    delta = values[first][new] - state.a[first][:, new]
+    rows = _changed_rows(delta)
+    state.z[first][rows] += delta[rows] @ net.coefs[first + 1][new, :]
+    state.a[first][:, new] = values[first][new]
+    for layer in range(first + 1, net.n_hidden_layers):
         new = units[units[:, 0] == layer, 1]
+        if len(new):
+            rows = slice(None)
         mask = state.ablated[layer]
         mask[new] = True
-        if layer == first:
-            delta = values[layer][new] - state.a[layer][:, new]
-            state.z[layer] += delta @ net.coefs[layer + 1][new, :]
-            state.a[layer][:, new] = values[layer][new]
-            continue
-        h = act(state.z[layer - 1])
-        if h is state.z[layer - 1]:  # identity activation: keep the pre-activations intact
+        h = act(state.z[layer - 1][rows])
+        if np.may_share_memory(h, state.z[layer - 1]):  # identity: keep pre-activations intact
             h = h.copy()
         h[:, mask] = values[layer][mask]
-        state.a[layer] = h
-        state.z[layer] = h @ net.coefs[layer + 1] + net.intercepts[layer + 1]
+        state.a[layer][rows] = h
+        state.z[layer][rows] = h @ net.coefs[layer + 1] + net.intercepts[layer + 1]
 
 
 def _evaluate(net: Network, state: _State, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -172,8 +194,12 @@ def _check_ks(ks: np.ndarray | None, n_units: int) -> np.ndarray:
 
 
 def _curve_from_state(
-    net: Network, state: _State, y_index: np.ndarray, order: np.ndarray,
-    ks: np.ndarray, values: list[np.ndarray],
+    net: Network,
+    state: _State,
+    y_index: np.ndarray,
+    order: np.ndarray,
+    ks: np.ndarray,
+    values: list[np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Cumulative curve from an unablated ``state`` (modified in place)."""
     accuracy = np.empty(len(ks))
@@ -245,12 +271,15 @@ def scope_units(net: Network, scope: str) -> np.ndarray:
     elif scope.startswith("layer") and scope[5:].isdigit() and int(scope[5:]) < len(sizes):
         layers = [int(scope[5:])]
     else:
-        raise ValueError(f"unknown scope {scope!r}; expected 'network' or 'layer0'..'layer{len(sizes) - 1}'")
+        raise ValueError(
+            f"unknown scope {scope!r}; expected 'network' or 'layer0'..'layer{len(sizes) - 1}'"
+        )
     return np.array([(layer, u) for layer in layers for u in range(sizes[layer])], dtype=np.int64)
 
 
-def _lookup(table: Mapping[str, Any] | pd.DataFrame | None, column: str, units: np.ndarray,
-            what: str) -> np.ndarray:
+def _lookup(
+    table: Mapping[str, Any] | pd.DataFrame | None, column: str, units: np.ndarray, what: str
+) -> np.ndarray:
     """``table[column]`` for each unit (m, 2), matched on the table's layer and unit columns."""
     if table is None:
         raise ValueError(f"this order needs {what} with a {column!r} column")
@@ -266,7 +295,9 @@ KeyFunction = Callable[[np.ndarray, Any, Any, np.random.Generator], np.ndarray]
 """``key(units (m, 2), stats, effects, rng) -> (m,)``: units are ablated by ascending key."""
 
 
-def _random_key(units: np.ndarray, stats: Any, effects: Any, rng: np.random.Generator) -> np.ndarray:
+def _random_key(
+    units: np.ndarray, stats: Any, effects: Any, rng: np.random.Generator
+) -> np.ndarray:
     return rng.permutation(len(units)).astype(float)
 
 
@@ -281,7 +312,11 @@ def _column_key(source: str, column: str, high_first: bool) -> KeyFunction:
 
 
 STAT_ORDER_COLUMNS: tuple[str, ...] = (
-    "mean_activation", "activation_rate", "selectivity", "entropy", "mutual_information",
+    "mean_activation",
+    "activation_rate",
+    "selectivity",
+    "entropy",
+    "mutual_information",
     "kl_selectivity",
 )
 """Unit-statistic columns (:func:`sweep.unitstats.unit_statistics`) that orders can use."""
@@ -290,8 +325,11 @@ ORDER_KEYS: dict[str, KeyFunction] = {
     "random": _random_key,
     "effect_high": _column_key("effects", "effect", True),
     "effect_low": _column_key("effects", "effect", False),
-    **{f"{c}_{d}": _column_key("stats", c, d == "high")
-       for c in STAT_ORDER_COLUMNS for d in ("high", "low")},
+    **{
+        f"{c}_{d}": _column_key("stats", c, d == "high")
+        for c in STAT_ORDER_COLUMNS
+        for d in ("high", "low")
+    },
 }
 """Order names to key functions. ``random``: a uniformly random permutation;
 ``effect_high`` / ``effect_low``: by single-ablation effect (high first removes the most
@@ -395,13 +433,18 @@ def cumulative_rows(
         for name in orders:
             for rep in range(repetitions if name == "random" else 1):
                 order = make_order(name, net, stats, effects, scope, seed, rep)
-                curve = _curve_from_state(net, base.copy(), y_index, order,
-                                          grid(len(order), n_points), values)
+                curve = _curve_from_state(
+                    net, base.copy(), y_index, order, grid(len(order), n_points), values
+                )
                 n = len(curve["k"])
-                parts.append({
-                    "mode": np.full(n, mode, dtype=object), "scope": np.full(n, scope, dtype=object),
-                    "order": np.full(n, name, dtype=object),
-                    "repetition": np.full(n, rep, dtype=np.int64), **curve,
-                    "accuracy_base": np.full(n, accuracy_base),
-                })
+                parts.append(
+                    {
+                        "mode": np.full(n, mode, dtype=object),
+                        "scope": np.full(n, scope, dtype=object),
+                        "order": np.full(n, name, dtype=object),
+                        "repetition": np.full(n, rep, dtype=np.int64),
+                        **curve,
+                        "accuracy_base": np.full(n, accuracy_base),
+                    }
+                )
     return {c: np.concatenate([p[c] for p in parts]) for c in CUMULATIVE_COLUMNS}

@@ -6,11 +6,12 @@ Slow by design; tests check the fast kernels against it and ``bench/`` times it.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from sweep.ablate import replacement_values
+from sweep.ablate import class_index, replacement_values
+from sweep.metrics import ablation_metrics, sample_log_loss
 from sweep.network import Network
 
 
@@ -35,6 +36,13 @@ def ablated_classifier(
     return ablated
 
 
+def synapse_ablated_classifier(clf: Any, layer: int, source: int, target: int) -> Any:
+    """A deep copy of a fitted ``MLPClassifier`` with ``coefs_[layer][source, target] = 0``."""
+    ablated = copy.deepcopy(clf)
+    ablated.coefs_[layer][source, target] = 0.0
+    return ablated
+
+
 def naive_neuron_predictions(
     clf: Any, X: np.ndarray, layer: int, units: np.ndarray, mode: str = "zero",
     reference: np.ndarray | None = None,
@@ -43,3 +51,57 @@ def naive_neuron_predictions(
     return np.stack(
         [ablated_classifier(clf, layer, int(u), mode, reference).predict(X) for u in units]
     )
+
+
+def naive_synapse_predictions(
+    clf: Any, X: np.ndarray, layer: int, sources: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
+    """sklearn's predictions with each synapse zeroed, shape ``(n_synapses, n_samples)``."""
+    return np.stack(
+        [
+            synapse_ablated_classifier(clf, layer, int(s), int(t)).predict(X)
+            for s, t in zip(sources, targets)
+        ]
+    )
+
+
+def _metrics(clf: Any, X: np.ndarray, y: np.ndarray, ablated: list[Callable[[], Any]]) -> dict:
+    """Metric columns from sklearn's ``predict`` / ``predict_proba`` of each ablated copy."""
+    net = Network.from_classifier(clf)
+    y_index = class_index(net, y)
+    preds, losses = [], []
+    for make in ablated:
+        model = make()
+        preds.append(class_index(net, model.predict(X)))
+        losses.append(sample_log_loss(model.predict_proba(X), y_index))
+    n = len(y_index)
+    return ablation_metrics(
+        y_index,
+        class_index(net, clf.predict(X)),
+        sample_log_loss(clf.predict_proba(X), y_index),
+        np.array(preds, dtype=np.int64).reshape(len(ablated), n),
+        np.array(losses).reshape(len(ablated), n),
+        len(net.classes),
+    )
+
+
+def naive_neuron_metrics(
+    clf: Any, X: np.ndarray, y: np.ndarray, layer: int, units: np.ndarray, mode: str = "zero",
+    reference: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The metric columns of :func:`sweep.ablate.ablate_neurons`, computed the naive way."""
+    makers = [
+        (lambda u=int(u): ablated_classifier(clf, layer, u, mode, reference)) for u in units
+    ]
+    return _metrics(clf, X, y, makers)
+
+
+def naive_synapse_metrics(
+    clf: Any, X: np.ndarray, y: np.ndarray, layer: int, sources: np.ndarray, targets: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The metric columns of :func:`sweep.ablate.ablate_synapses`, computed the naive way."""
+    makers = [
+        (lambda s=int(s), t=int(t): synapse_ablated_classifier(clf, layer, s, t))
+        for s, t in zip(sources, targets)
+    ]
+    return _metrics(clf, X, y, makers)

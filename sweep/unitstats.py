@@ -7,7 +7,7 @@ and is computed from count tables so that it can be checked against hand-compute
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -202,8 +202,8 @@ def layer_statistics(
     if quantizer not in QUANTIZERS:
         raise ValueError(f"unknown quantizer {quantizer!r}; expected one of {sorted(QUANTIZERS)}")
     a = np.asarray(a, dtype=np.float64)
-    class_sums = np.zeros((n_classes, a.shape[1]))
-    np.add.at(class_sums, y_index, a)
+    one_hot = (y_index[:, None] == np.arange(n_classes)).astype(np.float64)
+    class_sums = one_hot.T @ a  # (n_classes, n_units)
     class_n = np.bincount(y_index, minlength=n_classes)
     present = class_n > 0
     class_means = (class_sums[present] / class_n[present, None]).T  # (n_units, n_present)

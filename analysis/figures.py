@@ -1,0 +1,170 @@
+"""Figures: each function draws on Axes (or a Figure) it is given; :func:`new_figure` and
+:func:`save_figure` make and write them without pyplot, so nothing needs a display.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from sweep.network import Network
+
+DIVERGING = "RdBu_r"
+
+
+def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
+    """A pyplot-free figure (rendered with Agg by :func:`save_figure`)."""
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def save_figure(fig: Figure, out_dir: Path, name: str) -> Path:
+    """Write ``<out_dir>/<name>.png`` and ``.svg``; returns the PNG's path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / f"{name}.png"
+    fig.savefig(png, dpi=120)
+    fig.savefig(out_dir / f"{name}.svg")
+    return png
+
+
+def plot_sorted_effects(df: pd.DataFrame, ax: Axes, title: str = "") -> None:
+    """Per-neuron effects of one layer sorted in decreasing order, with a red zero line.
+
+    Parameters
+    ----------
+    df : DataFrame — neuron rows of one layer (``effect``)
+    """
+    effect = np.sort(df["effect"].to_numpy())[::-1] * 100
+    ax.plot(np.arange(len(effect)), effect, marker=".", linewidth=1)
+    ax.axhline(0.0, color="red", linewidth=1)
+    ax.set_xlabel("neuron (sorted by effect)")
+    ax.set_ylabel("accuracy change on removal (pp)")
+    ax.set_title(title)
+
+
+def plot_effect_histogram(df: pd.DataFrame, ax: Axes, title: str = "") -> None:
+    """Histogram of one layer's per-neuron effects (``effect`` column), zero marked in red."""
+    effect = df["effect"].to_numpy() * 100
+    ax.hist(effect, bins=min(50, max(5, len(effect) // 4)), color="tab:gray")
+    ax.axvline(0.0, color="red", linewidth=1)
+    ax.set_xlabel("accuracy change on removal (pp)")
+    ax.set_ylabel("neurons")
+    ax.set_title(title)
+
+
+def plot_class_effects(df: pd.DataFrame, ax: Axes, classes: np.ndarray | None = None,
+                       title: str = "") -> None:
+    """Heatmap of per-class accuracy changes: neurons (sorted by effect) x classes.
+
+    Parameters
+    ----------
+    df : DataFrame — neuron rows of one layer (``effect``, ``class_effect`` arrays of length
+        n_classes)
+    classes : ndarray of shape (n_classes,), optional — labels of the columns
+    """
+    ordered = df.sort_values("effect", ascending=False)
+    matrix = np.stack(ordered["class_effect"].to_numpy()) * 100
+    limit = max(float(np.abs(matrix).max()), 1e-9)
+    image = ax.imshow(matrix.T, aspect="auto", cmap=DIVERGING, vmin=-limit, vmax=limit,
+                      interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label="class accuracy change (pp)")
+    n_classes = matrix.shape[1]
+    ax.set_yticks(range(n_classes), classes if classes is not None else range(n_classes))
+    ax.set_xlabel("neuron (sorted by effect)")
+    ax.set_ylabel("class")
+    ax.set_title(title)
+
+
+def input_projection(net: Network, layer: int, unit: int) -> np.ndarray:
+    """A unit's incoming weights in input space, shape ``(n_features,)``.
+
+    Layer 0: the weights themselves; deeper layers: the linear projection
+    ``W_0 @ ... @ W_{layer-1} @ W_layer[:, unit]`` (activations ignored).
+    """
+    vector = net.coefs[layer][:, unit]
+    for w in reversed(net.coefs[:layer]):
+        vector = w @ vector
+    return vector
+
+
+def plot_vector_image(values: np.ndarray, shape: tuple[int, ...], ax: Axes, title: str = "",
+                      label: str = "") -> None:
+    """A per-input-pixel vector drawn as an image, on a diverging scale centred at 0.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_features,)
+    shape : image shape, e.g. ``(28, 28)`` or ``(32, 32, 3)``; when its size is not
+        ``n_features`` the vector is drawn as a near-square heatmap instead
+    """
+    values = np.asarray(values, dtype=float)
+    limit = max(float(np.abs(values).max()), 1e-12)
+    if math.prod(shape) != values.size:
+        side = math.ceil(math.sqrt(values.size))
+        shape = (math.ceil(values.size / side), side)
+        values = np.pad(values, (0, math.prod(shape) - values.size), constant_values=np.nan)
+    image = values.reshape(shape)
+    if image.ndim == 3:
+        ax.imshow(np.clip(0.5 + image / (2 * limit), 0, 1), interpolation="nearest")
+    else:
+        shown = ax.imshow(image, cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.figure.colorbar(shown, ax=ax, label=label)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+
+
+def plot_changed_images(
+    fig: Figure,
+    X: np.ndarray,
+    y: np.ndarray,
+    base: np.ndarray,
+    ablated: np.ndarray,
+    fixed: np.ndarray,
+    broken: np.ndarray,
+    shape: tuple[int, ...],
+    n: int = 8,
+) -> None:
+    """Two rows of images: up to ``n`` rows an ablation fixes (top) and breaks (bottom).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features) — raw inputs
+    y, base, ablated : ndarray of shape (n_samples,) — true, unablated and ablated labels
+    fixed, broken : ndarray of int — row indices (see :class:`analysis.pruning.PredictionChange`)
+    shape : image shape of one row of ``X``
+    """
+    axes = fig.subplots(2, n, squeeze=False)
+    for ax_row, rows, name in zip(axes, (fixed, broken), ("fixed", "broken")):
+        for i, ax in enumerate(ax_row):
+            ax.set_axis_off()
+            if i >= len(rows):
+                continue
+            r = rows[i]
+            image = X[r].reshape(shape)
+            low, high = float(image.min()), float(image.max())
+            ax.imshow((image - low) / (high - low or 1.0), cmap="gray_r" if image.ndim == 2 else None)
+            ax.set_title(f"y={y[r]} {base[r]}→{ablated[r]}", fontsize=8)
+        ax_row[0].text(-0.1, 0.5, f"{name} ({len(rows)})", transform=ax_row[0].transAxes,
+                       rotation=90, ha="right", va="center")
+
+
+def plot_synapse_effects(df: pd.DataFrame, n_sources: int, shape: tuple[int, ...],
+                         ax_image: Axes, ax_curve: Axes, title: str = "") -> None:
+    """The incoming synapses of one neuron: their effects as an image and a sorted curve.
+
+    Parameters
+    ----------
+    df : DataFrame — synapse rows of one weight matrix and target (``source``, ``effect``)
+    n_sources : int — rows of that weight matrix (missing sources are drawn as 0)
+    shape : image shape of the sources (input image for matrix 0; else a heatmap is drawn)
+    """
+    values = np.zeros(n_sources)
+    values[df["source"].to_numpy()] = df["effect"].to_numpy() * 100
+    plot_vector_image(values, shape, ax_image, title=title, label="effect (pp)")
+    plot_sorted_effects(df, ax_curve, title="sorted synapse effects")
+    ax_curve.set_xlabel("synapse (sorted by effect)")

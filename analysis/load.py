@@ -1,0 +1,187 @@
+"""Read a results folder: studies, the Parquet dataset of one kind, the manifest, models, data.
+
+The only module of :mod:`analysis` that touches files or ``sweep``'s loaders; every other
+module works on DataFrames and arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow.fs as pafs
+
+from sweep import storage
+from sweep.datasets import DatasetSplits, load_dataset
+from sweep.models import load_network as load_artifact
+from sweep.network import Network
+from sweep.store import read_results
+
+KINDS: tuple[str, ...] = ("neuron", "synapse", "unit", "cumulative")
+"""Result kinds a study may hold, one folder ``kind=<kind>`` each."""
+
+RUN_KEYS: list[str] = ["dataset", "model", "seed"]
+"""Columns identifying one trained network (the hive partition keys under ``kind=``)."""
+
+Filters = Sequence[tuple[str, str, Any]]
+
+
+class AnalysisError(ValueError):
+    """A results folder that cannot be analysed (missing, empty, ambiguous study, ...)."""
+
+
+def _filesystem(results: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
+    return storage.resolve(os.fspath(results))
+
+
+def _children(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
+    return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+
+
+def list_studies(results: str | os.PathLike[str]) -> list[str]:
+    """Names of the studies under a results root, sorted.
+
+    A study is a sub-folder holding a ``manifest.json`` or a ``kind=<kind>`` folder.
+
+    Raises
+    ------
+    AnalysisError
+        If the root does not exist or holds no study.
+    """
+    fs, root = _filesystem(results)
+    if fs.get_file_info(root).type != pafs.FileType.Directory:
+        raise AnalysisError(f"results folder {os.fspath(results)!r} does not exist")
+    studies = sorted(
+        info.base_name
+        for info in _children(fs, root)
+        if info.type == pafs.FileType.Directory
+        and any(
+            child.base_name == "manifest.json" or child.base_name.startswith("kind=")
+            for child in _children(fs, info.path)
+        )
+    )
+    if not studies:
+        raise AnalysisError(f"results folder {os.fspath(results)!r} holds no study")
+    return studies
+
+
+def resolve_study(results: str | os.PathLike[str], study: str | None = None) -> str:
+    """The study to analyse: ``study`` if given and present, else the only one there is.
+
+    Raises
+    ------
+    AnalysisError
+        If ``study`` is absent, or is None while the root holds several studies.
+    """
+    studies = list_studies(results)
+    if study is None and len(studies) == 1:
+        return studies[0]
+    if study in studies:
+        return study
+    what = "several studies; choose one with --study" if study is None else f"no study {study!r}"
+    raise AnalysisError(f"{os.fspath(results)!r} holds {what} (studies: {', '.join(studies)})")
+
+
+def load(
+    results: str | os.PathLike[str],
+    study: str | None = None,
+    kind: str = "neuron",
+    filters: Filters | None = None,
+) -> pd.DataFrame:
+    """Rows of one result kind of a study (``sweep.store.read_results``), filters pushed down.
+
+    Parameters
+    ----------
+    results : path or URI of the results root
+    study : str, optional — see :func:`resolve_study`
+    kind : one of :data:`KINDS`
+    filters : list of (column, op, value), optional — pandas/pyarrow DNF filters, e.g.
+        ``[("seed", "=", 0), ("split", "=", "test")]``; partition keys included.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset`` str, ``model`` str, ``seed`` int64, then the file columns of ``kind``
+        (see ``.notes/CONTRACTS.md``); ``class_effect`` cells are float arrays.
+
+    Raises
+    ------
+    AnalysisError
+        If the study has no ``kind`` results.
+    """
+    if kind not in KINDS:
+        raise AnalysisError(f"unknown result kind {kind!r}; expected one of {KINDS}")
+    study = resolve_study(results, study)
+    if not has_kind(results, study, kind):
+        raise AnalysisError(f"study {study!r} has no {kind} results (no kind={kind} folder)")
+    frame = read_results(os.fspath(results), study, kind, list(filters) if filters else None)
+    leading = [c for c in RUN_KEYS if c in frame.columns]
+    frame = frame[leading + [c for c in frame.columns if c not in leading]]
+    return frame.astype({"dataset": str, "model": str, "seed": "int64"})
+
+
+def has_kind(results: str | os.PathLike[str], study: str, kind: str) -> bool:
+    """Whether the study holds any ``kind`` results."""
+    fs, root = _filesystem(results)
+    return fs.get_file_info(f"{root}/{study}/kind={kind}").type == pafs.FileType.Directory
+
+
+def load_manifest(results: str | os.PathLike[str], study: str | None = None) -> dict[str, Any]:
+    """The study's ``manifest.json`` as a dict (``{"runs": []}`` when there is none)."""
+    study = resolve_study(results, study)
+    fs, root = _filesystem(results)
+    path = f"{root}/{study}/manifest.json"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return {"study": study, "runs": []}
+    return json.loads(storage.read_bytes(fs, path))
+
+
+def runs_table(manifest: dict[str, Any]) -> pd.DataFrame:
+    """One row per trained network of the manifest.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``dataset, model, seed, train_accuracy, val_accuracy, test_accuracy``.
+    """
+    columns = [*RUN_KEYS, "train_accuracy", "val_accuracy", "test_accuracy"]
+    rows = [{c: run.get(c) for c in columns} for run in manifest.get("runs", [])]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.astype({"dataset": str, "model": str, "seed": "int64"}).astype(
+        {c: "float64" for c in columns[3:]}
+    )
+
+
+def find_run(manifest: dict[str, Any], dataset: str, model: str, seed: int) -> dict[str, Any]:
+    """The manifest entry of one trained network.
+
+    Raises
+    ------
+    AnalysisError
+        If the manifest has no such run.
+    """
+    for run in manifest.get("runs", []):
+        if (run["dataset"], run["model"], int(run["seed"])) == (dataset, model, int(seed)):
+            return run
+    raise AnalysisError(f"manifest has no run {dataset}/{model} seed {seed}")
+
+
+def has_model(run: dict[str, Any]) -> bool:
+    """Whether the run's model artifact is present (local path or URI)."""
+    if not run.get("model_path"):
+        return False
+    fs, path = storage.resolve(run["model_path"])
+    return storage.exists(fs, path)
+
+
+def load_network(run: dict[str, Any]) -> Network:
+    """The run's trained network, through ``sweep.models.load_network``."""
+    return load_artifact(run["model_path"])
+
+
+def load_data(run: dict[str, Any]) -> DatasetSplits:
+    """The run's train/val/test arrays, through ``sweep.datasets.load_dataset``."""
+    return load_dataset(**run["dataset_params"])

@@ -1,0 +1,124 @@
+"""Ablate sets of units in the weights, and prune on validation / report on test.
+
+Pure numerics on a :class:`~sweep.network.Network` and arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from sweep.ablate import replacement_values
+from sweep.cumulative import ablate_joint
+from sweep.network import Network, forward, predicted_index
+
+Unit = tuple[int, int]
+"""(hidden layer, unit index)."""
+
+
+def ablated_network(
+    net: Network, units: Sequence[Unit], mode: str = "zero", reference: np.ndarray | None = None
+) -> Network:
+    """A copy of ``net`` with every listed unit ablated in its weights, as in ``sweep.oracle``.
+
+    ``zero`` zeroes the unit's incoming weights and bias; ``remove`` zeroes its outgoing
+    weights; ``mean`` zeroes them and adds ``mean * outgoing`` to the next layer's bias, the
+    mean taken over ``reference`` in the unablated network.
+
+    Parameters
+    ----------
+    units : sequence of (layer, unit)
+    reference : ndarray of shape (n_ref, n_features), optional — required for ``mean``
+    """
+    coefs = [w.copy() for w in net.coefs]
+    intercepts = [b.copy() for b in net.intercepts]
+    values = {
+        layer: replacement_values(net, layer, mode, reference) for layer in {l for l, _ in units}
+    }
+    for layer, unit in units:
+        if mode == "zero":
+            coefs[layer][:, unit] = 0.0
+            intercepts[layer][unit] = 0.0
+        else:
+            intercepts[layer + 1] += values[layer][unit] * coefs[layer + 1][unit, :]
+            coefs[layer + 1][unit, :] = 0.0
+    return net.with_weights(tuple(coefs), tuple(intercepts))
+
+
+class PredictionChange(NamedTuple):
+    """Predictions before and after an ablation, and the rows it fixes and breaks.
+
+    ``base`` and ``ablated`` have shape ``(n_samples,)`` (class labels); ``fixed`` and
+    ``broken`` are row indices (wrong -> right, right -> wrong).
+    """
+
+    base: np.ndarray
+    ablated: np.ndarray
+    fixed: np.ndarray
+    broken: np.ndarray
+
+
+def prediction_change(
+    net: Network,
+    X: np.ndarray,
+    y: np.ndarray,
+    units: Sequence[Unit],
+    mode: str = "zero",
+    reference: np.ndarray | None = None,
+) -> PredictionChange:
+    """Which rows of ``(X, y)`` ablating ``units`` together fixes and breaks."""
+    base = net.classes[predicted_index(forward(net, X))]
+    ablated_net = ablated_network(net, units, mode, reference)
+    ablated = net.classes[predicted_index(forward(ablated_net, X))]
+    right, right_after = base == y, ablated == y
+    return PredictionChange(
+        base, ablated, np.flatnonzero(~right & right_after), np.flatnonzero(right & ~right_after)
+    )
+
+
+def heldout_pruning(
+    df: pd.DataFrame,
+    net: Network,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    mode: str = "zero",
+    reference: np.ndarray | None = None,
+) -> dict[str, float | int] | None:
+    """Remove the neurons that are harmful on validation, all at once, and measure on test.
+
+    Parameters
+    ----------
+    df : DataFrame — the neuron rows of one run and ``mode`` (columns ``split, layer, unit,
+        effect``), with ``split == "val"`` and ``split == "test"`` rows
+    net : the run's network
+    X_test : ndarray of shape (n_test, n_features)
+    y_test : ndarray of shape (n_test,)
+
+    Returns
+    -------
+    dict or None
+        None when there are no validation rows. Otherwise ``n_selected`` (harmful on val),
+        ``accuracy_base``, ``accuracy`` (test, all selected removed), ``joint_effect``,
+        ``sum_single_effects`` (their single test effects summed; NaN when the test sweep
+        lacks one of them), ``loss_base`` and ``loss``.
+    """
+    val = df[df["split"] == "val"]
+    if val.empty:
+        return None
+    chosen = val[val["effect"] > 0]
+    units = [(int(l), int(u)) for l, u in zip(chosen["layer"], chosen["unit"])]
+    test = df[df["split"] == "test"].set_index(["layer", "unit"])["effect"]
+    singles = test.reindex(pd.MultiIndex.from_tuples(units, names=["layer", "unit"]))
+    joint = {k: v[0] for k, v in ablate_joint(net, X_test, y_test, units, mode, reference).items()}
+    return {
+        "n_selected": len(units),
+        "accuracy_base": float(joint["accuracy_base"]),
+        "accuracy": float(joint["accuracy"]),
+        "joint_effect": float(joint["effect"]),
+        "sum_single_effects": float(singles.sum(skipna=False)) if units else 0.0,
+        "loss_base": float(joint["loss_base"]),
+        "loss": float(joint["loss"]),
+    }

@@ -1,0 +1,66 @@
+"""Config composition, validation, and the one-line errors of the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sweep.config import ConfigError
+from tests.conftest import compose_run
+
+
+def test_defaults_compose_to_plain_objects():
+    cfg = compose_run([])
+    assert cfg.model.name == "nn_392" and cfg.model.hidden_layer_sizes == [392]
+    assert cfg.dataset.name == "digits" and cfg.seeds == [0]
+    assert type(cfg.model.hidden_layer_sizes) is list  # no OmegaConf containers past the entry point
+    params = cfg.model.classifier_params()
+    assert params["hidden_layer_sizes"] == (392,) and params["solver"] == "adam" and params["alpha"] == 1e-4
+
+
+def test_model_yaml_spells_out_every_sklearn_default():
+    from sklearn.neural_network import MLPClassifier
+
+    defaults = MLPClassifier().get_params()
+    for name in ("nn_392", "nn_392_196"):
+        params = compose_run([f"model={name}"]).model.classifier_params()
+        unset = set(defaults) - set(params) - {"random_state"}
+        assert not unset, unset
+        differing = {k for k in params if k != "hidden_layer_sizes" and params[k] != defaults[k]}
+        assert not differing, differing
+    assert compose_run(["model=nn_392_196"]).model.hidden_layer_sizes == [392, 196]
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("model.hidden_layer_sizes=[-3]", "model.hidden_layer_sizes"),
+        ("dataset.scale=foo", "dataset.scale='foo' is not allowed; choose one of unit, none, standard"),
+        ("ablation.modes=[zap]", "ablation.modes"),
+        ("dataset.val_fraction=1.5", "dataset.val_fraction"),
+        ("seeds=[1,1]", "seeds"),
+        ("ablation.splits=[val]", "dataset.val_fraction=0"),
+    ],
+)
+def test_invalid_values_name_the_key(override, fragment):
+    with pytest.raises(ConfigError, match=fragment.replace("[", r"\[").replace("(", r"\(")):
+        compose_run([override])
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("model=nn_999", "Available options in 'model': nn_392 nn_392_196"),
+        ("seeds=[a]", "could not be converted to Integer (key seeds[0])"),
+        ("model.hidden_layer_sizes=[-3]", "positive integers"),
+        ("nonsense=1", "nonsense"),
+    ],
+)
+def test_cli_reports_one_line_and_fails(override, fragment, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sweep", override], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
+    assert not (tmp_path / "results").exists()

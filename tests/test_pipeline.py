@@ -1,0 +1,77 @@
+"""End to end through Ray: digits sweeps, exactness against sklearn, resume, MNIST."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sweep import pipeline
+from sweep.datasets import load_dataset
+from sweep.models import load_model
+from sweep.oracle import naive_neuron_predictions
+from tests.conftest import MNIST_DIR
+
+pytestmark = pytest.mark.ray
+
+
+def parts(results: str) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in Path(results).rglob("part-*.parquet")}
+
+
+def test_digits_sweep_one_row_per_neuron_per_seed_equal_to_oracle(local_ray, run_config):
+    cfg = run_config("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=60", "seeds=[0,1]")
+    summary = pipeline.run(cfg)
+    df = pd.read_parquet(f"{summary.results}/kind=neuron")
+    assert summary.rows_written == len(df) == 2 * (24 + 12)
+    assert df.groupby(["seed", "layer", "unit"], observed=True).size().eq(1).all()
+    assert set(summary.counts[["helpful", "neutral", "harmful"]].sum(axis=1)) == {24, 12}
+
+    manifest = json.loads(Path(summary.results, "manifest.json").read_text())
+    run = next(r for r in manifest["runs"] if r["seed"] == 1)
+    clf = load_model(run["model_path"])
+    data = load_dataset(**run["dataset_params"])
+    rows = df[df["seed"].astype(int) == 1].sort_values(["layer", "unit"])
+    for layer, width in enumerate((24, 12)):
+        naive = naive_neuron_predictions(clf, data.X_test, layer, np.arange(width))
+        accuracy = (naive == data.y_test).mean(axis=1)
+        np.testing.assert_array_equal(rows[rows["layer"] == layer]["accuracy"].to_numpy(), accuracy)
+    assert rows["accuracy_base"].iloc[0] == run["test_accuracy"]
+
+
+def test_rerun_reuses_model_and_parts_and_redoes_a_lost_part(local_ray, run_config):
+    cfg = run_config("model.hidden_layer_sizes=[300]", "model.name=wide", "model.max_iter=20", "ablation.shard_cost=1e5")
+    first = pipeline.run(cfg)
+    before = parts(first.results)
+    assert len(before) == 5  # 300 units, 64-unit minimum per shard -> 5 shards of 60
+    model_json = Path(first.runs[0]["model_path"]).with_suffix(".json")
+    trained_at = model_json.stat().st_mtime_ns
+
+    second = pipeline.run(cfg)
+    assert second.rows_written == 0 and parts(second.results) == before
+    assert model_json.stat().st_mtime_ns == trained_at
+
+    lost = sorted(before)[2]
+    original = open(lost, "rb").read()
+    os.remove(lost)
+    third = pipeline.run(cfg)
+    assert third.rows_written == 60
+    assert open(lost, "rb").read() == original  # same bytes as the first time
+    assert len(pd.read_parquet(f"{third.results}/kind=neuron")) == 300
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists(), reason="MNIST files not available")
+def test_mnist_holdout_sweep(local_ray, run_config):
+    cfg = run_config("dataset=mnist", f"dataset.data_dir={MNIST_DIR}", "model.max_iter=2")
+    summary = pipeline.run(cfg)
+    run = summary.runs[0]
+    assert run["dataset_params"]["split"] == "holdout"
+    df = pd.read_parquet(f"{summary.results}/kind=neuron")
+    assert len(df) == 392 and (df["n_samples"] == 7000).all()
+    assert run["test_accuracy"] > 0.9
+    assert json.loads(Path(run["model_path"]).with_suffix(".json").read_text())["n_train"] == 63000
