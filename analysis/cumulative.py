@@ -18,7 +18,7 @@ from scipy.stats import ConstantInputWarning, spearmanr
 
 from analysis import figures as fig
 from analysis.load import RUN_KEYS, has_kind, load, load_manifest
-from analysis.sections import Section
+from analysis.sections import Section, family_label, figure_slug
 
 CURVE_KEYS: list[str] = [*RUN_KEYS, "mode", "split", "scope"]
 """Columns identifying one family of cumulative curves (one network, mode, split, scope)."""
@@ -289,21 +289,13 @@ def plot_memorization(curves: pd.DataFrame, ax: Axes, title: str = "") -> None:
 # --------------------------------------------------------------------------- report
 
 
-def _slug(*parts: Any) -> str:
-    return "_".join(str(p) for p in parts).replace("/", "_").replace(" ", "_")
-
-
-def _label(key: dict[str, Any]) -> str:
-    return " ".join(f"{v}" for v in key.values())
-
-
 def _auc_finding(table: pd.DataFrame) -> str:
     """One paragraph per family: the most and least damaging orders against random."""
     key = table.iloc[0][_present(table, CURVE_KEYS)].to_dict()
     ranked = table.sort_values(["auc", "order"])
     worst, best = ranked.iloc[0], ranked.iloc[-1]
     text = (
-        f"On {_label(key)}, the most damaging order is {worst['order']} (area {worst['auc']:.3f}) "
+        f"On {family_label(key)}, the most damaging order is {worst['order']} (area {worst['auc']:.3f}) "
         f"and the least damaging {best['order']} (area {best['auc']:.3f})"
     )
     random = table[table["order"] == "random"]
@@ -323,8 +315,8 @@ def _cumulative_section(df: pd.DataFrame, out_dir: Path) -> Section:
     figures, paragraphs = [], []
     for key, family in band.groupby(keys, sort=True):
         figure = fig.new_figure()
-        plot_cumulative(family, figure.subplots(), _label(dict(zip(keys, key))))
-        figures.append(fig.save_figure(figure, out_dir / "figures", _slug("cumulative", *key)))
+        plot_cumulative(family, figure.subplots(), family_label(dict(zip(keys, key))))
+        figures.append(fig.save_figure(figure, out_dir / "figures", figure_slug("cumulative", *key)))
     for _, family in table.groupby(keys, sort=True):
         paragraphs.append(_auc_finding(family))
     return Section("Cumulative ablation", paragraphs, {"cumulative_auc": table}, figures)
@@ -337,8 +329,8 @@ def _selectivity_section(units: pd.DataFrame, neurons: pd.DataFrame, out_dir: Pa
     keys = _present(joined, [*RUN_KEYS, "mode", "split"])
     for key, rows in joined.groupby(keys, sort=True):
         figure = fig.new_figure()
-        plot_selectivity_importance(rows, figure.subplots(), title=_label(dict(zip(keys, key))))
-        figures.append(fig.save_figure(figure, out_dir / "figures", _slug("selectivity", *key)))
+        plot_selectivity_importance(rows, figure.subplots(), title=family_label(dict(zip(keys, key))))
+        figures.append(fig.save_figure(figure, out_dir / "figures", figure_slug("selectivity", *key)))
     paragraphs = [
         f"{r.dataset}/{r.model} seed {r.seed} ({r.mode}, {r.split}) layer {r.layer}: Spearman rho "
         f"between class selectivity and removal effect {r.rho:.3f} "
@@ -360,8 +352,8 @@ def _memorization_section(
     figures = []
     for key, rows in curves.groupby(keys, sort=True):
         figure = fig.new_figure()
-        plot_memorization(rows, figure.subplots(), _label(dict(zip(keys, key))))
-        figures.append(fig.save_figure(figure, out_dir / "figures", _slug("memorization", *key)))
+        plot_memorization(rows, figure.subplots(), family_label(dict(zip(keys, key))))
+        figures.append(fig.save_figure(figure, out_dir / "figures", figure_slug("memorization", *key)))
     areas = area_under_curves(df[df["order"] == "random"]).merge(
         label_noise_levels(manifest), on=RUN_KEYS
     )

@@ -1,4 +1,4 @@
-"""Ablate sets of units in the weights, and prune on validation / report on test.
+"""Ablate sets of units in the weights: changed predictions, and pruning chosen on validation.
 
 Pure numerics on a :class:`~sweep.network.Network` and arrays.
 """
@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from sweep.ablate import replacement_values
+from sweep.ablate import ablated_neuron_network, replacement_values
 from sweep.cumulative import ablate_joint
 from sweep.network import Network, forward, predicted_index
 
@@ -22,30 +22,23 @@ Unit = tuple[int, int]
 def ablated_network(
     net: Network, units: Sequence[Unit], mode: str = "zero", reference: np.ndarray | None = None
 ) -> Network:
-    """A copy of ``net`` with every listed unit ablated in its weights, as in ``sweep.oracle``.
+    """A copy of ``net`` with every listed unit ablated in its weights.
 
-    ``zero`` zeroes the unit's incoming weights and bias; ``remove`` zeroes its outgoing
-    weights; ``mean`` zeroes them and adds ``mean * outgoing`` to the next layer's bias, the
-    mean taken over ``reference`` in the unablated network.
+    Applies ``sweep.ablate.ablated_neuron_network`` unit by unit, with replacement values
+    (for ``mean``: averaged over ``reference``) taken from the unablated network.
 
     Parameters
     ----------
     units : sequence of (layer, unit)
     reference : ndarray of shape (n_ref, n_features), optional — required for ``mean``
     """
-    coefs = [w.copy() for w in net.coefs]
-    intercepts = [b.copy() for b in net.intercepts]
     values = {
         layer: replacement_values(net, layer, mode, reference) for layer in {l for l, _ in units}
     }
+    ablated = net
     for layer, unit in units:
-        if mode == "zero":
-            coefs[layer][:, unit] = 0.0
-            intercepts[layer][unit] = 0.0
-        else:
-            intercepts[layer + 1] += values[layer][unit] * coefs[layer + 1][unit, :]
-            coefs[layer + 1][unit, :] = 0.0
-    return net.with_weights(tuple(coefs), tuple(intercepts))
+        ablated = ablated_neuron_network(ablated, layer, unit, mode, float(values[layer][unit]))
+    return ablated
 
 
 class PredictionChange(NamedTuple):

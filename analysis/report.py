@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.load import resolve_study
+from analysis import cumulative
+from analysis.load import AnalysisError, resolve_study
 from analysis.sections import (
     Section,
     SectionBuilder,
@@ -30,6 +31,7 @@ SECTION_BUILDERS: list[SectionBuilder] = [
     stability_sections,
     harmful_neuron_sections,
     pruning_sections,
+    cumulative.report_sections,
 ]
 """Builders run in order by :func:`write_report`."""
 
@@ -99,12 +101,20 @@ def write_report(
     Returns
     -------
     Path of ``index.html``.
+
+    Raises
+    ------
+    AnalysisError
+        If the study cannot be resolved or no builder produces a section.
     """
     results = os.fspath(results)
     study = resolve_study(results, study)
     out = Path(out_dir if out_dir is not None else Path("reports") / study).resolve()
     (out / "tables").mkdir(parents=True, exist_ok=True)
-    sections = [s for build in (SECTION_BUILDERS if builders is None else builders) for s in build(results, study, out)]
+    chosen = SECTION_BUILDERS if builders is None else builders
+    sections = [section for build in chosen for section in build(results, study, out)]
+    if not sections:
+        raise AnalysisError(f"study {study!r} in {results!r} has no results to report")
     for section in sections:
         for name, table in section.tables.items():
             table.to_csv(out / "tables" / f"{name}.csv", index=False)

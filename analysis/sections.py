@@ -71,13 +71,17 @@ SectionBuilder = Callable[[str, str, Path], list[Section]]
 # --------------------------------------------------------------------------- helpers
 
 
-def _label(key: dict[str, Any]) -> str:
-    """``digits/nn_64 seed 0 (zero, test)`` from a family's keys."""
-    text = f"{key['dataset']}/{key['model']} seed {key['seed']}"
-    return text + (f" ({key['mode']}, {key['split']})" if "mode" in key else "")
+def family_label(key: dict[str, Any]) -> str:
+    """``digits/nn_64 seed 0 (zero, test)`` from a family's keys; mode, split, scope and
+    order, where present, go in brackets; other keys are ignored."""
+    head = f"{key.get('dataset', '')}/{key.get('model', '')}".strip("/")
+    head += f" seed {key['seed']}" if "seed" in key else ""
+    rest = [str(key[k]) for k in ("mode", "split", "scope", "order") if k in key]
+    return head + (f" ({', '.join(rest)})" if rest else "")
 
 
-def _slug(*parts: Any) -> str:
+def figure_slug(*parts: Any) -> str:
+    """A file-name-safe stem from the parts of a figure's key."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(str(p) for p in parts))
 
 
@@ -86,19 +90,34 @@ def _pp(fraction: float) -> str:
     return f"{100 * fraction:+.2f} pp"
 
 
-@functools.lru_cache(maxsize=4)
-def _cached(model_path: str, params: str) -> tuple[Network, DatasetSplits]:
-    return load_network({"model_path": model_path}), load_data({"dataset_params": json.loads(params)})
+@functools.lru_cache(maxsize=16)
+def _network(model_path: str) -> Network:
+    return load_network({"model_path": model_path})
+
+
+@functools.lru_cache(maxsize=2)
+def _data(params: str) -> DatasetSplits:
+    return load_data({"dataset_params": json.loads(params)})
 
 
 def _resources(run: dict[str, Any]) -> tuple[Network, DatasetSplits]:
-    """The run's network and data, cached across builders."""
-    return _cached(run["model_path"], json.dumps(run["dataset_params"], sort_keys=True))
+    """The run's network and data, cached across builders (a few datasets at most)."""
+    return _network(run["model_path"]), _data(json.dumps(run["dataset_params"], sort_keys=True))
 
 
 def _reference(mode: str, data: DatasetSplits) -> np.ndarray | None:
     """The inputs ``mean`` mode averages over (the training split), None for other modes."""
     return data.X_train if mode == "mean" else None
+
+
+def _needs_neurons(build: SectionBuilder) -> SectionBuilder:
+    """Make a builder return no section when the study has no neuron results."""
+
+    @functools.wraps(build)
+    def guarded(results: str, study: str, out_dir: Path) -> list[Section]:
+        return build(results, study, out_dir) if has_kind(results, study, "neuron") else []
+
+    return guarded
 
 
 def _families(df: pd.DataFrame) -> list[tuple[dict[str, Any], pd.DataFrame]]:
@@ -115,7 +134,7 @@ def impact_finding(family: pd.DataFrame) -> str:
     helpful, neutral = int(family["n_helpful"].sum()), int(family["n_neutral"].sum())
     best = family.sort_values(["max_effect", "layer"], ascending=[False, True]).iloc[0]
     return (
-        f"On {_label(key)}, {harmful} of {n} neurons ({100 * harmful / n:.1f} %) are harmful, "
+        f"On {family_label(key)}, {harmful} of {n} neurons ({100 * harmful / n:.1f} %) are harmful, "
         f"{helpful} ({100 * helpful / n:.1f} %) helpful and {neutral} neutral; "
         f"{int(family['n_harmful_fdr'].sum())} harmful neurons survive FDR at q={Q}. "
         + (f"The largest gain, {_pp(best['max_effect'])}, comes from removing neuron "
@@ -130,13 +149,14 @@ def _effects_figure(key: dict[str, Any], rows: pd.DataFrame, out_dir: Path) -> P
     axes = figure.subplots(len(layers), 3, squeeze=False)
     for ax_row, layer in zip(axes, layers):
         layer_rows = rows[rows["layer"] == layer]
-        title = f"{_label(key)} layer {layer}"
+        title = f"{family_label(key)} layer {layer}"
         fig.plot_sorted_effects(layer_rows, ax_row[0], title)
         fig.plot_effect_histogram(layer_rows, ax_row[1], "effect histogram")
         fig.plot_class_effects(layer_rows, ax_row[2], title="per-class effect")
-    return fig.save_figure(figure, out_dir / "figures", _slug("effects", *key.values()))
+    return fig.save_figure(figure, out_dir / "figures", figure_slug("effects", *key.values()))
 
 
+@_needs_neurons
 def impact_sections(results: str, study: str, out_dir: Path) -> list[Section]:
     """The paper's table (every split), per-layer effect figures (test split) and the
     FDR-significant harmful neurons."""
@@ -182,7 +202,8 @@ def _matching(results: str, study: str, df: pd.DataFrame) -> pd.DataFrame:
         if len(runs) < 2:
             continue
         X_ref = _resources(runs[0])[1].X_test
-        activations = {int(r["seed"]): hidden_activations(_resources(r)[0], X_ref) for r in runs}
+        activations = {int(r["seed"]): hidden_activations(_network(r["model_path"]), X_ref)
+                       for r in runs}
         for (mode, split), rows in group.groupby(["mode", "split"], sort=True):
             matched = seed_matching(rows, activations)
             frames.append(matched.assign(dataset=dataset, model=model, mode=mode, split=split))
@@ -212,6 +233,7 @@ def _bootstrap(results: str, study: str, df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@_needs_neurons
 def stability_sections(results: str, study: str, out_dir: Path) -> list[Section]:
     """Shares across seeds with t-intervals, pairwise KS, matched-neuron agreement, bootstrap."""
     df = load(results, study, "neuron")
@@ -234,7 +256,7 @@ def stability_sections(results: str, study: str, out_dir: Path) -> list[Section]
         for r in matched.itertuples()
     ]
     paragraphs += [
-        f"Layer {r.layer} of {_label(r._asdict())} has {r.n_harmful} harmful neurons on the full "
+        f"Layer {r.layer} of {family_label(r._asdict())} has {r.n_harmful} harmful neurons on the full "
         f"test split, {r.n_stable} of which stay harmful in at least {100 * STABLE:.0f} % of "
         f"{N_BOOT} resamples of the test rows; the resampled harmful sets overlap the full one "
         f"with mean Jaccard {r.mean_jaccard:.2f}."
@@ -254,7 +276,7 @@ def _neuron_figures(results: str, study: str, key: dict[str, Any], row: pd.Serie
     net, data = _resources(run)
     layer, unit = int(row["layer"]), int(row["unit"])
     shape = image_shape(run["dataset_params"]["name"])
-    name = _slug(*key.values(), f"L{layer}", f"u{unit}")
+    name = figure_slug(*key.values(), f"L{layer}", f"u{unit}")
     figure = fig.new_figure(4, 4)
     caption = "incoming weights" if layer == 0 else "incoming weights projected to input space"
     fig.plot_vector_image(fig.input_projection(net, layer, unit), shape, figure.subplots(),
@@ -280,13 +302,14 @@ def _neuron_figures(results: str, study: str, key: dict[str, Any], row: pd.Serie
             paths.append(fig.save_figure(figure, out_dir / "figures", f"synapses_{name}_{mode}"))
     what = "most harmful neuron" if row["effect"] > 0 else "neuron with the largest effect"
     text = (
-        f"The {what} of {_label(key)} is unit {unit} of layer {layer} "
+        f"The {what} of {family_label(key)} is unit {unit} of layer {layer} "
         f"(effect {_pp(row['effect'])}): removing it fixes {len(change.fixed)} test images and "
         f"breaks {len(change.broken)}."
     )
     return text, paths
 
 
+@_needs_neurons
 def harmful_neuron_sections(results: str, study: str, out_dir: Path) -> list[Section]:
     """Weights, fixed/broken test images and synapse effects of each run's most harmful neuron."""
     df = load(results, study, "neuron", filters=[("split", "=", "test")])
@@ -296,7 +319,7 @@ def harmful_neuron_sections(results: str, study: str, out_dir: Path) -> list[Sec
         key = {k: row[k] for k in FAMILY_KEYS}
         run = find_run(manifest, key["dataset"], key["model"], key["seed"])
         if not has_model(run):
-            paragraphs.append(f"No model artifact for {_label(key)}; its figures are skipped.")
+            paragraphs.append(f"No model artifact for {family_label(key)}; its figures are skipped.")
             continue
         text, figures = _neuron_figures(results, study, key, row, run, out_dir)
         paragraphs.append(text)
@@ -307,6 +330,7 @@ def harmful_neuron_sections(results: str, study: str, out_dir: Path) -> list[Sec
 # --------------------------------------------------------------------------- pruning
 
 
+@_needs_neurons
 def pruning_sections(results: str, study: str, out_dir: Path) -> list[Section]:
     """Held-out pruning: harmful-on-validation neurons removed together, measured on test."""
     df = load(results, study, "neuron")

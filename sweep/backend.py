@@ -27,12 +27,21 @@ class Ops:
         Sum of ``values`` per id, float64 (ids in ``[0, n)``).
     expit : callable ``(z) -> z``
         The logistic function, overflow-free.
+    relu : callable ``(z) -> z``
+        ``max(z, 0)``.
     to_numpy : callable ``(array) -> ndarray``
+    contiguous : callable ``(array) -> array``
+        The same values in C (row-major) order.
+    add_outer : callable ``(z (m, k), d (m,), w (k,)) -> z + outer(d, w)``
+        A rank-1 update (BLAS ``ger``), in place where the backend can.
     """
 
     segment_sum: Callable[[Any, Any, int], Any]
     expit: Callable[[Any], Any]
+    relu: Callable[[Any], Any]
     to_numpy: Callable[[Any], np.ndarray]
+    contiguous: Callable[[Any], Any]
+    add_outer: Callable[[Any, Any, Any], Any]
 
 
 def _numpy_segment_sum(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
@@ -62,8 +71,35 @@ def _torch_to_numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy()
 
 
-NUMPY_OPS = Ops(_numpy_segment_sum, _numpy_expit, np.asarray)
-TORCH_OPS = Ops(_torch_segment_sum, _torch_expit, _torch_to_numpy)
+def _numpy_add_outer(z: np.ndarray, d: np.ndarray, w: np.ndarray) -> np.ndarray:
+    from scipy.linalg.blas import get_blas_funcs
+
+    ger = get_blas_funcs("ger", (z,))
+    return ger(1.0, w, d, a=np.ascontiguousarray(z).T, overwrite_a=True).T
+
+
+def _torch_add_outer(z: Any, d: Any, w: Any) -> Any:
+    return z.addr_(d, w)
+
+
+def _numpy_relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0)
+
+
+def _torch_relu(z: Any) -> Any:
+    import torch
+
+    return torch.relu(z)
+
+
+NUMPY_OPS = Ops(
+    _numpy_segment_sum, _numpy_expit, _numpy_relu, np.asarray, np.ascontiguousarray,
+    _numpy_add_outer,
+)
+TORCH_OPS = Ops(
+    _torch_segment_sum, _torch_expit, _torch_relu, _torch_to_numpy, lambda x: x.contiguous(),
+    _torch_add_outer,
+)
 
 
 def ops_for(array: Any) -> Ops:

@@ -9,8 +9,7 @@ whatever the cluster.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
 
 MIN_UNITS_PER_SHARD = 64
 """Ray costs ~2 ms per task; shards of fewer than ~50 neurons lose to a single process."""
@@ -58,6 +57,9 @@ class Shard:
         ``synapse`` (``layer`` is the weight matrix, the range indexes its selected synapses).
     selection : str
         Tag of the synapse selection (``all`` or a digest); ``-`` for neurons.
+    cost : float
+        Estimated multiply-adds of the whole shard (scheduling only: not part of the id
+        nor of equality).
     """
 
     run: RunKey
@@ -68,6 +70,7 @@ class Shard:
     start: int
     stop: int
     selection: str = "-"
+    cost: float = field(default=0.0, compare=False)
 
     @property
     def id(self) -> str:
@@ -113,11 +116,12 @@ def plan_neurons(
     """
     chosen = range(len(shape.hidden_sizes)) if layers is None else layers
     return [
-        Shard(run, "neuron", mode, split, layer, a, b)
+        Shard(run, "neuron", mode, split, layer, a, b, cost=(b - a) * unit)
         for split, n_samples in splits.items()
         for mode in modes
         for layer in chosen
-        for a, b in _shard_ranges(shape.hidden_sizes[layer], neuron_cost(shape, layer, n_samples), shard_cost)
+        for unit in [neuron_cost(shape, layer, n_samples)]
+        for a, b in _shard_ranges(shape.hidden_sizes[layer], unit, shard_cost)
     ]
 
 
@@ -133,15 +137,10 @@ def plan_synapses(
     selection : str — tag of the selection (``all`` or a digest)
     """
     return [
-        Shard(run, "synapse", "zero", split, layer, a, b, selection)
+        Shard(run, "synapse", "zero", split, layer, a, b, selection, cost=(b - a) * unit)
         for split, n_samples in splits.items()
         for layer, count in sorted(counts.items())
-        for a, b in _shard_ranges(count, synapse_cost(shape, layer, n_samples), shard_cost)
+        for unit in [synapse_cost(shape, layer, n_samples)]
+        for a, b in _shard_ranges(count, unit, shard_cost)
     ]
 
-
-UNIT_COST: dict[str, Callable[[NetworkShape, int, int], float]] = {
-    "neuron": neuron_cost,
-    "synapse": synapse_cost,
-}
-"""Estimated cost of one ablation of each kind, for progress and balancing."""

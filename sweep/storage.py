@@ -26,8 +26,12 @@ def absolute(location: str) -> str:
 
 
 def join(*parts: str) -> str:
-    """Join path parts with ``/`` (pyarrow paths use forward slashes everywhere)."""
-    return "/".join(p.rstrip("/") for p in parts if p)
+    """Join path parts with ``/`` (pyarrow paths use forward slashes everywhere).
+
+    A URI's query (``s3://b/x?endpoint_override=...``) stays at the end of the result.
+    """
+    first, sep, query = parts[0].partition("?") if "://" in parts[0] else (parts[0], "", "")
+    return "/".join(p.rstrip("/") for p in (first, *parts[1:]) if p) + sep + query
 
 
 def exists(fs: pafs.FileSystem, path: str) -> bool:
@@ -45,13 +49,24 @@ def temporary_sibling(path: str) -> str:
     return f"{folder}/_tmp-{uuid.uuid4().hex}-{name}"
 
 
-def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary sibling, then rename it to ``path``.
+OBJECT_STORES: tuple[type, ...] = tuple(
+    getattr(pafs, name) for name in ("S3FileSystem", "GcsFileSystem", "AzureFileSystem") if hasattr(pafs, name)
+)
+"""Filesystems whose objects appear whole once their upload completes (no rename needed)."""
 
-    Readers never see a partial file: on a local disk the rename is atomic; on object
-    stores the object appears whole when its upload completes.
+
+def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` so that readers never see a partial ``path``.
+
+    Object stores publish an object whole when its upload completes, so it is written in
+    place; elsewhere it goes to a temporary sibling that is then renamed (atomic on a
+    local disk).
     """
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    if isinstance(fs, OBJECT_STORES):
+        with fs.open_output_stream(path) as out:
+            out.write(data)
+        return
     tmp = temporary_sibling(path)
     with fs.open_output_stream(tmp) as out:
         out.write(data)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -193,22 +193,63 @@ class ResultStore:
         table = dataset.to_table(filter=expression)
         return table.to_pandas()
 
-    def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str]) -> str:
-        """Merge this run into ``manifest.json`` (runs keyed by dataset, model, seed)."""
+    def _entry_path(self, run: dict[str, Any]) -> str:
+        base = self._fs_and_base[1]
+        return storage.join(base, RUNS_DIR, f"{run['dataset']}-{run['model']}-{run['seed']}.json")
+
+    def _entries(self) -> dict[str, bytes]:
+        """The per-run manifest entries: file name -> JSON bytes."""
         fs, base = self._fs_and_base
-        path = storage.join(base, "manifest.json")
-        old = json.loads(storage.read_bytes(fs, path)) if storage.exists(fs, path) else {"runs": []}
-        merged = {(r["dataset"], r["model"], r["seed"]): r for r in old["runs"]}
-        merged.update({(r["dataset"], r["model"], r["seed"]): r for r in runs})
-        manifest = {
-            "study": self.study,
-            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": versions,
-            "config": config,
-            "runs": [merged[k] for k in sorted(merged, key=str)],
+        selector = pafs.FileSelector(storage.join(base, RUNS_DIR), allow_not_found=True)
+        return {
+            info.base_name: storage.read_bytes(fs, info.path) for info in fs.get_file_info(selector)
+            if info.base_name.endswith(".json") and not info.base_name.startswith("_")
         }
-        storage.write_bytes_atomic(fs, path, json.dumps(manifest, indent=2, default=str).encode())
-        return path
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The study's manifest, merged from the per-run entries (always up to date)."""
+        return _summary(self.study, self._entries())
+
+    def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str]) -> str:
+        """Record this sweep's runs and refresh ``manifest.json``.
+
+        Each run is its own entry file ``runs/<dataset>-<model>-<seed>.json`` (written
+        atomically, no read-modify-write), so concurrent sweeps never drop each other's
+        runs. ``manifest.json``, the readable summary, is rebuilt from every entry until
+        the entries are unchanged after its rename: whichever sweep renames last has seen
+        all entries written before it.
+        """
+        fs, base = self._fs_and_base
+        updated = datetime.now(timezone.utc).isoformat()
+        for run in runs:
+            entry = {"updated": updated, "config": config, "versions": versions, "run": run}
+            storage.write_bytes_atomic(fs, self._entry_path(run), json.dumps(entry, indent=2, default=str).encode())
+        path = storage.join(base, "manifest.json")
+        entries = self._entries()
+        while True:
+            storage.write_bytes_atomic(fs, path, json.dumps(_summary(self.study, entries), indent=2).encode())
+            latest = self._entries()
+            if latest == entries:
+                return path
+            entries = latest
+
+
+RUNS_DIR = "runs"
+"""Folder of the per-run manifest entries beside ``manifest.json``."""
+
+
+def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
+    """``manifest.json``'s content: every run, with the config of the latest entry."""
+    parsed = [json.loads(blob) for _, blob in sorted(entries.items())]
+    latest = max(parsed, key=lambda e: e["updated"], default={"updated": None, "config": {}, "versions": {}})
+    runs = {(e["run"]["dataset"], e["run"]["model"], e["run"]["seed"]): e["run"] for e in parsed}
+    return {
+        "study": study,
+        "updated": latest["updated"],
+        "versions": latest["versions"],
+        "config": latest["config"],
+        "runs": [runs[k] for k in sorted(runs, key=str)],
+    }
 
 
 def read_results(root: str, study: str, kind: str, filters: Any = None) -> pd.DataFrame:

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
-from sweep import ablate
+from sweep import ablate, cumulative, unitstats
+from sweep.config import AblationConfig
 from sweep.datasets import DatasetSplits
 from sweep.network import Network
 from sweep.plan import Shard
@@ -45,16 +47,25 @@ class DataArrays:
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """One trained model and its synapse selection, shipped once per model.
+    """One trained model and what its shards need besides the data, shipped once per model.
 
     Attributes
     ----------
+    ablation : AblationConfig
+        The run's ablation settings (cumulative orders, repetitions, quantizer...).
     synapses : dict of int to (ndarray, ndarray)
         Weight-matrix index -> (sources, targets), each of shape (n_selected,).
+    unit_stats : DataFrame, optional
+        ``kind=unit`` rows of this model, for statistic-ordered cumulative ablation.
+    effects : DataFrame, optional
+        Neuron-sweep rows (``layer, unit, effect``) of this model, for effect orders.
     """
 
     net: Network
+    ablation: AblationConfig
     synapses: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    unit_stats: pd.DataFrame | None = None
+    effects: pd.DataFrame | None = None
 
 
 def neuron_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
@@ -72,9 +83,32 @@ def synapse_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str
     return ablate.ablate_synapses(model.net, X, y, shard.layer, sources[window], targets[window])
 
 
+def unit_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
+    """Columns of a unit-statistics shard: every hidden unit's statistics on the shard's split."""
+    X, y = data.splits[shard.split]
+    return unitstats.unit_statistics(model.net, X, y, quantizer=model.ablation.quantizer)
+
+
+def cumulative_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
+    """Columns of a cumulative shard: the curve(s) of one order in one scope.
+
+    ``shard.selection`` is ``"<scope>.<order>"``.
+    """
+    X, y = data.splits[shard.split]
+    scope, order = shard.selection.split(".")
+    settings = model.ablation
+    return cumulative.cumulative_rows(
+        model.net, X, y, [order], scopes=[scope], mode=shard.mode, repetitions=settings.repetitions,
+        seed=shard.run.seed, stats=model.unit_stats, effects=model.effects,
+        n_points=settings.k_points or None, reference=data.reference,
+    )
+
+
 SHARD_ROUTINES: dict[str, Callable[[Shard, ModelInputs, DataArrays], dict[str, np.ndarray]]] = {
     "neuron": neuron_rows,
     "synapse": synapse_rows,
+    "unit": unit_rows,
+    "cumulative": cumulative_rows,
 }
 
 

@@ -38,6 +38,6 @@ def local_ray():
     """One local Ray for the whole session (the sweep joins it instead of starting its own)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     yield ray
     ray.shutdown()

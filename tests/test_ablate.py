@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 
 from sweep.ablate import (
+    METRIC_SETS,
     NEURON_MODES,
     TIE_TOLERANCE,
     ablate_neurons,
     ablate_synapses,
+    prepare,
     select_synapses,
 )
 from sweep.metrics import METRIC_COLUMNS
@@ -21,12 +23,17 @@ from tests.nets import ACTIVATIONS, digits, trained_mlp
 EXACT = ("n_samples", "accuracy_base", "accuracy", "effect", "broken", "fixed")
 
 
-def assert_same_metrics(fast: dict, naive: dict) -> None:
-    """Counts and accuracies identical; losses and p-values to 1e-12."""
+def assert_same_metrics(fast: dict, naive: dict, metrics: str = "full") -> None:
+    """Counts and accuracies identical; losses and p-values to 1e-12; with the ``accuracy``
+    metric set, the loss is NaN."""
     for column in EXACT:
         np.testing.assert_array_equal(fast[column], naive[column], err_msg=column)
-    for column in ("loss_base", "loss", "p_mcnemar", "class_effect"):
+    close = ("loss_base", "loss", "p_mcnemar", "class_effect")
+    for column in close if metrics == "full" else ("p_mcnemar", "class_effect"):
         np.testing.assert_allclose(fast[column], naive[column], rtol=0, atol=1e-12, err_msg=column)
+    if metrics == "accuracy":
+        np.testing.assert_allclose(fast["loss_base"], naive["loss_base"], rtol=0, atol=1e-12)
+        assert np.all(np.isnan(fast["loss"]))
 
 
 CASES = [(a, False) for a in ACTIVATIONS] + [(a, True) for a in ACTIVATIONS]
@@ -39,12 +46,15 @@ def test_every_neuron_matches_oracle(activation: str, binary: bool, mode: str) -
     X, y = digits(300, binary)
     net = Network.from_classifier(clf)
     reference = X[::2]
+    base = prepare(net, X, y)
     for layer, width in enumerate(net.hidden_sizes):
         units = np.arange(width)
-        fast = ablate_neurons(net, X, y, layer, units, mode, reference)
-        assert set(METRIC_COLUMNS) <= set(fast)
-        np.testing.assert_array_equal(fast["unit"], units)
-        assert_same_metrics(fast, naive_neuron_metrics(clf, X, y, layer, units, mode, reference))
+        naive = naive_neuron_metrics(clf, X, y, layer, units, mode, reference)
+        for metrics in METRIC_SETS:
+            fast = ablate_neurons(net, X, y, layer, units, mode, reference, metrics=metrics, base=base)
+            assert set(METRIC_COLUMNS) <= set(fast)
+            np.testing.assert_array_equal(fast["unit"], units)
+            assert_same_metrics(fast, naive, metrics)
 
 
 @pytest.mark.parametrize("activation,binary", CASES)
@@ -52,12 +62,40 @@ def test_every_synapse_matches_oracle(activation: str, binary: bool) -> None:
     clf = trained_mlp(activation, binary=binary)
     X, y = digits(300, binary)
     net = Network.from_classifier(clf)
-    moved = 0
+    base = prepare(net, X, y)
+    moved = flipped = 0
     for layer, sources, targets in select_synapses(net):
-        fast = ablate_synapses(net, X, y, layer, sources, targets)
-        assert_same_metrics(fast, naive_synapse_metrics(clf, X, y, layer, sources, targets))
-        moved += int(np.sum(fast["loss"] != fast["loss_base"]))
-    assert moved > 100  # the comparison is not between two unchanged tables
+        naive = naive_synapse_metrics(clf, X, y, layer, sources, targets)
+        for metrics in METRIC_SETS:
+            fast = ablate_synapses(net, X, y, layer, sources, targets, metrics=metrics, base=base)
+            assert_same_metrics(fast, naive, metrics)
+        moved += int(np.sum(naive["loss"] != naive["loss_base"]))
+        flipped += int(np.sum(naive["broken"] + naive["fixed"] > 0))
+    # the comparison is not between unchanged tables (binary digits 0/1 rarely flip)
+    assert moved > 100 and flipped >= (0 if binary else 10)
+
+
+def test_accuracy_set_on_shuffled_synapses_and_negative_inputs() -> None:
+    # sources out of order, and inputs of both signs (both halves of the synapse screen)
+    clf = trained_mlp("tanh")
+    X, y = digits(300)
+    X = X - 0.3
+    net = Network.from_classifier(clf)
+    rng = np.random.default_rng(0)
+    flat = rng.permutation(64 * 12)
+    sources, targets = flat // 12, flat % 12
+    naive = naive_synapse_metrics(clf, X, y, 0, sources, targets)
+    fast = ablate_synapses(net, X, y, 0, sources, targets, metrics="accuracy")
+    np.testing.assert_array_equal(fast["source"], sources)
+    assert_same_metrics(fast, naive, "accuracy")
+    assert np.sum(naive["broken"] + naive["fixed"] > 0) > 10
+
+
+def test_unknown_metric_set() -> None:
+    net = Network.from_classifier(trained_mlp("relu"))
+    X, y = digits(300)
+    with pytest.raises(ValueError):
+        ablate_neurons(net, X, y, 0, np.arange(2), metrics="loss")
 
 
 def test_small_chunks_give_the_same_columns() -> None:

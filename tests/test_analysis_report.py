@@ -55,8 +55,10 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main([str(tmp_path / "missing")]) == 1
     assert main([str(tmp_path)]) == 1
     write_manifest(tmp_path, "a", [])
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 1  # a manifest, no results
     write_manifest(tmp_path, "b", [])
     assert main([str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("error: ") for line in err)
-    assert "does not exist" in err[0] and "holds no study" in err[1] and "studies: a, b" in err[2]
+    assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+    assert "does not exist" in err[0] and "holds no study" in err[1]
+    assert "has no results to report" in err[2] and "studies: a, b" in err[3]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep.ablate import NEURON_MODES, ablate_neurons, ablate_synapses, select_synapses
+from sweep.ablate import (
+    METRIC_SETS,
+    NEURON_MODES,
+    ablate_neurons,
+    ablate_synapses,
+    prepare,
+    select_synapses,
+)
 from sweep.backend import to_backend, to_numpy
 from sweep.metrics import METRIC_COLUMNS
 from sweep.network import Network
@@ -19,7 +26,9 @@ EXACT = ("n_samples", "accuracy", "broken", "fixed")
 def _same(a: dict, b: dict) -> None:
     for column in METRIC_COLUMNS:
         assert isinstance(a[column], np.ndarray), column
-        if column in EXACT:
+        if np.all(np.isnan(b[column])):
+            assert np.all(np.isnan(a[column])), column
+        elif column in EXACT:
             np.testing.assert_array_equal(a[column], b[column], err_msg=column)
         else:
             np.testing.assert_allclose(a[column], b[column], rtol=0, atol=1e-12, err_msg=column)
@@ -36,20 +45,22 @@ def test_to_backend_converts_weights_and_data() -> None:
         to_backend(net, X, y, "jax")
 
 
+@pytest.mark.parametrize("metrics", METRIC_SETS)
 @pytest.mark.parametrize("activation,binary", [("relu", False), ("logistic", False), ("tanh", True)])
-def test_torch_equals_numpy(activation: str, binary: bool) -> None:
+def test_torch_equals_numpy(activation: str, binary: bool, metrics: str) -> None:
     net = Network.from_classifier(trained_mlp(activation, binary=binary))
     X, y = digits(300, binary)
     moved, Xt, yt = to_backend(net, X, y, "torch", "cpu")
+    base, base_t = prepare(net, X, y), prepare(moved, Xt, yt)
     for mode in NEURON_MODES:
         for layer, width in enumerate(net.hidden_sizes):
             units = np.arange(width)
             _same(
-                ablate_neurons(moved, Xt, yt, layer, units, mode, Xt),
-                ablate_neurons(net, X, y, layer, units, mode, X),
+                ablate_neurons(moved, Xt, yt, layer, units, mode, Xt, metrics=metrics, base=base_t),
+                ablate_neurons(net, X, y, layer, units, mode, X, metrics=metrics, base=base),
             )
     for layer, sources, targets in select_synapses(net):
         _same(
-            ablate_synapses(moved, Xt, yt, layer, sources, targets),
-            ablate_synapses(net, X, y, layer, sources, targets),
+            ablate_synapses(moved, Xt, yt, layer, sources, targets, metrics=metrics, base=base_t),
+            ablate_synapses(net, X, y, layer, sources, targets, metrics=metrics, base=base),
         )

@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 
+from sweep import cumulative
 from sweep.ablate import NEURON_MODES, replacement_values
 from sweep.cumulative import (
     CUMULATIVE_COLUMNS,
@@ -234,3 +235,22 @@ def test_cumulative_rows() -> None:
     expected = cumulative_curve(net, X, y, order, ks=rows["k"][sel])
     np.testing.assert_array_equal(rows["accuracy"][sel], expected["accuracy"])
     assert rows["mode"].dtype == object and set(rows["mode"]) == {"zero"}
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_changed_row_updates_are_exact(
+    activation: str, share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recomputing only the changed rows (share 1.0) or all rows (0.0) gives the same curve."""
+    monkeypatch.setattr(cumulative, "SPARSE_ROWS", share)
+    clf, X, y, ref = fitted(activation)
+    net = Network.from_classifier(clf)
+    order = make_order("random", net, seed=7)
+    curve = cumulative_curve(net, X, y, order, mode="zero")
+    for k in (3, 6, 9):
+        assert (
+            curve["accuracy"][k] == oracle_scores(set_oracle(clf, order[:k], "zero", ref), X, y)[0]
+        )
+        joint = ablate_joint(net, X, y, order[:k])
+        assert curve["loss"][k] == pytest.approx(joint["loss"][0], rel=1e-9)

@@ -29,7 +29,7 @@ def test_digits_sweep_one_row_per_neuron_per_seed_equal_to_oracle(local_ray, run
     df = pd.read_parquet(f"{summary.results}/kind=neuron")
     assert summary.rows_written == len(df) == 2 * (24 + 12)
     assert df.groupby(["seed", "layer", "unit"], observed=True).size().eq(1).all()
-    assert set(summary.counts[["helpful", "neutral", "harmful"]].sum(axis=1)) == {24, 12}
+    assert set(summary.table[["helpful", "neutral", "harmful"]].sum(axis=1)) == {24, 12}
 
     manifest = json.loads(Path(summary.results, "manifest.json").read_text())
     run = next(r for r in manifest["runs"] if r["seed"] == 1)
@@ -75,3 +75,26 @@ def test_mnist_holdout_sweep(local_ray, run_config):
     assert len(df) == 392 and (df["n_samples"] == 7000).all()
     assert run["test_accuracy"] > 0.9
     assert json.loads(Path(run["model_path"]).with_suffix(".json").read_text())["n_train"] == 63000
+
+
+def test_cumulative_sweep_orders_on_val_and_needs_a_neuron_sweep_for_effect_orders(local_ray, run_config):
+    from sweep.store import StoreError
+
+    common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=60", "dataset.val_fraction=0.2")
+    cumulative = run_config(*common, "ablation=cumulative", "ablation.orders=[random,selectivity_high,effect_low]",
+                            "ablation.repetitions=2")
+    with pytest.raises(StoreError, match="run ablation=neurons"):
+        pipeline.run(cumulative)
+    pipeline.run(run_config(*common, "ablation.splits=[test,val]"))
+    summary = pipeline.run(cumulative)
+
+    units = pd.read_parquet(f"{summary.results}/kind=unit")
+    assert len(units) == 36 and set(units["split"]) == {"val"}  # orders are chosen on val, not test
+    curves = pd.read_parquet(f"{summary.results}/kind=cumulative")
+    per_order = curves.groupby("order", observed=True).size().to_dict()
+    assert per_order == {"random": 2 * 37, "selectivity_high": 37, "effect_low": 37}  # k = 0..36
+    assert set(curves["split"]) == {"test"}
+    full = curves[curves["k"] == 36]["accuracy"]
+    empty = curves[curves["k"] == 0]["accuracy"]
+    assert full.nunique() == 1 and empty.nunique() == 1  # every order ends and starts at the same network
+    assert empty.iloc[0] == curves["accuracy_base"].iloc[0] == summary.runs[0]["test_accuracy"]

@@ -1,0 +1,146 @@
+"""Ray execution: unreachable addresses, multi-node clusters on one machine, GPU actors,
+results independent of the number of workers, Hydra multirun on one Ray.
+
+Clusters here listen on 127.0.0.1 only (Ray otherwise swaps loopback for the machine's
+address); a test that starts one shuts down whatever Ray the session had first.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sweep import execute, pipeline
+from tests.conftest import REPO
+
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+"""Makes Ray (this process and the ones it starts) keep 127.0.0.1 instead of the node's address."""
+
+TINY = ["model.hidden_layer_sizes=[64,32]", "model.name=tiny", "model.max_iter=20"]
+"""A model that trains in a second on digits."""
+
+SYNAPSES = [*TINY, "ablation=synapses", "ablation.shard_cost=1"]
+"""A sweep of its 6,464 synapses in about a hundred 64-synapse shards."""
+
+
+def unused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sweep_command(*overrides: str) -> list[str]:
+    """``python -m sweep`` with Hydra's output folder kept out of the repository."""
+    return [sys.executable, "-m", "sweep", "progress=false", "hydra.run.dir=.", "hydra.sweep.dir=.", *overrides]
+
+
+def sweep_env() -> dict[str, str]:
+    return {**os.environ, **LOOPBACK_ENV, "PYTHONPATH": str(REPO)}
+
+
+def part_bytes(results: Path) -> dict[str, bytes]:
+    """Every part under a results folder, by path relative to it."""
+    return {str(p.relative_to(results)): p.read_bytes() for p in sorted(results.rglob("part-*.parquet"))}
+
+
+@pytest.fixture
+def ray_cluster(monkeypatch) -> Iterator[Callable[..., object]]:
+    """Factory: ``start(*nodes)`` starts a cluster on 127.0.0.1 and connects this process.
+
+    The head has no CPUs, so tasks run on the worker nodes (each a dict of ``add_node``
+    arguments, e.g. ``{"num_cpus": 1}``); returns the ``ray.cluster_utils.Cluster``.
+    """
+    import ray
+    from ray._private import ray_constants
+    from ray.cluster_utils import Cluster
+
+    for key, value in LOOPBACK_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)
+    # keep the cluster out of /tmp/ray/ray_current_cluster, where any `ray.init()` on this machine looks
+    monkeypatch.setattr(ray._private.utils, "write_ray_address", lambda *args, **kwargs: None)
+    clusters: list[Cluster] = []
+
+    def start(*nodes: dict) -> Cluster:
+        ray.shutdown()
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False})
+        clusters.append(cluster)
+        for node in nodes:
+            cluster.add_node(node_ip_address="127.0.0.1", **node)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        return cluster
+
+    yield start
+    ray.shutdown()
+    for cluster in clusters:
+        cluster.shutdown()
+
+
+def test_unreachable_address_fails_fast_with_one_line(tmp_path):
+    clock = time.monotonic()
+    done = subprocess.run(sweep_command(f"ray.address=127.0.0.1:{unused_port()}", f"paths.results={tmp_path}"),
+                          cwd=tmp_path, env=sweep_env(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and time.monotonic() - clock < 30
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach Ray at ray.address='127.0.0.1:") and "ray up cluster.yaml" in last
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_same_bytes_on_a_cluster_one_task_at_a_time_and_one_local_worker(ray_cluster, run_config, tmp_path):
+    import ray
+
+    models = f"paths.models={tmp_path / 'models'}"
+    ray_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    roots = {name: tmp_path / name for name in ("cluster", "serial", "local")}
+    pipeline.run(run_config(*SYNAPSES, models, f"paths.results={roots['cluster']}"))
+    pipeline.run(run_config(*SYNAPSES, models, f"paths.results={roots['serial']}", "ray.max_in_flight=1"))
+    ray.shutdown()
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    pipeline.run(run_config(*SYNAPSES, models, f"paths.results={roots['local']}"))
+    cluster, serial, local = (part_bytes(root) for root in roots.values())
+    assert len(cluster) > 90 and cluster == serial == local
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_gpu_shares_become_actors_and_match_the_cpu_results(ray_cluster, run_config, tmp_path):
+    pytest.importorskip("torch")
+    import ray
+
+    ray_cluster({"num_cpus": 1, "num_gpus": 1})
+    gpu = run_config(*TINY, "ray.num_gpus_per_worker=0.5")
+    actors = execute.start_gpu_workers(gpu.ray)
+    assert [a["gpu_ids"] for a in ray.get([a.describe.remote() for a in actors])] == [[0], [0]]
+    del actors
+    on_gpu = pipeline.run(gpu)
+    on_cpu = pipeline.run(run_config(*TINY, f"paths.results={tmp_path / 'cpu'}"))
+    keys = ["mode", "split", "layer", "unit"]
+    a, b = (pd.read_parquet(f"{s.results}/kind=neuron").sort_values(keys, ignore_index=True) for s in (on_gpu, on_cpu))
+    pd.testing.assert_frame_equal(a.drop(columns=["loss", "loss_base"]), b.drop(columns=["loss", "loss_base"]))
+    pd.testing.assert_frame_equal(a[["loss", "loss_base"]], b[["loss", "loss_base"]], rtol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_hydra_multirun_writes_both_models_from_one_ray(tmp_path):
+    ray_tmp = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # short: Ray's socket paths are length-limited
+    command = sweep_command("-m", "model=nn_392,nn_392_196", "dataset=digits", "model.hidden_layer_sizes=[16]",
+                            "model.max_iter=5", "ray.num_cpus=1", f"paths.results={tmp_path / 'results'}")
+    done = subprocess.run(command, cwd=tmp_path, env={**sweep_env(), "RAY_TMPDIR": str(ray_tmp)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = tmp_path / "results" / "default" / "kind=neuron" / "dataset=digits"
+    assert sorted(p.name for p in folder.iterdir()) == ["model=nn_392", "model=nn_392_196"]
+    assert len(list(ray_tmp.glob("session_2*"))) == 1
