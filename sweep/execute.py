@@ -156,7 +156,8 @@ class GpuShardWorker:
     """A long-lived actor holding a GPU share; runs shards with the torch kernels.
 
     Inputs arrive as object references (inside a list, so Ray does not resolve them) and
-    are moved to the actor's device once per (model, dataset) pair.
+    are moved to the actor's device when they change; one (model, dataset) pair is kept,
+    which bounds the device memory used.
     """
 
     def __init__(self) -> None:
@@ -188,9 +189,9 @@ def _get(ref: ray.ObjectRef) -> Any:
     try:
         return ray.get(ref)
     except RayTaskError as error:
-        raise ExecutionError(f"a shard failed: {error.cause!r}") from error
+        raise ExecutionError(f"a task failed: {error.cause!r}") from error
     except RayError as error:
-        raise ExecutionError(f"a shard was lost after its retries: {error}") from error
+        raise ExecutionError(f"a task was lost after its retries: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -212,14 +213,14 @@ def run_shards(
     """Run every shard, writing each part as it completes; returns the rows written.
 
     The costliest shards go first (so no long one is left alone at the end). At most
-    ``cfg.max_in_flight`` shards (default twice the cluster's worker slots) are submitted
-    at once. With ``cfg.num_gpus_per_worker > 0`` shards go to GPU actors. The progress
+    ``cfg.max_in_flight`` shards (default twice the worker slots: CPU tasks or GPU actors)
+    are submitted at once. With ``cfg.num_gpus_per_worker > 0`` shards go to GPU actors. The progress
     bar counts ablations done out of the total, with the rate and the time left.
     """
     if not shards:
         return 0
-    submit = _gpu_submitter(cfg) if cfg.num_gpus_per_worker > 0 else _cpu_submitter(cfg)
-    limit = cfg.max_in_flight or 2 * max(1, cluster_cpus() // cfg.threads_per_worker)
+    submit, slots = _gpu_submitter(cfg) if cfg.num_gpus_per_worker > 0 else _cpu_submitter(cfg)
+    limit = cfg.max_in_flight or 2 * slots
     queue = deque(sorted(shards, key=lambda s: -s.cost))
     in_flight: list[ray.ObjectRef] = []
     rows = 0
@@ -235,13 +236,14 @@ def run_shards(
     return rows
 
 
-def _cpu_submitter(cfg: RayConfig) -> Submit:
+def _cpu_submitter(cfg: RayConfig) -> tuple[Submit, int]:
+    """Shards as tasks of ``cfg.threads_per_worker`` CPUs; also the number of task slots."""
     task = _run_shard.options(num_cpus=cfg.threads_per_worker, max_retries=cfg.max_retries)
 
     def submit(shard: Shard, refs: ShardInputs, store: ResultStore, metadata: dict[str, Any]) -> ray.ObjectRef:
         return task.remote(shard, refs.model, refs.data, store, metadata, cfg.threads_per_worker)
 
-    return submit
+    return submit, max(1, cluster_cpus() // cfg.threads_per_worker)
 
 
 def start_gpu_workers(cfg: RayConfig) -> list[ray.actor.ActorHandle]:
@@ -264,7 +266,8 @@ def start_gpu_workers(cfg: RayConfig) -> list[ray.actor.ActorHandle]:
     return [options.remote() for _ in range(n_actors)]
 
 
-def _gpu_submitter(cfg: RayConfig) -> Submit:
+def _gpu_submitter(cfg: RayConfig) -> tuple[Submit, int]:
+    """Shards as calls to GPU actors, in turn; also the number of actors."""
     actors = start_gpu_workers(cfg)
     turn = iter(range(1 << 62))
 
@@ -272,4 +275,4 @@ def _gpu_submitter(cfg: RayConfig) -> Submit:
         actor = actors[next(turn) % len(actors)]
         return actor.run.remote(shard, [refs.model, refs.data], store, metadata)
 
-    return submit
+    return submit, len(actors)

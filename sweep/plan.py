@@ -8,6 +8,7 @@ whatever the cluster.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -87,7 +88,7 @@ def _shard_ranges(count: int, unit_cost: float, shard_cost: float) -> list[tuple
     per_shard = max(MIN_UNITS_PER_SHARD, int(shard_cost // max(unit_cost, 1.0)))
     n_shards = max(1, math.ceil(count / per_shard))
     edges = [round(i * count / n_shards) for i in range(n_shards + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def neuron_cost(shape: NetworkShape, layer: int, n_samples: int) -> float:

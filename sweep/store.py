@@ -164,7 +164,7 @@ class ResultStore:
             if foreign:
                 raise StoreError(
                     f"{self.partition_dir(kind, dataset, model, seed)} holds parts of a different shard plan "
-                    f"({sorted(foreign)[0]}, ...); use another study= or delete that folder"
+                    f"({min(foreign)}, ...); use another study= or delete that folder"
                 )
         return [s for s in shards if not self.is_complete(s)]
 

@@ -33,11 +33,12 @@ def run_config(tmp_path):
     return make
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def local_ray():
-    """One local Ray for the whole session (the sweep joins it instead of starting its own)."""
+    """A private 2-CPU local Ray, started once and reused (sweeps join it instead of starting
+    their own); tests that run their own clusters shut it down, and the next use restarts it."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+    return ray

@@ -91,6 +91,20 @@ def test_accuracy_set_on_shuffled_synapses_and_negative_inputs() -> None:
     assert np.sum(naive["broken"] + naive["fixed"] > 0) > 10
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_prepare_matches_sklearn(binary: bool) -> None:
+    clf = trained_mlp("tanh", binary=binary)
+    X, y = digits(300, binary)
+    base = prepare(Network.from_classifier(clf), X, y)
+    np.testing.assert_array_equal(clf.classes_[base.pred], clf.predict(X))
+    np.testing.assert_allclose(base.probabilities, clf.predict_proba(X), rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(base.class_counts, np.bincount(np.searchsorted(clf.classes_, y)))
+    top2 = np.sort(base.probabilities, axis=1)[:, -2:]
+    logit_gap = np.log(top2[:, 1]) - np.log(top2[:, 0])  # softmax: log-ratio = logit gap
+    np.testing.assert_allclose(base.margin, logit_gap, rtol=1e-6, atol=1e-9)
+    assert [a.shape[1] for a in base.activations] == [12, 7] and base.logits.shape[0] == 300
+
+
 def test_unknown_metric_set() -> None:
     net = Network.from_classifier(trained_mlp("relu"))
     X, y = digits(300)
