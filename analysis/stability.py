@@ -150,13 +150,13 @@ def bootstrap_harmful(
     seed : int — seeds the resampling
     """
     units = np.arange(net.hidden_sizes[layer])
-    effect = ablate_neurons(net, X, y, layer, units, mode, reference)["effect"]
+    effect = ablate_neurons(net, X, y, layer, units, mode, reference, metrics="accuracy")["effect"]
     full = effect > 0
     rng = np.random.default_rng(seed)
     harmful = np.empty((n_boot, len(units)), dtype=bool)
     for b in range(n_boot):
         rows = rng.integers(0, len(y), size=len(y))
-        harmful[b] = ablate_neurons(net, X[rows], y[rows], layer, units, mode, reference)["effect"] > 0
+        harmful[b] = ablate_neurons(net, X[rows], y[rows], layer, units, mode, reference, metrics="accuracy")["effect"] > 0
     overlap = np.array([jaccard(np.flatnonzero(full), np.flatnonzero(h)) for h in harmful])
     table = pd.DataFrame({"unit": units, "effect": effect, "harmful": full,
                           "harmful_frequency": harmful.mean(axis=0)})

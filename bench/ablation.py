@@ -23,31 +23,33 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "2"
 
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+import argparse
+import gzip
+import itertools
+import json
+import sys
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweep.ablate import (  # noqa: E402
+from sweep.ablate import (
     METRIC_SETS,
     ablate_neurons,
     ablate_synapses,
     prepare,
     select_synapses,
 )
-from sweep.backend import to_backend  # noqa: E402
-from sweep.network import Network  # noqa: E402
-from sweep.oracle import naive_neuron_metrics, naive_synapse_metrics  # noqa: E402
+from sweep.backend import to_backend
+from sweep.network import Network
+from sweep.oracle import naive_neuron_metrics, naive_synapse_metrics
 
 HIDDEN = (392, 196)
 SHAPES = {"mnist": (784, 10_000), "svhn": (3072, 26_032)}
@@ -57,7 +59,7 @@ TABLE = (
     ("data", "{:<15}"), ("kind", "{:<8}"), ("metrics", "{:<8}"), ("ablations", "{:>9}"),
     ("prepare_s", "{:>9.3f}"), ("ablate_s", "{:>8.3f}"), ("per_s", "{:>10.0f}"),
     ("naive_s", "{:>9.0f}"), ("speedup", "{:>9.0f}"), ("peak_mib", "{:>8.1f}"),
-    ("checked", "{:>7}"), ("mismatches", "{:>10}"),
+    ("checked", "{:>7}"), ("mismatches", "{:>10}"), ("load_1min", "{:>9.1f}"),
 )
 
 
@@ -70,7 +72,7 @@ def _idx(path: Path) -> np.ndarray:
 
 def mnist(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST official split, pixels / 255: X_train (60000, 784), y_train, X_test, y_test."""
-    read = lambda stem: _idx(folder / f"{stem}.gz")  # noqa: E731
+    read = lambda stem: _idx(folder / f"{stem}.gz")
     X_train = read("train-images-idx3-ubyte").reshape(-1, 784) / 255.0
     X_test = read("t10k-images-idx3-ubyte").reshape(-1, 784) / 255.0
     return X_train, read("train-labels-idx1-ubyte"), X_test, read("t10k-labels-idx1-ubyte")
@@ -102,7 +104,7 @@ def synthetic(name: str, seed: int) -> tuple[Any, np.ndarray, np.ndarray]:
     sizes = (n_features, *HIDDEN, 10)
     X = rng.random((n_rows, n_features)) * (rng.random((n_rows, n_features)) > 0.2)
     clf = MLPClassifier(HIDDEN)
-    clf.coefs_ = [rng.normal(0, np.sqrt(2 / a), (a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    clf.coefs_ = [rng.normal(0, np.sqrt(2 / a), (a, b)) for a, b in itertools.pairwise(sizes)]
     clf.intercepts_ = [rng.normal(0, 0.1, b) for b in sizes[1:]]
     clf.n_layers_, clf.n_outputs_, clf.out_activation_ = 4, 10, "softmax"
     clf.classes_ = np.arange(10)
@@ -175,6 +177,7 @@ def measure(
         "checked": len(naive["rows"]),
         "checked_on": naive["how"],
         "mismatches": None,
+        "load_1min": os.getloadavg()[0],
     }
 
 
@@ -201,7 +204,7 @@ def bench_neurons(clf: Any, net: Any, X: Any, y: np.ndarray, X_np: np.ndarray, a
     naive = neuron_oracle(clf, X_np, y, args)
     results = []
     for metrics in args.metrics:
-        run = lambda: concat([  # noqa: E731
+        run = lambda metrics=metrics: concat([
             ablate_neurons(net, X, y, layer, np.arange(w), args.mode, reference,
                            metrics=metrics, base=base)
             for layer, w in enumerate(HIDDEN)
@@ -241,7 +244,7 @@ def bench_synapses(clf: Any, net: Any, X: Any, y: np.ndarray, X_np: np.ndarray, 
     chosen = select_synapses(net, layers=layers)
     results, naive = [], None
     for metrics in args.synapse_metrics:
-        run = lambda: concat([  # noqa: E731
+        run = lambda metrics=metrics: concat([
             ablate_synapses(net, X, y, layer, s, t, metrics=metrics, base=base)
             for layer, s, t in chosen
         ])
@@ -285,7 +288,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--naive-sample", type=int, default=0,
                         help="check this many units against the oracle (0: all)")
     parser.add_argument("--synapse-sample", type=int, default=100)
-    parser.add_argument("--synapse-layers", default="", help="weight matrices, e.g. 1,2 (default all)")
+    parser.add_argument("--synapse-layers", default="",
+                        help="weight matrices, e.g. 1,2 (default all)")
     parser.add_argument("--backend", default="numpy", choices=("numpy", "torch"))
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", default=str(ROOT / "bench" / "ablation.json"))

@@ -31,8 +31,10 @@ predictions equal the naive oracle's.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 from array_api_compat import device as array_device
@@ -127,7 +129,8 @@ def replacement_values(
 def class_index(net: Network, y: np.ndarray) -> np.ndarray:
     """Position of each label in ``net.classes``, shape ``(n_samples,)``."""
     idx = np.searchsorted(net.classes, y)
-    if np.any(idx >= len(net.classes)) or np.any(net.classes[np.minimum(idx, len(net.classes) - 1)] != y):
+    known = net.classes[np.minimum(idx, len(net.classes) - 1)] == y
+    if np.any(idx >= len(net.classes)) or not np.all(known):
         raise ValueError("labels contain classes the network was not trained on")
     return idx
 
@@ -421,11 +424,16 @@ def _screen(base: BaseState, matrix: int) -> _Screen:
     slack = top - scores - 2 * base.tolerance * base.scale[:, None]
     own = base.asarray(np.arange(scores.shape[1]))[None, :] == base.pred[:, None]
     slack = xp.where(own, xp.full_like(slack, xp.inf), slack)
-    least = xp.min(slack, axis=1)
-    huge = xp.finfo(least.dtype).max
-    inv = xp.where(least > 0, 1 / xp.where(least > 0, least, xp.ones_like(least)), xp.full_like(least, huge))
+    inv = _reciprocal(xp, xp.min(slack, axis=1), xp.finfo(slack.dtype).max)
     pre, post = (base.asarray(t, dtype=slack.dtype) for t in tables)
     return _Screen(slack, inv, pre, post, xp.max(pre, axis=(2, 3)), xp.max(post, axis=(2, 3)))
+
+
+def _reciprocal(xp: Any, x: Any, otherwise: float = float("inf")) -> Any:
+    """``1 / x`` where ``x > 0``, else ``otherwise`` (without division warnings)."""
+    positive = x > 0
+    inv = 1 / xp.where(positive, x, xp.ones_like(x))
+    return xp.where(positive, inv, xp.full_like(x, otherwise))
 
 
 def _over(xp: Any, ratio: Any, up: Any, down: Any | None = None) -> tuple[Any, Any]:
@@ -469,7 +477,7 @@ class _Changes:
     units: Any
     d: Any
 
-    def keep(self, mask: Any) -> "_Changes":
+    def keep(self, mask: Any) -> _Changes:
         return _Changes(
             self.level, self.directions, self.seg[mask], self.rows[mask], self.units[mask],
             self.d[mask],
@@ -495,7 +503,7 @@ class _Totals:
     loss_change: np.ndarray
 
     @classmethod
-    def zeros(cls, k: int, n_classes: int) -> "_Totals":
+    def zeros(cls, k: int, n_classes: int) -> _Totals:
         return cls(np.zeros(k), np.zeros(k), np.zeros((k, n_classes)), np.zeros(k))
 
 
@@ -534,7 +542,7 @@ def _accumulate(
     ids = ch.seg[keep] - batch.lo
     was = base.right[ch.rows][keep]
     now = (pred == y)[keep]
-    as_float = lambda a: xp.astype(a, xp.float64)  # noqa: E731
+    as_float = lambda a: xp.astype(a, xp.float64)
     sums = [
         ops.segment_sum(as_float(was & ~now), ids, k),
         ops.segment_sum(as_float(~was & now), ids, k),
@@ -637,7 +645,7 @@ def _ranges(counts: np.ndarray, budget: int) -> list[tuple[int, int]]:
     group = (np.cumsum(counts) - counts) // max(budget, 1)
     cuts = np.flatnonzero(np.diff(group)) + 1
     edges = np.concatenate([[0], cuts, [len(counts)]])
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 def _split(ch: _Changes, budget: int) -> Iterator[_Batch]:
@@ -697,7 +705,9 @@ def _neuron_changes(
             ratio = delta * screen.inv_margin[:, None]
             peak = screen.peak_post[part]
             cols, rows = _over(xp, ratio, peak[:, 0], peak[:, 1])
-        ch = _Changes(layer + 1, base.net.coefs[layer + 1], cols + lo, rows, part[cols], delta[rows, cols])
+        ch = _Changes(
+            layer + 1, base.net.coefs[layer + 1], cols + lo, rows, part[cols], delta[rows, cols]
+        )
         if screen is not None:
             ch = ch.keep(_may_flip(base, screen, ch.units, ch.rows, ch.d))
         yield ch
@@ -740,7 +750,8 @@ def ablate_neurons(
     units = np.asarray(units, dtype=np.int64)
     base = prepare(net, X, y) if base is None else base
     net_np = network_to_numpy(net)
-    values_np = replacement_values(net_np, layer, mode, None if reference is None else to_numpy(reference))
+    ref = None if reference is None else to_numpy(reference)
+    values_np = replacement_values(net_np, layer, mode, ref)
     values = base.asarray(values_np, dtype=base.pre[0].dtype)
     screen = _screen(base, layer) if metrics == "accuracy" else None
     budget = _row_budget(base, layer + 1, chunk_elements)
@@ -762,7 +773,9 @@ def ablate_neurons(
 # --------------------------------------------------------------------------- synapses
 
 
-def _unit_change(base: BaseState, matrix: int, rows: Any, sources: Any, targets: Any, w: Any) -> Any:
+def _unit_change(
+    base: BaseState, matrix: int, rows: Any, sources: Any, targets: Any, w: Any
+) -> Any:
     """Change of the target unit's output when weight ``w`` of ``matrix`` is zeroed, (m,)."""
     step = -base.inputs[matrix][rows, sources] * w
     if matrix == base.last:
@@ -830,11 +843,11 @@ def _prefix_candidates(
     values = ratio[rows, cols]
     n = values.shape[0]
     ordered = xp.sort(values)
-    rank = lambda v: n - xp.searchsorted(ordered, v, side="left")  # noqa: E731  # values >= v
+    rank = lambda v: n - xp.searchsorted(ordered, v, side="left")  # values >= v
     key = cols * (n + 1) + rank(values)
     order = xp.argsort(key)
     key, rows = key[order], rows[order]
-    threshold = 1 / xp.where(factor > 0, factor, xp.zeros_like(factor))
+    threshold = _reciprocal(xp, factor)
     start = xp.searchsorted(key, local * (n + 1), side="left")
     stop = xp.searchsorted(key, local * (n + 1) + rank(threshold), side="right")
     owner, position = _ragged(xp, start, stop - start)
@@ -857,7 +870,7 @@ def _source_chunks(sources: np.ndarray, n_rows: int) -> list[tuple[int, int, np.
     group = distinct // max(SCREEN_ELEMENTS // max(n_rows, 1), 1)
     edges = np.concatenate([[0], np.flatnonzero(np.diff(group)) + 1, [len(sources)]])
     return [
-        (int(lo), int(hi), distinct[lo:hi] - distinct[lo]) for lo, hi in zip(edges[:-1], edges[1:])
+        (int(lo), int(hi), distinct[lo:hi] - distinct[lo]) for lo, hi in itertools.pairwise(edges)
     ]
 
 
@@ -913,15 +926,10 @@ def ablate_synapses(
 
     Parameters
     ----------
-    net : Network — numpy or torch weights
-    X : array of shape (n_samples, n_features) — same backend as ``net``
-    y : ndarray of shape (n_samples,) — class labels
     layer : int — weight-matrix index (0: input -> first hidden; the last: hidden -> output)
     sources, targets : ndarray of shape (n_synapses,), int — row and column in that matrix
         (distinct pairs)
-    metrics : str — one of :data:`METRIC_SETS`
-    base : BaseState, optional — ``prepare(net, X, y)``, computed when not given
-    chunk_elements : int — size of the largest temporary array of one pass
+    net, X, y, metrics, base, chunk_elements : as in :func:`ablate_neurons`
 
     Returns
     -------

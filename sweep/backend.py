@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace, is_torch_array
@@ -88,7 +89,7 @@ def _torch_add_outer(z: Any, d: Any, w: Any) -> Any:
     return z.addr_(d, w)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _blas_controller() -> Any:
     from threadpoolctl import ThreadpoolController
 

@@ -86,6 +86,7 @@ class AblationConfig:
     """What to ablate and how to measure it."""
 
     kind: str = "neurons"
+    metrics: str = "full"
     modes: list[str] = field(default_factory=lambda: ["zero"])
     splits: list[str] = field(default_factory=lambda: ["test"])
     layers: Optional[list[int]] = None
@@ -144,6 +145,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "dataset.split": ("holdout", "official"),
     "dataset.scale": ("unit", "none", "standard"),
     "ablation.kind": ("neurons", "synapses", "cumulative"),
+    "ablation.metrics": ("full", "accuracy"),
     "ablation.modes": ("zero", "remove", "mean"),
     "ablation.splits": ("test", "val"),
     "ablation.direction": ("incoming", "outgoing", "both"),

@@ -11,7 +11,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
@@ -148,7 +148,7 @@ def to_device(model: tasks.ModelInputs, data: tasks.DataArrays, device: str) -> 
     convert = backend.CONVERTERS["torch"](device)
     net = model.net.with_weights(tuple(map(convert, model.net.coefs)), tuple(map(convert, model.net.intercepts)))
     splits = {name: (convert(X), y) for name, (X, y) in data.splits.items()}
-    return tasks.ModelInputs(net, model.synapses), tasks.DataArrays(splits)
+    return replace(model, net=net), tasks.DataArrays(splits)
 
 
 @ray.remote

@@ -6,7 +6,8 @@ Slow by design; tests check the fast kernels against it and ``bench/`` times it.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -7,9 +7,10 @@ Takes a validated :class:`~sweep.config.RunConfig` (plain objects, no Hydra) and
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -58,6 +59,24 @@ def result_metadata(cfg: RunConfig) -> dict[str, Any]:
     """The settings that determine a part's bytes (not where data, Ray or results live)."""
     dataset = {k: v for k, v in cfg.dataset.loader_params().items() if k not in LOCATION_KEYS}
     return {"model": asdict(cfg.model), "dataset": dataset, "ablation": asdict(cfg.ablation), "versions": versions()}
+
+
+RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
+    "neuron": ("metrics",),
+    "synapse": ("metrics",),
+    "unit": ("quantizer",),
+    "cumulative": ("metrics", "quantizer", "repetitions", "k_points"),
+}
+"""Ablation settings that change a result kind's rows without changing its part names."""
+
+
+def fingerprint(cfg: RunConfig, artifact: models.ModelArtifact, kind: str) -> str:
+    """What a run's parts of ``kind`` are computed from: the model's weights, the data
+    settings and the row-changing ablation settings (16 hex digits)."""
+    dataset = {k: v for k, v in cfg.dataset.loader_params().items() if k not in LOCATION_KEYS}
+    settings = {name: getattr(cfg.ablation, name) for name in RESULT_SETTINGS[kind]}
+    payload = {"weights": artifact.meta["sha256"], "dataset": dataset, "settings": settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def split_sizes(data: DatasetSplits) -> dict[str, int]:
@@ -179,12 +198,13 @@ def _plan_cumulative(cfg: RunConfig, run: RunKey, net: Network, sizes: dict[str,
     return shards, ModelInputs(net, settings, unit_stats=stats, effects=neuron_effects)
 
 
-PHASES: dict[str, tuple[Planner, ...]] = {
-    "neurons": (_plan_neurons,),
-    "synapses": (_plan_synapses,),
-    "cumulative": (_plan_units, _plan_cumulative),
+PHASES: dict[str, tuple[tuple[str, Planner], ...]] = {
+    "neurons": (("neuron", _plan_neurons),),
+    "synapses": (("synapse", _plan_synapses),),
+    "cumulative": (("unit", _plan_units), ("cumulative", _plan_cumulative)),
 }
-"""What each ``ablation.kind`` runs: phases of shards, each planned after the previous ran."""
+"""What each ``ablation.kind`` runs: phases of (result kind, planner), each planned after the
+previous one ran."""
 
 RESULT_KIND = {"neurons": "neuron", "synapses": "synapse", "cumulative": "cumulative"}
 
@@ -229,16 +249,17 @@ def run(cfg: RunConfig) -> SweepSummary:
     clock = time.perf_counter()
     nets = {key: models.load_network(artifact.path) for key, artifact in artifacts.items()}
     sizes = split_sizes(data)
-    metadata = {key: {**result_metadata(cfg), "seed": key.seed} for key in nets}
     rows = 0
-    for planner in PHASES[cfg.ablation.kind]:
+    for kind, planner in PHASES[cfg.ablation.kind]:
+        prints = {key: fingerprint(cfg, artifact, kind) for key, artifact in artifacts.items()}
+        metadata = {key: {**result_metadata(cfg), "seed": key.seed, "fingerprint": prints[key]} for key in nets}
         shards: list[Shard] = []
         inputs: dict[RunKey, execute.ShardInputs] = {}
         for key, net in nets.items():
             run_shards, model_inputs = planner(cfg, key, net, sizes, store)
             shards += run_shards
-            inputs[key] = execute.ShardInputs(execute.put(model_inputs), data_ref)
-        rows += execute.run_shards(store.pending(shards), inputs, store, metadata, cfg.ray, cfg.progress)
+            inputs[key] = execute.ShardInputs(execute.put(replace(model_inputs, fingerprint=prints[key])), data_ref)
+        rows += execute.run_shards(store.pending(shards, prints), inputs, store, metadata, cfg.ray, cfg.progress)
     times["ablate"] = time.perf_counter() - clock
 
     runs = [_manifest_run(key, artifact) for key, artifact in artifacts.items()]

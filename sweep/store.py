@@ -12,6 +12,7 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sweep import storage
-from sweep.plan import Shard
+from sweep.plan import RunKey, Shard
 
 _METRICS = [
     ("n_samples", pa.int64()),
@@ -119,19 +120,23 @@ class ResultStore:
         run = shard.run
         return storage.join(self.partition_dir(shard.kind, run.dataset, run.model, run.seed), f"part-{shard.id}.parquet")
 
-    def is_complete(self, shard: Shard) -> bool:
-        """True if the shard's part exists, has the kind's schema and the expected rows."""
+    def part_fingerprint(self, shard: Shard) -> str | None:
+        """The fingerprint a shard's part was written with, or None if the part is missing or
+        broken (unreadable, another schema, another row count)."""
         fs, _ = self._fs_and_base
         path = self.part_path(shard)
         if not storage.exists(fs, path):
-            return False
+            return None
         try:
             with fs.open_input_file(path) as f:
                 meta = pq.ParquetFile(f).metadata
                 schema = meta.schema.to_arrow_schema()
         except (OSError, pa.ArrowInvalid):
-            return False
-        return schema.remove_metadata().equals(SCHEMAS[shard.kind]) and meta.num_rows == shard.n_rows
+            return None
+        if not schema.remove_metadata().equals(SCHEMAS[shard.kind]) or meta.num_rows != shard.n_rows:
+            return None
+        written = json.loads((schema.metadata or {}).get(b"sweep", b"{}"))
+        return str(written.get("fingerprint", ""))
 
     def existing_parts(self, kind: str, dataset: str, model: str, seed: int) -> set[str]:
         """File names of the complete-looking parts in one partition."""
@@ -142,14 +147,22 @@ class ResultStore:
             if info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
         }
 
-    def pending(self, shards: list[Shard]) -> list[Shard]:
+    def pending(self, shards: list[Shard], fingerprints: Mapping[RunKey, str]) -> list[Shard]:
         """The shards whose part is missing or broken.
+
+        Parameters
+        ----------
+        fingerprints : mapping of RunKey to str
+            What each run's parts must have been computed from (model weights, data and
+            ablation settings); see :func:`sweep.pipeline.fingerprint`.
 
         Raises
         ------
         StoreError
             If a partition holds parts of another plan for the same (kind, mode, split)
-            (e.g. another shard size), which would duplicate rows.
+            (e.g. another shard size), which would duplicate rows, or a part computed from
+            other settings that map to the same path (e.g. another ``dataset.scale``), which
+            a resume would otherwise silently keep.
         """
         planned: dict[tuple, set[str]] = {}
         for s in shards:
@@ -166,7 +179,18 @@ class ResultStore:
                     f"{self.partition_dir(kind, dataset, model, seed)} holds parts of a different shard plan "
                     f"({min(foreign)}, ...); use another study= or delete that folder"
                 )
-        return [s for s in shards if not self.is_complete(s)]
+        todo = []
+        for shard in shards:
+            written = self.part_fingerprint(shard)
+            if written is None:
+                todo.append(shard)
+            elif written != fingerprints[shard.run]:
+                raise StoreError(
+                    f"{self.part_path(shard)} was computed from other settings (model, data or "
+                    "ablation.metrics/quantizer/repetitions/k_points) under the same names; "
+                    "use another study= for this configuration or delete that partition"
+                )
+        return todo
 
     def write_part(self, shard: Shard, table: pa.Table, metadata: dict[str, Any]) -> str:
         """Write a shard's table atomically; ``metadata`` rides in the file's key-value metadata."""

@@ -59,6 +59,9 @@ class ModelInputs:
         ``kind=unit`` rows of this model, for statistic-ordered cumulative ablation.
     effects : DataFrame, optional
         Neuron-sweep rows (``layer, unit, effect``) of this model, for effect orders.
+    fingerprint : str
+        What this model's results are computed from (:func:`sweep.pipeline.fingerprint`);
+        keys the per-process cache of unablated forward passes.
     """
 
     net: Network
@@ -66,13 +69,35 @@ class ModelInputs:
     synapses: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     unit_stats: pd.DataFrame | None = None
     effects: pd.DataFrame | None = None
+    fingerprint: str = ""
+
+
+BASE_CACHE_SIZE = 2
+"""Unablated forward passes a worker process keeps (one per model and split)."""
+
+_BASE_CACHE: dict[tuple[str, str, str], ablate.BaseState] = {}
+
+
+def base_state(model: ModelInputs, data: DataArrays, split: str) -> ablate.BaseState:
+    """The unablated forward pass of ``model`` on ``split``, computed once per worker process
+    and reused by every shard of that model and split that the process runs."""
+    X, y = data.splits[split]
+    key = (model.fingerprint, split, type(X).__module__)
+    if key not in _BASE_CACHE:
+        while len(_BASE_CACHE) >= BASE_CACHE_SIZE:
+            _BASE_CACHE.pop(next(iter(_BASE_CACHE)))
+        _BASE_CACHE[key] = ablate.prepare(model.net, X, y)
+    return _BASE_CACHE[key]
 
 
 def neuron_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
     """Columns of a neuron shard: each unit of ``[start, stop)`` ablated alone."""
     X, y = data.splits[shard.split]
     units = np.arange(shard.start, shard.stop)
-    return ablate.ablate_neurons(model.net, X, y, shard.layer, units, shard.mode, data.reference)
+    return ablate.ablate_neurons(
+        model.net, X, y, shard.layer, units, shard.mode, data.reference,
+        metrics=model.ablation.metrics, base=base_state(model, data, shard.split),
+    )
 
 
 def synapse_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
@@ -80,7 +105,10 @@ def synapse_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str
     X, y = data.splits[shard.split]
     sources, targets = model.synapses[shard.layer]
     window = slice(shard.start, shard.stop)
-    return ablate.ablate_synapses(model.net, X, y, shard.layer, sources[window], targets[window])
+    return ablate.ablate_synapses(
+        model.net, X, y, shard.layer, sources[window], targets[window],
+        metrics=model.ablation.metrics, base=base_state(model, data, shard.split),
+    )
 
 
 def unit_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:

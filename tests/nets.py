@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from sklearn.neural_network import MLPClassifier
 ACTIVATIONS: tuple[str, ...] = ("identity", "logistic", "tanh", "relu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def digits(n: int = 300, binary: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` digits images scaled to [0, 1], shape ``(n, 64)``, and labels ``(n,)``.
 
@@ -29,7 +29,7 @@ def digits(n: int = 300, binary: bool = False) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-@lru_cache(maxsize=None)
+@cache
 def trained_mlp(
     activation: str = "relu",
     hidden: tuple[int, ...] = (12, 7),

@@ -51,7 +51,9 @@ def test_every_neuron_matches_oracle(activation: str, binary: bool, mode: str) -
         units = np.arange(width)
         naive = naive_neuron_metrics(clf, X, y, layer, units, mode, reference)
         for metrics in METRIC_SETS:
-            fast = ablate_neurons(net, X, y, layer, units, mode, reference, metrics=metrics, base=base)
+            fast = ablate_neurons(
+                net, X, y, layer, units, mode, reference, metrics=metrics, base=base
+            )
             assert set(METRIC_COLUMNS) <= set(fast)
             np.testing.assert_array_equal(fast["unit"], units)
             assert_same_metrics(fast, naive, metrics)
@@ -259,7 +261,7 @@ def test_select_all_synapses_counts_and_order() -> None:
     chosen = select_synapses(net)
     assert [m for m, _, _ in chosen] == [0, 1, 2]
     assert sum(len(s) for _, s, _ in chosen) == 64 * 12 + 12 * 7 + 7 * 10
-    layer, sources, targets = chosen[1]
+    _, sources, targets = chosen[1]
     np.testing.assert_array_equal(sources[:8], [0, 0, 0, 0, 0, 0, 0, 1])
     np.testing.assert_array_equal(targets[:8], [0, 1, 2, 3, 4, 5, 6, 0])
     assert [m for m, _, _ in select_synapses(net, layers=[2, 0])] == [0, 2]

@@ -45,8 +45,11 @@ def test_to_backend_converts_weights_and_data() -> None:
         to_backend(net, X, y, "jax")
 
 
+CASES = [("relu", False), ("logistic", False), ("tanh", True)]
+
+
 @pytest.mark.parametrize("metrics", METRIC_SETS)
-@pytest.mark.parametrize("activation,binary", [("relu", False), ("logistic", False), ("tanh", True)])
+@pytest.mark.parametrize("activation,binary", CASES)
 def test_torch_equals_numpy(activation: str, binary: bool, metrics: str) -> None:
     net = Network.from_classifier(trained_mlp(activation, binary=binary))
     X, y = digits(300, binary)

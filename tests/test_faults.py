@@ -63,7 +63,7 @@ def test_a_part_with_the_wrong_row_count_is_redone(tmp_path):
     full = Shard(short.run, "neuron", "zero", "test", 0, 0, 10)
     store.write_part(short, to_table("neuron", neuron_columns(np.arange(5)), {"mode": "zero", "split": "test"}), {})
     Path(store.part_path(short)).rename(store.part_path(full))  # right name, right schema, 5 rows of 10
-    assert store.pending([full]) == [full]
+    assert store.pending([full], {full.run: ""}) == [full]
 
 
 @pytest.mark.slow

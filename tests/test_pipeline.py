@@ -98,3 +98,38 @@ def test_cumulative_sweep_orders_on_val_and_needs_a_neuron_sweep_for_effect_orde
     empty = curves[curves["k"] == 0]["accuracy"]
     assert full.nunique() == 1 and empty.nunique() == 1  # every order ends and starts at the same network
     assert empty.iloc[0] == curves["accuracy_base"].iloc[0] == summary.runs[0]["test_accuracy"]
+
+
+def test_settings_hidden_from_part_names_never_resume_onto_each_others_parts(local_ray, run_config):
+    from sweep.store import StoreError
+
+    common = ("model.hidden_layer_sizes=[16]", "model.name=tiny", "model.max_iter=20")
+    pipeline.run(run_config(*common))
+    with pytest.raises(StoreError, match="computed from other settings"):
+        pipeline.run(run_config(*common, "dataset.scale=standard"))  # same dataset=digits partition
+    with pytest.raises(StoreError, match="computed from other settings"):
+        pipeline.run(run_config(*common, "ablation.metrics=accuracy"))
+    assert pipeline.run(run_config(*common)).rows_written == 0
+
+
+def test_synapse_sweep_of_the_most_harmful_neurons(local_ray, run_config):
+    common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=60")
+    everything = pipeline.run(run_config(*common, "ablation=synapses"))
+    all_rows = pd.read_parquet(f"{everything.results}/kind=synapse")
+    assert len(all_rows) == 64 * 24 + 24 * 12 + 12 * 10 and all_rows["loss"].isna().all()
+    assert all_rows.groupby(["layer", "source", "target"]).size().eq(1).all()
+
+    neurons = pipeline.run(run_config(*common))
+    df = pd.read_parquet(f"{neurons.results}/kind=neuron")
+    harmful = df[df["effect"] > 0].sort_values(["effect", "layer", "unit"], ascending=[False, True, True])
+    assert 1 <= len(harmful) < 5, "the test net should have a few harmful neurons"
+    top = harmful.head(5)  # asking for 5 takes only the harmful ones
+    chosen = pipeline.run(run_config(*common, "ablation=synapses", "ablation.top_harmful=5", "ablation.metrics=full"))
+    rows = pd.read_parquet(f"{chosen.results}/kind=synapse")
+    rows = rows[rows["loss"].notna()]  # this run's (full metrics) rows, beside the first run's
+    fan = {0: (64, 12), 1: (24, 10)}  # (fan-in, fan-out) of a unit of each hidden layer
+    assert len(rows) == sum(sum(fan[layer]) for layer in top["layer"])
+    for layer, unit in zip(top["layer"], top["unit"]):
+        incoming = rows[(rows["layer"] == layer) & (rows["target"] == unit)]
+        outgoing = rows[(rows["layer"] == layer + 1) & (rows["source"] == unit)]
+        assert (len(incoming), len(outgoing)) == fan[layer]

@@ -57,10 +57,11 @@ def test_pending_skips_complete_parts_and_redoes_broken_ones(tmp_path):
     a, _ = write(store, 0, 0, 10)
     b, _ = write(store, 0, 10, 20)
     c = Shard(a.run, "neuron", "zero", "test", 0, 20, 30)
-    assert store.pending([a, b, c]) == [c]
+    prints = {a.run: ""}
+    assert store.pending([a, b, c], prints) == [c]
     with open(store.part_path(b), "r+b") as f:  # truncate: a killed writer without atomic rename
         f.truncate(100)
-    assert store.pending([a, b, c]) == [b, c]
+    assert store.pending([a, b, c], prints) == [b, c]
 
 
 def test_wrong_row_count_is_refused_and_foreign_plans_are_reported(tmp_path):
@@ -71,9 +72,9 @@ def test_wrong_row_count_is_refused_and_foreign_plans_are_reported(tmp_path):
     write(store, 0, 0, 10)
     other_plan = [Shard(shard.run, "neuron", "zero", "test", 0, 0, 20)]
     with pytest.raises(StoreError, match="different shard plan"):
-        store.pending(other_plan)
+        store.pending(other_plan, {shard.run: ""})
     other_mode = [Shard(shard.run, "neuron", "mean", "test", 0, 0, 20)]
-    assert store.pending(other_mode) == other_mode
+    assert store.pending(other_mode, {shard.run: ""}) == other_mode
 
 
 def test_manifest_merges_runs(tmp_path):
