@@ -1,5 +1,8 @@
 """Throughput of a synapse sweep on 1 and 2 Ray workers (one BLAS thread each).
 
+The sweep uses ``ablation.metrics=full`` (every changed row recomputed, exact loss), so
+that the work is compute-bound and cut into a few dozen shards.
+
     python bench/scaling.py [--hidden 256 128] [--workers 1 2] [--out bench/scaling.json]
 
 Trains a small model on digits once, then runs the same sweep (every synapse ablated, test
@@ -30,7 +33,7 @@ def sweep_config(results: Path, models: Path, hidden: list[int], workers: int) -
     from hydra import compose, initialize_config_dir
 
     overrides = [
-        "ablation=synapses", "ablation.shard_cost=5e8", f"model.hidden_layer_sizes={hidden}", "model.name=bench", "model.max_iter=30",
+        "ablation=synapses", "ablation.metrics=full", "ablation.shard_cost=5e7", f"model.hidden_layer_sizes={hidden}", "model.name=bench", "model.max_iter=30",
         f"paths.results={results}", f"paths.models={models}", f"ray.num_cpus={workers}", "progress=false",
     ]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

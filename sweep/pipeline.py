@@ -160,7 +160,8 @@ def _plan_synapses(cfg: RunConfig, run: RunKey, net: Network, sizes: dict[str, i
     synapses = {layer: (sources, targets) for layer, sources, targets in selection}
     tag = "all" if neurons is None and cfg.ablation.layers is None else _digest(synapses)
     counts = {layer: len(sources) for layer, (sources, _) in synapses.items()}
-    shards = plan_synapses(run, _shape(net), counts, tag, measured_splits(cfg, sizes), cfg.ablation.shard_cost)
+    shards = plan_synapses(run, _shape(net), counts, tag, measured_splits(cfg, sizes), cfg.ablation.shard_cost,
+                           cfg.ablation.metrics)
     return shards, ModelInputs(net, cfg.ablation, synapses=synapses)
 
 

@@ -96,15 +96,16 @@ def neuron_cost(shape: NetworkShape, layer: int, n_samples: int) -> float:
     return float(n_samples * max(shape.downstream_flops(layer), 1))
 
 
-def synapse_cost(shape: NetworkShape, layer: int, n_samples: int) -> float:
-    """Estimated work to ablate one synapse of weight matrix ``layer``.
+SYNAPSE_WORK: dict[str, float] = {"accuracy": 1e-3, "full": 0.2}
+"""Work of one synapse relative to one neuron of the same layer, per metric set. ``full``
+recomputes every row where the source is active (about a fifth); ``accuracy`` lets the
+kernel's margin bound prove most rows unchanged: measured, all 386,120 synapses of
+NN_392_196 on 10,000 MNIST rows take about as long as 4 of its first-layer neurons."""
 
-    A synapse changes one unit of the next layer by a single weight's worth, so the kernel's
-    margin bound proves most rows unchanged and only a sliver is recomputed: measured, all
-    386,120 synapses of NN_392_196 on 10,000 MNIST rows take about as long as 4 of its
-    first-layer neurons (``bench/ablation.py``), hence the factor 1/1000 of a neuron.
-    """
-    return n_samples * max(shape.downstream_flops(layer), 1) / 1000
+
+def synapse_cost(shape: NetworkShape, layer: int, n_samples: int, metrics: str = "accuracy") -> float:
+    """Estimated multiply-adds to ablate one synapse of weight matrix ``layer``."""
+    return SYNAPSE_WORK[metrics] * n_samples * max(shape.downstream_flops(layer), 1)
 
 
 def plan_neurons(
@@ -130,7 +131,7 @@ def plan_neurons(
 
 def plan_synapses(
     run: RunKey, shape: NetworkShape, counts: dict[int, int], selection: str,
-    splits: dict[str, int], shard_cost: float,
+    splits: dict[str, int], shard_cost: float, metrics: str = "accuracy",
 ) -> list[Shard]:
     """Shards covering the selected synapses of each weight matrix.
 
@@ -138,12 +139,13 @@ def plan_synapses(
     ----------
     counts : dict of int to int — number of selected synapses per weight matrix
     selection : str — tag of the selection (``all`` or a digest)
+    metrics : str — the kernel's metric set, a key of :data:`SYNAPSE_WORK`
     """
     return [
         Shard(run, "synapse", "zero", split, layer, a, b, selection, cost=(b - a) * unit)
         for split, n_samples in splits.items()
         for layer, count in sorted(counts.items())
-        for unit in [synapse_cost(shape, layer, n_samples)]
+        for unit in [synapse_cost(shape, layer, n_samples, metrics)]
         for a, b in _shard_ranges(count, unit, shard_cost)
     ]
 
