@@ -33,7 +33,7 @@ from analysis.load import (
 )
 from analysis.pruning import heldout_pruning, prediction_change
 from analysis.stability import bootstrap_harmful, seed_ks, seed_matching, share_intervals
-from sweep.datasets import DatasetSplits, image_shape
+from sweep.datasets import DatasetSplits, image_shape, reference_inputs
 from sweep.network import Network, hidden_activations
 
 Q = 0.05
@@ -106,8 +106,8 @@ def _resources(run: dict[str, Any]) -> tuple[Network, DatasetSplits]:
 
 
 def _reference(mode: str, data: DatasetSplits) -> np.ndarray | None:
-    """The inputs ``mean`` mode averages over (the training split), None for other modes."""
-    return data.X_train if mode == "mean" else None
+    """The inputs ``mean`` mode averages over (as the sweep: val if any, else train), None otherwise."""
+    return reference_inputs(data.X_train, data.X_val) if mode == "mean" else None
 
 
 def _needs_neurons(build: SectionBuilder) -> SectionBuilder:

@@ -54,7 +54,7 @@ register_schema()
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
 def main(cfg: DictConfig) -> None:
     from sweep import pipeline
-    from sweep.report import format_summary
+    from sweep.summary import format_summary
 
     try:
         summary = pipeline.run(to_run_config(cfg))

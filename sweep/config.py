@@ -15,6 +15,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from sweep.cumulative import ORDER_KEYS
+
 
 class ConfigError(ValueError):
     """An invalid configuration value; the message names the key and the allowed values."""
@@ -80,6 +82,14 @@ class DatasetConfig:
         """Keyword arguments of ``load_dataset`` including ``name``."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def content_params(self) -> dict[str, Any]:
+        """The settings that decide the arrays, without those that say where files are."""
+        return {k: v for k, v in self.loader_params().items() if k not in LOCATION_KEYS}
+
+
+LOCATION_KEYS = ("data_dir", "cache_dir", "mirrors")
+"""Dataset settings that say where data is, not what it is."""
+
 
 @dataclass
 class AblationConfig:
@@ -88,7 +98,7 @@ class AblationConfig:
     kind: str = "neurons"
     metrics: str = "full"
     modes: list[str] = field(default_factory=lambda: ["zero"])
-    splits: list[str] = field(default_factory=lambda: ["test"])
+    splits: Optional[list[str]] = None
     layers: Optional[list[int]] = None
     top_harmful: Optional[int] = None
     direction: str = "both"
@@ -97,6 +107,7 @@ class AblationConfig:
     repetitions: int = 5
     k_points: int = 0
     quantizer: str = "binary"
+    n_bins: int = 2
     shard_cost: float = 2e9
 
 
@@ -149,7 +160,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "ablation.modes": ("zero", "remove", "mean"),
     "ablation.splits": ("test", "val"),
     "ablation.direction": ("incoming", "outgoing", "both"),
-    "ablation.quantizer": ("binary", "quantile"),
+    "ablation.quantizer": ("binary", "quantile", "uniform"),
+    "ablation.orders": tuple(ORDER_KEYS),
 }
 """Allowed values of the string settings (list settings: of each element)."""
 
@@ -176,7 +188,7 @@ def _lookup(cfg: RunConfig, key: str) -> Any:
 def _check_allowed(cfg: RunConfig) -> None:
     for key, allowed in ALLOWED.items():
         value = _lookup(cfg, key)
-        for item in value if isinstance(value, list) else [value]:
+        for item in value if isinstance(value, list) else [] if value is None else [value]:
             if item not in allowed:
                 raise ConfigError(f"{key}={item!r} is not allowed; choose one of {', '.join(allowed)}")
 
@@ -206,7 +218,11 @@ def _check_counts(cfg: RunConfig) -> None:
         raise ConfigError(f"model.batch_size={batch!r} is invalid; expected 'auto' or a positive integer")
     if cfg.ablation.repetitions < 1:
         raise ConfigError(f"ablation.repetitions={cfg.ablation.repetitions} is invalid; expected >= 1")
-    if "val" in cfg.ablation.splits and cfg.dataset.val_fraction == 0:
+    if cfg.ablation.k_points < 0 or cfg.ablation.n_bins < 2:
+        raise ConfigError("ablation.k_points must be >= 0 (0: every k) and ablation.n_bins >= 2")
+    if cfg.ablation.top_harmful is not None and cfg.ablation.top_harmful < 1:
+        raise ConfigError(f"ablation.top_harmful={cfg.ablation.top_harmful} is invalid; expected null or >= 1")
+    if "val" in (cfg.ablation.splits or []) and cfg.dataset.val_fraction == 0:
         raise ConfigError(
             "ablation.splits includes 'val' but dataset.val_fraction=0; set dataset.val_fraction=0.1"
         )
@@ -216,11 +232,28 @@ def _check_counts(cfg: RunConfig) -> None:
         raise ConfigError(f"study={cfg.study!r} is invalid; expected a plain folder name such as 'paper'")
 
 
+def _check_layers(cfg: RunConfig) -> None:
+    """Layers and scopes must exist in the model; synapses have one mode, ``zero``."""
+    n_hidden = len(cfg.model.hidden_layer_sizes)
+    n_layers = {"neurons": n_hidden, "synapses": n_hidden + 1, "cumulative": n_hidden}[cfg.ablation.kind]
+    what = "weight matrices" if cfg.ablation.kind == "synapses" else "hidden layers"
+    for layer in cfg.ablation.layers or []:
+        if not 0 <= layer < n_layers:
+            raise ConfigError(f"ablation.layers has {layer}; the model has {n_layers} {what}: 0..{n_layers - 1}")
+    scopes = ["network", *(f"layer{i}" for i in range(n_hidden))]
+    for scope in cfg.ablation.scopes:
+        if scope not in scopes:
+            raise ConfigError(f"ablation.scopes has {scope!r}; choose from {', '.join(scopes)}")
+    if cfg.ablation.kind == "synapses" and cfg.ablation.modes != ["zero"]:
+        raise ConfigError("ablation.modes must be [zero] for synapses (a synapse is removed by zeroing its weight)")
+
+
 def validate(cfg: RunConfig) -> RunConfig:
     """Check every value of a run configuration; return it unchanged or raise ConfigError."""
     _check_allowed(cfg)
     _check_fractions(cfg)
     _check_counts(cfg)
+    _check_layers(cfg)
     return cfg
 
 

@@ -401,6 +401,12 @@ _SCALERS: dict[str, Callable[[str, list[np.ndarray]], None]] = {
 # --------------------------------------------------------------------------- public API
 
 
+def reference_inputs(X_train: np.ndarray, X_val: np.ndarray) -> np.ndarray:
+    """The inputs ``mean`` ablation averages over: the validation split when it has rows,
+    else the training split, shape ``(n, n_features)``."""
+    return X_val if len(X_val) else X_train
+
+
 def image_shape(name: str) -> tuple[int, ...]:
     """Shape one row of ``X`` reshapes to (C order).
 

@@ -41,7 +41,7 @@ def model_key(model: ModelConfig, dataset: DatasetConfig, seed: int) -> str:
     payload = {
         "format": FORMAT_VERSION,
         "model": model.classifier_params(),
-        "dataset": {k: v for k, v in dataset.loader_params().items() if k not in ("data_dir", "cache_dir", "mirrors")},
+        "dataset": dataset.content_params(),
         "seed": seed,
     }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()

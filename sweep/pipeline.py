@@ -1,7 +1,7 @@
 """The steps of a sweep, in order: data, models, plan, pending shards, execution, manifest.
 
 Takes a validated :class:`~sweep.config.RunConfig` (plain objects, no Hydra) and returns a
-:class:`SweepSummary`.
+:class:`~sweep.summary.SweepSummary`.
 """
 
 from __future__ import annotations
@@ -19,26 +19,11 @@ import pandas as pd
 from sweep import ablate, cumulative, execute, models, storage
 from sweep.config import RunConfig
 from sweep.datasets import DatasetSplits, load_dataset
-from sweep.plan import NetworkShape, RunKey, Shard, plan_neurons, plan_synapses
 from sweep.network import Network
+from sweep.plan import NetworkShape, RunKey, Shard, plan_neurons, plan_synapses
 from sweep.store import ResultStore, StoreError
+from sweep.summary import SUMMARIES, SweepSummary
 from sweep.tasks import DataArrays, ModelInputs
-
-LOCATION_KEYS = ("data_dir", "cache_dir", "mirrors")
-"""Dataset settings that say where data is, not what it is: kept out of result metadata."""
-
-
-@dataclass(frozen=True)
-class SweepSummary:
-    """What a sweep did: where its results are and a small table of what it found
-    (category counts per layer for neurons and synapses, curve areas for cumulative)."""
-
-    results: str
-    kind: str
-    table: pd.DataFrame
-    rows_written: int
-    seconds: dict[str, float]
-    runs: list[dict[str, Any]]
 
 
 def versions() -> dict[str, str]:
@@ -57,15 +42,15 @@ def versions() -> dict[str, str]:
 
 def result_metadata(cfg: RunConfig) -> dict[str, Any]:
     """The settings that determine a part's bytes (not where data, Ray or results live)."""
-    dataset = {k: v for k, v in cfg.dataset.loader_params().items() if k not in LOCATION_KEYS}
-    return {"model": asdict(cfg.model), "dataset": dataset, "ablation": asdict(cfg.ablation), "versions": versions()}
+    return {"model": asdict(cfg.model), "dataset": cfg.dataset.content_params(),
+            "ablation": asdict(cfg.ablation), "versions": versions()}
 
 
 RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
     "neuron": ("metrics",),
     "synapse": ("metrics",),
-    "unit": ("quantizer",),
-    "cumulative": ("metrics", "quantizer", "repetitions", "k_points"),
+    "unit": ("quantizer", "n_bins"),
+    "cumulative": ("quantizer", "n_bins", "repetitions", "k_points"),
 }
 """Ablation settings that change a result kind's rows without changing its part names."""
 
@@ -73,9 +58,8 @@ RESULT_SETTINGS: dict[str, tuple[str, ...]] = {
 def fingerprint(cfg: RunConfig, artifact: models.ModelArtifact, kind: str) -> str:
     """What a run's parts of ``kind`` are computed from: the model's weights, the data
     settings and the row-changing ablation settings (16 hex digits)."""
-    dataset = {k: v for k, v in cfg.dataset.loader_params().items() if k not in LOCATION_KEYS}
     settings = {name: getattr(cfg.ablation, name) for name in RESULT_SETTINGS[kind]}
-    payload = {"weights": artifact.meta["sha256"], "dataset": dataset, "settings": settings}
+    payload = {"weights": artifact.meta["sha256"], "dataset": cfg.dataset.content_params(), "settings": settings}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -85,8 +69,15 @@ def split_sizes(data: DatasetSplits) -> dict[str, int]:
 
 
 def measured_splits(cfg: RunConfig, sizes: dict[str, int]) -> dict[str, int]:
-    """Rows of each split the ablations are measured on."""
-    return {split: sizes[split] for split in cfg.ablation.splits}
+    """Rows of each split the ablations are measured on: ``ablation.splits``, or by default
+    test, and val too when the dataset has one (selections are made on val)."""
+    default = ["test", "val"] if sizes["val"] else ["test"]
+    return {split: sizes[split] for split in cfg.ablation.splits or default}
+
+
+def statistics_split(sizes: dict[str, int]) -> str:
+    """Unit statistics (which order cumulative ablation) come from val when it exists, else train."""
+    return "val" if sizes["val"] else "train"
 
 
 def _train_or_reuse(cfg: RunConfig, data_ref: Any) -> dict[RunKey, models.ModelArtifact]:
@@ -101,36 +92,53 @@ def _train_or_reuse(cfg: RunConfig, data_ref: Any) -> dict[RunKey, models.ModelA
         else:
             artifacts[run] = cached
     artifacts.update(execute.train_models(jobs, data_ref, cfg.ray.max_retries))
-    return artifacts
+    return dict(sorted(artifacts.items(), key=lambda item: item[0].seed))
 
 
-def _shape(net: Network) -> NetworkShape:
-    return NetworkShape((net.coefs[0].shape[0], *net.hidden_sizes, net.coefs[-1].shape[1]))
+@dataclass(frozen=True)
+class PlanInputs:
+    """What a planner knows of one trained model: its key, weights, weights hash, and the
+    sizes of the dataset's splits."""
+
+    run: RunKey
+    net: Network
+    weights: str
+    sizes: dict[str, int]
+
+    @property
+    def shape(self) -> NetworkShape:
+        return NetworkShape((self.net.coefs[0].shape[0], *self.net.hidden_sizes, self.net.coefs[-1].shape[1]))
 
 
-def _run_filter(run: RunKey) -> list[tuple[str, str, Any]]:
-    return [("dataset", "=", run.dataset), ("model", "=", run.model), ("seed", "=", run.seed)]
-
-
-def selection_split(store: ResultStore, kind: str, run: RunKey, mode: str) -> pd.DataFrame:
-    """A run's rows of ``kind`` in ``mode`` on the split that selections are made on.
+def validation_rows(store: ResultStore, model: PlanInputs, mode: str) -> pd.DataFrame:
+    """This model's neuron-sweep rows in ``mode`` on the validation split.
 
     Selection hygiene: anything chosen from results (harmful neurons, an ablation order) is
-    chosen on the val split when it was measured, else on test.
+    chosen on val and reported on test; parts of an earlier model under the same names (a
+    retrain with other settings) are never used.
+
+    Raises
+    ------
+    StoreError
+        If there are none, with the command that makes them.
     """
-    df = store.read(kind, _run_filter(run))
-    df = df[df["mode"] == mode]
-    split = "val" if (df["split"] == "val").any() else "test"
-    return df[df["split"] == split]
-
-
-def harmful_units(store: ResultStore, run: RunKey, k: int) -> list[tuple[int, int]]:
-    """The ``k`` most harmful (layer, unit) pairs of a run's zero-mode neuron sweep."""
-    df = selection_split(store, "neuron", run, "zero")
+    df = store.read_model_rows("neuron", model.run, model.weights)
+    df = df[(df["mode"] == mode) & (df["split"] == "val")]
     if df.empty:
+        run = model.run
         raise StoreError(
-            f"ablation.top_harmful needs a neuron sweep of {run} in study {store.study!r}; run ablation=neurons first"
+            f"choosing by single-neuron effect needs this model's {mode}-mode neuron sweep on a validation split "
+            f"({run.dataset}/{run.model} seed {run.seed}, study {store.study!r}); run `python -m sweep "
+            f"ablation=neurons ablation.modes=[{mode}]` first with the same model and dataset settings "
+            "and a dataset.val_fraction above 0 (e.g. 0.1)"
         )
+    return df
+
+
+def harmful_units(store: ResultStore, model: PlanInputs, k: int) -> list[tuple[int, int]]:
+    """The ``k`` most harmful (layer, unit) pairs of a model by zero-mode effect on val (only
+    units whose removal raises accuracy: fewer than ``k`` when fewer are harmful)."""
+    df = validation_rows(store, model, "zero")
     chosen = df[df["effect"] > 0].sort_values(["effect", "layer", "unit"], ascending=[False, True, True])
     return [(int(r.layer), int(r.unit)) for r in chosen.head(k).itertuples()]
 
@@ -144,59 +152,56 @@ def _digest(synapses: dict[int, tuple[np.ndarray, np.ndarray]]) -> str:
     return h.hexdigest()[:10]
 
 
-Planner = Callable[[RunConfig, RunKey, Network, dict[str, int], ResultStore], tuple[list[Shard], ModelInputs]]
-"""``(cfg, run, net, split sizes, store) -> (shards, what the shards need)``."""
+Planner = Callable[[RunConfig, PlanInputs, ResultStore], tuple[list[Shard], ModelInputs]]
+"""``(cfg, model, store) -> (its shards, what they need besides the data)``."""
 
 
-def _plan_neurons(cfg: RunConfig, run: RunKey, net: Network, sizes: dict[str, int], store: ResultStore) -> tuple[list[Shard], ModelInputs]:
-    splits = measured_splits(cfg, sizes)
-    shards = plan_neurons(run, _shape(net), cfg.ablation.layers, cfg.ablation.modes, splits, cfg.ablation.shard_cost)
-    return shards, ModelInputs(net, cfg.ablation)
-
-
-def _plan_synapses(cfg: RunConfig, run: RunKey, net: Network, sizes: dict[str, int], store: ResultStore) -> tuple[list[Shard], ModelInputs]:
-    neurons = harmful_units(store, run, cfg.ablation.top_harmful) if cfg.ablation.top_harmful else None
-    selection = ablate.select_synapses(net, layers=cfg.ablation.layers, neurons=neurons, direction=cfg.ablation.direction)
-    synapses = {layer: (sources, targets) for layer, sources, targets in selection}
-    tag = "all" if neurons is None and cfg.ablation.layers is None else _digest(synapses)
-    counts = {layer: len(sources) for layer, (sources, _) in synapses.items()}
-    shards = plan_synapses(run, _shape(net), counts, tag, measured_splits(cfg, sizes), cfg.ablation.shard_cost,
-                           cfg.ablation.metrics)
-    return shards, ModelInputs(net, cfg.ablation, synapses=synapses)
-
-
-def statistics_split(sizes: dict[str, int]) -> str:
-    """Unit statistics (which order cumulative ablation) come from val when it exists, else train."""
-    return "val" if sizes["val"] else "train"
-
-
-def _plan_units(cfg: RunConfig, run: RunKey, net: Network, sizes: dict[str, int], store: ResultStore) -> tuple[list[Shard], ModelInputs]:
-    n_units = sum(net.hidden_sizes)
-    shard = Shard(run, "unit", "stats", statistics_split(sizes), -1, 0, n_units, cfg.ablation.quantizer)
-    return [shard], ModelInputs(net, cfg.ablation)
-
-
-def _plan_cumulative(cfg: RunConfig, run: RunKey, net: Network, sizes: dict[str, int], store: ResultStore) -> tuple[list[Shard], ModelInputs]:
+def _plan_neurons(cfg: RunConfig, model: PlanInputs, store: ResultStore) -> tuple[list[Shard], ModelInputs]:
     settings = cfg.ablation
-    stats = store.read("unit", _run_filter(run))
-    stats = stats[stats["split"] == statistics_split(sizes)]
-    effect_orders = [o for o in settings.orders if o.startswith("effect_")]
-    effects = {mode: selection_split(store, "neuron", run, mode) for mode in settings.modes} if effect_orders else {}
-    if effect_orders and any(df.empty for df in effects.values()):
-        raise StoreError(
-            f"orders {effect_orders} need a neuron sweep of {run} in modes {settings.modes} in study "
-            f"{store.study!r}; run ablation=neurons ablation.modes={list(settings.modes)} first"
-        )
+    splits = measured_splits(cfg, model.sizes)
+    shards = plan_neurons(model.run, model.shape, settings.layers, settings.modes, splits, settings.shard_cost)
+    return shards, ModelInputs(model.net, settings)
+
+
+def _plan_synapses(cfg: RunConfig, model: PlanInputs, store: ResultStore) -> tuple[list[Shard], ModelInputs]:
+    settings = cfg.ablation
+    neurons = harmful_units(store, model, settings.top_harmful) if settings.top_harmful else None
+    selection = ablate.select_synapses(model.net, layers=settings.layers, neurons=neurons, direction=settings.direction)
+    synapses = {layer: (sources, targets) for layer, sources, targets in selection}
+    tag = "all" if neurons is None and settings.layers is None else _digest(synapses)
+    counts = {layer: len(sources) for layer, (sources, _) in synapses.items()}
+    splits = measured_splits(cfg, model.sizes)
+    shards = plan_synapses(model.run, model.shape, counts, tag, splits, settings.shard_cost, settings.metrics)
+    return shards, ModelInputs(model.net, settings, synapses=synapses)
+
+
+def _plan_units(cfg: RunConfig, model: PlanInputs, store: ResultStore) -> tuple[list[Shard], ModelInputs]:
+    settings = cfg.ablation
+    tag = f"{settings.quantizer}{settings.n_bins}"
+    shard = Shard(model.run, "unit", "stats", statistics_split(model.sizes), -1, 0, sum(model.net.hidden_sizes), tag)
+    zero = store.read_model_rows("neuron", model.run, model.weights)
+    zero = zero[(zero["mode"] == "zero") & (zero["split"] == "val")]
+    written = store.read_model_rows("unit", model.run, model.weights)
+    if len(zero) and len(written) and written["effect"].isna().all():
+        store.remove_part(shard)  # written before the neuron sweep existed: add its effects now
+    return [shard], ModelInputs(model.net, settings, effects={"zero": zero} if len(zero) else {})
+
+
+def _plan_cumulative(cfg: RunConfig, model: PlanInputs, store: ResultStore) -> tuple[list[Shard], ModelInputs]:
+    settings = cfg.ablation
+    stats = store.read_model_rows("unit", model.run, model.weights)
+    stats = stats[stats["split"] == statistics_split(model.sizes)]
+    by_effect = any(order.startswith("effect_") for order in settings.orders)
+    effects = {mode: validation_rows(store, model, mode) for mode in settings.modes} if by_effect else {}
     shards = []
-    for split in cfg.ablation.splits:
+    for split in measured_splits(cfg, model.sizes):
         for mode in settings.modes:
             for scope in settings.scopes:
-                n_k = len(cumulative.grid(len(cumulative.scope_units(net, scope)), settings.k_points or None))
+                n_k = len(cumulative.grid(len(cumulative.scope_units(model.net, scope)), settings.k_points or None))
                 for order in settings.orders:
                     rows = n_k * (settings.repetitions if order == "random" else 1)
-                    shards.append(Shard(run, "cumulative", mode, split, -1, 0, rows, f"{scope}.{order}"))
-    neuron_effects = pd.concat(effects.values()) if effects else None
-    return shards, ModelInputs(net, settings, unit_stats=stats, effects=neuron_effects)
+                    shards.append(Shard(model.run, "cumulative", mode, split, -1, 0, rows, f"{scope}.{order}"))
+    return shards, ModelInputs(model.net, settings, unit_stats=stats, effects=effects)
 
 
 PHASES: dict[str, tuple[tuple[str, Planner], ...]] = {
@@ -205,32 +210,29 @@ PHASES: dict[str, tuple[tuple[str, Planner], ...]] = {
     "cumulative": (("unit", _plan_units), ("cumulative", _plan_cumulative)),
 }
 """What each ``ablation.kind`` runs: phases of (result kind, planner), each planned after the
-previous one ran."""
-
-RESULT_KIND = {"neurons": "neuron", "synapses": "synapse", "cumulative": "cumulative"}
+previous one ran (cumulative orders read the unit statistics)."""
 
 
-def category_counts(df: pd.DataFrame) -> pd.DataFrame:
-    """Helpful / neutral / harmful counts per (dataset, model, seed, mode, split, layer)."""
-    keys = ["dataset", "model", "seed", "mode", "split", "layer"]
-    if df.empty:
-        return pd.DataFrame(columns=[*keys, "helpful", "neutral", "harmful"])
-    category = np.select([df["effect"] < 0, df["effect"] > 0], ["helpful", "harmful"], "neutral")
-    table = df.assign(category=category).pivot_table(index=keys, columns="category", values="effect", aggfunc="size", fill_value=0)
-    return table.reindex(columns=["helpful", "neutral", "harmful"], fill_value=0).reset_index()
-
-
-def curve_areas(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy over each cumulative curve (its normalised area), per seed, scope and order."""
-    keys = ["dataset", "model", "seed", "mode", "split", "scope", "order"]
-    return df.groupby(keys, observed=True)["accuracy"].mean().rename("mean_accuracy").reset_index()
-
-
-SUMMARIES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
-    "neuron": category_counts,
-    "synapse": category_counts,
-    "cumulative": curve_areas,
-}
+def _run_phase(
+    cfg: RunConfig, kind: str, planner: Planner, artifacts: dict[RunKey, models.ModelArtifact],
+    nets: dict[RunKey, Network], sizes: dict[str, int], data_ref: Any, store: ResultStore,
+) -> tuple[int, set[str]]:
+    """Plan, skip what exists, run the rest; returns (rows written, selection tags planned)."""
+    shards: list[Shard] = []
+    inputs: dict[RunKey, execute.ShardInputs] = {}
+    fingerprints = {key: fingerprint(cfg, artifact, kind) for key, artifact in artifacts.items()}
+    metadata = {
+        key: {**result_metadata(cfg), "seed": key.seed, "weights": artifact.meta["sha256"],
+              "fingerprint": fingerprints[key]}
+        for key, artifact in artifacts.items()
+    }
+    for key, net in nets.items():
+        run_shards, model_inputs = planner(cfg, PlanInputs(key, net, artifacts[key].meta["sha256"], sizes), store)
+        shards += run_shards
+        inputs[key] = execute.ShardInputs(execute.put(replace(model_inputs, fingerprint=fingerprints[key])), data_ref)
+    todo = store.pending(shards, fingerprints)
+    rows = execute.run_shards(todo, inputs, store, metadata, cfg.ray, cfg.progress)
+    return rows, {s.selection for s in shards}
 
 
 def run(cfg: RunConfig) -> SweepSummary:
@@ -244,30 +246,24 @@ def run(cfg: RunConfig) -> SweepSummary:
 
     clock = time.perf_counter()
     data_ref = execute.put(DataArrays.from_splits(data))
-    artifacts = dict(sorted(_train_or_reuse(cfg, data_ref).items(), key=lambda item: item[0].seed))
+    artifacts = _train_or_reuse(cfg, data_ref)
     times["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     nets = {key: models.load_network(artifact.path) for key, artifact in artifacts.items()}
-    sizes = split_sizes(data)
-    rows = 0
+    rows, selections = 0, set()
     for kind, planner in PHASES[cfg.ablation.kind]:
-        prints = {key: fingerprint(cfg, artifact, kind) for key, artifact in artifacts.items()}
-        metadata = {key: {**result_metadata(cfg), "seed": key.seed, "fingerprint": prints[key]} for key in nets}
-        shards: list[Shard] = []
-        inputs: dict[RunKey, execute.ShardInputs] = {}
-        for key, net in nets.items():
-            run_shards, model_inputs = planner(cfg, key, net, sizes, store)
-            shards += run_shards
-            inputs[key] = execute.ShardInputs(execute.put(replace(model_inputs, fingerprint=prints[key])), data_ref)
-        rows += execute.run_shards(store.pending(shards, prints), inputs, store, metadata, cfg.ray, cfg.progress)
+        written, selections = _run_phase(cfg, kind, planner, artifacts, nets, split_sizes(data), data_ref, store)
+        rows += written
     times["ablate"] = time.perf_counter() - clock
 
     runs = [_manifest_run(key, artifact) for key, artifact in artifacts.items()]
-    store.write_manifest(result_metadata(cfg), runs, versions())
-    kind = RESULT_KIND[cfg.ablation.kind]
+    store.write_manifest(asdict(cfg), runs, versions())
+    kind = PHASES[cfg.ablation.kind][-1][0]
     results = store.read(kind, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)])
     results = results[results["seed"].isin(cfg.seeds)]
+    if "selection" in results:
+        results = results[results["selection"].isin(selections)]
     return SweepSummary(store.location, kind, SUMMARIES[kind](results), rows, times, runs)
 
 

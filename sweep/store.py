@@ -43,14 +43,14 @@ SCHEMAS: dict[str, pa.Schema] = {
         [("mode", pa.string()), ("split", pa.string()), ("layer", pa.int64()), ("unit", pa.int64())] + _METRICS
     ),
     "synapse": pa.schema(
-        [("mode", pa.string()), ("split", pa.string()), ("layer", pa.int64()),
+        [("mode", pa.string()), ("split", pa.string()), ("selection", pa.string()), ("layer", pa.int64()),
          ("source", pa.int64()), ("target", pa.int64())] + _METRICS
     ),
     "unit": pa.schema(
         [("split", pa.string()), ("layer", pa.int64()), ("unit", pa.int64())]
         + [(name, pa.float64()) for name in (
             "mean_activation", "activation_rate", "selectivity", "entropy",
-            "mutual_information", "kl_selectivity")]
+            "mutual_information", "kl_selectivity", "effect")]
     ),
     "cumulative": pa.schema(
         [("mode", pa.string()), ("split", pa.string()), ("scope", pa.string()), ("order", pa.string()),
@@ -205,6 +205,26 @@ class ResultStore:
         storage.write_bytes_atomic(fs, path, buffer.getvalue())
         return path
 
+    def remove_part(self, shard: Shard) -> None:
+        """Delete a shard's part (if any) so that the next run recomputes it."""
+        fs, _ = self._fs_and_base
+        path = self.part_path(shard)
+        if storage.exists(fs, path):
+            fs.delete_file(path)
+
+    def read_model_rows(self, kind: str, run: RunKey, weights: str) -> pd.DataFrame:
+        """A run's rows of ``kind`` from the parts computed with the model whose weights hash
+        is ``weights`` (parts of an earlier model under the same names are left out)."""
+        fs, _ = self._fs_and_base
+        tables = []
+        for name in sorted(self.existing_parts(kind, run.dataset, run.model, run.seed)):
+            with fs.open_input_file(storage.join(self.partition_dir(kind, run.dataset, run.model, run.seed), name)) as f:
+                table = pq.read_table(f)
+            written = json.loads((table.schema.metadata or {}).get(b"sweep", b"{}"))
+            if written.get("weights") == weights:
+                tables.append(table.replace_schema_metadata(None))
+        return (pa.concat_tables(tables) if tables else SCHEMAS[kind].empty_table()).to_pandas()
+
     def read(self, kind: str, filters: Any = None) -> pd.DataFrame:
         """All rows of ``kind`` as a DataFrame with typed ``dataset, model, seed`` columns."""
         fs, base = self._fs_and_base
@@ -217,9 +237,9 @@ class ResultStore:
         table = dataset.to_table(filter=expression)
         return table.to_pandas()
 
-    def _entry_path(self, run: dict[str, Any]) -> str:
+    def _entry_path(self, run: dict[str, Any], kind: str) -> str:
         base = self._fs_and_base[1]
-        return storage.join(base, RUNS_DIR, f"{run['dataset']}-{run['model']}-{run['seed']}.json")
+        return storage.join(base, RUNS_DIR, f"{run['dataset']}-{run['model']}-{run['seed']}-{kind}.json")
 
     def _entries(self) -> dict[str, bytes]:
         """The per-run manifest entries: file name -> JSON bytes."""
@@ -237,9 +257,10 @@ class ResultStore:
     def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str]) -> str:
         """Record this sweep's runs and refresh ``manifest.json``.
 
-        Each run is its own entry file ``runs/<dataset>-<model>-<seed>.json`` (written
-        atomically, no read-modify-write), so concurrent sweeps never drop each other's
-        runs. ``manifest.json``, the readable summary, is rebuilt from every entry until
+        Each run is its own entry file ``runs/<dataset>-<model>-<seed>-<kind>.json``
+        (``kind`` is ``config["ablation"]["kind"]``; written atomically, no
+        read-modify-write), so concurrent sweeps never drop each other's runs, and a
+        synapse or cumulative sweep keeps the neuron sweep's config beside its own. ``manifest.json``, the readable summary, is rebuilt from every entry until
         the entries are unchanged after its rename: whichever sweep renames last has seen
         all entries written before it.
         """
@@ -247,7 +268,8 @@ class ResultStore:
         updated = datetime.now(timezone.utc).isoformat()
         for run in runs:
             entry = {"updated": updated, "config": config, "versions": versions, "run": run}
-            storage.write_bytes_atomic(fs, self._entry_path(run), json.dumps(entry, indent=2, default=str).encode())
+            kind = config.get("ablation", {}).get("kind", "sweep")
+            storage.write_bytes_atomic(fs, self._entry_path(run, kind), json.dumps(entry, indent=2, default=str).encode())
         path = storage.join(base, "manifest.json")
         entries = self._entries()
         while True:
@@ -263,15 +285,18 @@ RUNS_DIR = "runs"
 
 
 def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
-    """``manifest.json``'s content: every run, with the config of the latest entry."""
-    parsed = [json.loads(blob) for _, blob in sorted(entries.items())]
-    latest = max(parsed, key=lambda e: e["updated"], default={"updated": None, "config": {}, "versions": {}})
+    """``manifest.json``'s content: every run; the config of the latest entry, and the
+    latest config of each ablation kind under ``configs``."""
+    parsed = sorted((json.loads(blob) for blob in entries.values()), key=lambda e: e["updated"])
+    latest = parsed[-1] if parsed else {"updated": None, "config": {}, "versions": {}}
     runs = {(e["run"]["dataset"], e["run"]["model"], e["run"]["seed"]): e["run"] for e in parsed}
+    configs = {e["config"].get("ablation", {}).get("kind", "sweep"): e["config"] for e in parsed}
     return {
         "study": study,
         "updated": latest["updated"],
         "versions": latest["versions"],
         "config": latest["config"],
+        "configs": configs,
         "runs": [runs[k] for k in sorted(runs, key=str)],
     }
 

@@ -15,7 +15,8 @@ import pandas as pd
 
 from sweep import ablate, cumulative, unitstats
 from sweep.config import AblationConfig
-from sweep.datasets import DatasetSplits
+from sweep.datasets import DatasetSplits, reference_inputs
+from sweep.network import ACTIVATION_AT_ZERO
 from sweep.network import Network
 from sweep.plan import Shard
 from sweep.store import ResultStore, to_table
@@ -40,9 +41,8 @@ class DataArrays:
 
     @property
     def reference(self) -> np.ndarray:
-        """Inputs ``mean`` ablation averages over: the val split if it has rows, else train."""
-        X_val = self.splits["val"][0]
-        return X_val if len(X_val) else self.splits["train"][0]
+        """Inputs ``mean`` ablation averages over (:func:`sweep.datasets.reference_inputs`)."""
+        return reference_inputs(self.splits["train"][0], self.splits["val"][0])
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ class ModelInputs:
         Weight-matrix index -> (sources, targets), each of shape (n_selected,).
     unit_stats : DataFrame, optional
         ``kind=unit`` rows of this model, for statistic-ordered cumulative ablation.
-    effects : DataFrame, optional
-        Neuron-sweep rows (``layer, unit, effect``) of this model, for effect orders.
+    effects : dict of str to DataFrame
+        Mode -> this model's neuron-sweep rows on val (``layer, unit, effect``), for effect
+        orders and the ``effect`` column of unit statistics.
     fingerprint : str
         What this model's results are computed from (:func:`sweep.pipeline.fingerprint`);
         keys the per-process cache of unablated forward passes.
@@ -68,7 +69,7 @@ class ModelInputs:
     ablation: AblationConfig
     synapses: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     unit_stats: pd.DataFrame | None = None
-    effects: pd.DataFrame | None = None
+    effects: dict[str, pd.DataFrame] = field(default_factory=dict)
     fingerprint: str = ""
 
 
@@ -112,9 +113,21 @@ def synapse_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str
 
 
 def unit_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
-    """Columns of a unit-statistics shard: every hidden unit's statistics on the shard's split."""
+    """Columns of a unit-statistics shard: every hidden unit's statistics on the shard's split,
+    and its zero-mode single-ablation effect on val where that neuron sweep exists (else NaN).
+
+    A unit "fires" when its output exceeds ``act(0)`` (0 for ReLU and tanh, 0.5 for logistic).
+    """
     X, y = data.splits[shard.split]
-    return unitstats.unit_statistics(model.net, X, y, quantizer=model.ablation.quantizer)
+    settings = model.ablation
+    columns = unitstats.unit_statistics(
+        model.net, X, y, quantizer=settings.quantizer, threshold=ACTIVATION_AT_ZERO[model.net.activation],
+        n_bins=settings.n_bins,
+    )
+    effects = model.effects.get("zero")
+    by_unit = {} if effects is None else dict(zip(zip(effects["layer"], effects["unit"]), effects["effect"]))
+    columns["effect"] = np.array([by_unit.get(key, np.nan) for key in zip(columns["layer"], columns["unit"])])
+    return columns
 
 
 def cumulative_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
@@ -127,7 +140,7 @@ def cumulative_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[
     settings = model.ablation
     return cumulative.cumulative_rows(
         model.net, X, y, [order], scopes=[scope], mode=shard.mode, repetitions=settings.repetitions,
-        seed=shard.run.seed, stats=model.unit_stats, effects=model.effects,
+        seed=shard.run.seed, stats=model.unit_stats, effects=model.effects.get(shard.mode),
         n_points=settings.k_points or None, reference=data.reference,
     )
 
@@ -146,6 +159,6 @@ def run_shard(
     """Compute one shard and write its part; returns (shard id, rows, seconds)."""
     start = time.perf_counter()
     columns = SHARD_ROUTINES[shard.kind](shard, model, data)
-    table = to_table(shard.kind, columns, {"mode": shard.mode, "split": shard.split})
+    table = to_table(shard.kind, columns, {"mode": shard.mode, "split": shard.split, "selection": shard.selection})
     store.write_part(shard, table, metadata)
     return shard.id, table.num_rows, time.perf_counter() - start

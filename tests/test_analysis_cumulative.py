@@ -200,7 +200,8 @@ def test_report_sections(tmp_path: Path) -> None:
         study,
         "unit",
         units.assign(
-            mean_activation=0.0, activation_rate=0.0, mutual_information=0.0, kl_selectivity=0.0
+            mean_activation=0.0, activation_rate=0.0, mutual_information=0.0, kl_selectivity=0.0,
+            effect=np.nan,
         ),
         {},
     )

@@ -27,10 +27,14 @@ def test_head_cpu_and_gpu_worker_types_install_the_package(launcher_config):
     assert any("[gpu]" in c for c in types["gpu_worker"]["worker_setup_commands"])
 
 
-def test_no_port_but_ssh_is_opened_and_token_auth_stays_on(launcher_config):
-    rules = launcher_config["provider"]["security_group"]["IpPermissions"]
-    assert [(r["FromPort"], r["ToPort"]) for r in rules] == [(22, 22)]
-    assert all(ip["CidrIp"] != "0.0.0.0/0" for r in rules for ip in r["IpRanges"])
+def test_no_port_is_opened_by_ray_and_token_auth_stays_on(launcher_config):
+    # Ray's AWS launcher creates (and opens SSH to 0.0.0.0/0 on) a security group for every node
+    # type without SecurityGroupIds; with them on every node type it creates none.
+    from ray.autoscaler._private.aws.config import _configure_security_group
+
+    assert "security_group" not in launcher_config["provider"]
+    groups = [t["node_config"].get("SecurityGroupIds") for t in launcher_config["available_node_types"].values()]
+    assert all(groups) and _configure_security_group(launcher_config) is launcher_config
     head_start = " ".join(launcher_config["head_start_ray_commands"])
     assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in head_start
     starts = [c for c in launcher_config["head_start_ray_commands"] + launcher_config["worker_start_ray_commands"]

@@ -54,7 +54,7 @@ def test_concurrent_manifest_writers_keep_every_run(tmp_path):
         thread.join()
     manifest = json.loads((tmp_path / "study" / "manifest.json").read_text())
     assert manifest["runs"] == runs == store.read_manifest()["runs"]
-    assert sorted(p.name for p in (tmp_path / "study" / "runs").iterdir()) == [f"digits-m-{s}.json" for s in range(8)]
+    assert sorted(p.name for p in (tmp_path / "study" / "runs").iterdir()) == [f"digits-m-{s}-sweep.json" for s in range(8)]
 
 
 def test_a_part_with_the_wrong_row_count_is_redone(tmp_path):

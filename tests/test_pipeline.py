@@ -82,14 +82,15 @@ def test_cumulative_sweep_orders_on_val_and_needs_a_neuron_sweep_for_effect_orde
 
     common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=60", "dataset.val_fraction=0.2")
     cumulative = run_config(*common, "ablation=cumulative", "ablation.orders=[random,selectivity_high,effect_low]",
-                            "ablation.repetitions=2")
-    with pytest.raises(StoreError, match="run ablation=neurons"):
+                            "ablation.repetitions=2", "ablation.splits=[test]")
+    with pytest.raises(StoreError, match="ablation=neurons"):
         pipeline.run(cumulative)
-    pipeline.run(run_config(*common, "ablation.splits=[test,val]"))
+    pipeline.run(run_config(*common))  # measures test and, since there is a val split, val
     summary = pipeline.run(cumulative)
 
     units = pd.read_parquet(f"{summary.results}/kind=unit")
     assert len(units) == 36 and set(units["split"]) == {"val"}  # orders are chosen on val, not test
+    assert units["effect"].notna().all()  # the single-ablation effect on val rides along
     curves = pd.read_parquet(f"{summary.results}/kind=cumulative")
     per_order = curves.groupby("order", observed=True).size().to_dict()
     assert per_order == {"random": 2 * 37, "selectivity_high": 37, "effect_low": 37}  # k = 0..36
@@ -112,24 +113,60 @@ def test_settings_hidden_from_part_names_never_resume_onto_each_others_parts(loc
     assert pipeline.run(run_config(*common)).rows_written == 0
 
 
-def test_synapse_sweep_of_the_most_harmful_neurons(local_ray, run_config):
-    common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=60")
-    everything = pipeline.run(run_config(*common, "ablation=synapses"))
+def test_synapse_sweep_of_the_most_harmful_neurons_chosen_on_val(local_ray, run_config):
+    from sweep.store import StoreError
+
+    common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=20", "dataset.val_fraction=0.2")
+    everything = pipeline.run(run_config(*common, "ablation=synapses", "ablation.splits=[test]"))
     all_rows = pd.read_parquet(f"{everything.results}/kind=synapse")
     assert len(all_rows) == 64 * 24 + 24 * 12 + 12 * 10 and all_rows["loss"].isna().all()
     assert all_rows.groupby(["layer", "source", "target"]).size().eq(1).all()
+    with pytest.raises(StoreError, match="validation split"):
+        pipeline.run(run_config(*common, "ablation=synapses", "ablation.top_harmful=5"))
 
     neurons = pipeline.run(run_config(*common))
     df = pd.read_parquet(f"{neurons.results}/kind=neuron")
-    harmful = df[df["effect"] > 0].sort_values(["effect", "layer", "unit"], ascending=[False, True, True])
-    assert 1 <= len(harmful) < 5, "the test net should have a few harmful neurons"
+    val = df[df["split"] == "val"]
+    harmful = val[val["effect"] > 0].sort_values(["effect", "layer", "unit"], ascending=[False, True, True])
+    assert 1 <= len(harmful) < 5, "the test net should have a few harmful neurons on val"
     top = harmful.head(5)  # asking for 5 takes only the harmful ones
-    chosen = pipeline.run(run_config(*common, "ablation=synapses", "ablation.top_harmful=5", "ablation.metrics=full"))
+    chosen = pipeline.run(run_config(*common, "ablation=synapses", "ablation.top_harmful=5", "ablation.metrics=full",
+                                     "ablation.splits=[test]"))
     rows = pd.read_parquet(f"{chosen.results}/kind=synapse")
-    rows = rows[rows["loss"].notna()]  # this run's (full metrics) rows, beside the first run's
-    fan = {0: (64, 12), 1: (24, 10)}  # (fan-in, fan-out) of a unit of each hidden layer
-    assert len(rows) == sum(sum(fan[layer]) for layer in top["layer"])
+    rows = rows[rows["selection"] != "all"]  # this run's selection, beside the first run's
+    assert chosen.table[["helpful", "neutral", "harmful"]].to_numpy().sum() == len(rows)  # summary: this selection
+    sizes = (64, 24, 12, 10)  # inputs, hidden layers, outputs
+    expected = set()  # each chosen neuron's incoming and outgoing synapses, each synapse once
     for layer, unit in zip(top["layer"], top["unit"]):
-        incoming = rows[(rows["layer"] == layer) & (rows["target"] == unit)]
-        outgoing = rows[(rows["layer"] == layer + 1) & (rows["source"] == unit)]
-        assert (len(incoming), len(outgoing)) == fan[layer]
+        expected |= {(layer, source, unit) for source in range(sizes[layer])}
+        expected |= {(layer + 1, unit, target) for target in range(sizes[layer + 2])}
+    assert set(zip(rows["layer"], rows["source"], rows["target"])) == expected and len(rows) == len(expected)
+    assert rows["loss"].notna().all()
+
+
+def test_selections_never_use_another_models_results(local_ray, run_config):
+    from sweep.store import StoreError
+
+    common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "dataset.val_fraction=0.2")
+    pipeline.run(run_config(*common, "model.max_iter=60"))
+    retrained = run_config(*common, "model.max_iter=61", "ablation=cumulative", "ablation.orders=[effect_high]")
+    with pytest.raises(StoreError, match="ablation=neurons"):  # the neuron rows are of the max_iter=60 model
+        pipeline.run(retrained)
+
+
+def test_effect_orders_in_two_modes_use_each_modes_effects(local_ray, run_config):
+    common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=60", "dataset.val_fraction=0.2",
+              "ablation.modes=[zero,mean]")
+    pipeline.run(run_config(*common))
+    summary = pipeline.run(run_config(*common, "ablation=cumulative", "ablation.orders=[effect_high]",
+                                      "ablation.splits=[test]"))
+    curves = pd.read_parquet(f"{summary.results}/kind=cumulative")
+    assert curves.groupby("mode", observed=True).size().to_dict() == {"mean": 37, "zero": 37}
+    neurons = pd.read_parquet(f"{summary.results}/kind=neuron")
+    for mode in ("zero", "mean"):  # the first unit removed is that mode's most harmful on val
+        val = neurons[(neurons["mode"] == mode) & (neurons["split"] == "val")]
+        first = val.sort_values(["effect", "layer", "unit"], ascending=[False, True, True]).iloc[0]
+        after_one = curves[(curves["mode"] == mode) & (curves["k"] == 1)]["accuracy"].iloc[0]
+        test = neurons[(neurons["mode"] == mode) & (neurons["split"] == "test")]
+        single = test[(test["layer"] == first["layer"]) & (test["unit"] == first["unit"])]["accuracy"].iloc[0]
+        assert after_one == single
