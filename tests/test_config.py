@@ -64,3 +64,22 @@ def test_cli_reports_one_line_and_fails(override, fragment, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_installed_package_runs_from_any_directory(tmp_path):
+    """A regular (non-editable) install carries conf/ as package data: no source tree needed."""
+    import os
+
+    from tests.conftest import REPO
+
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(REPO)],
+                   check=True, timeout=600, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import sweep.__main__ as m; print(m.config_dir())"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert where.stdout.strip() == str(site / "sweep" / "conf")
+    shown = subprocess.run([sys.executable, "-m", "sweep", "model=nn_392_196", "--cfg", "job"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "- 392\n  - 196" in shown.stdout, shown.stderr
