@@ -55,20 +55,26 @@ def curve_band(
         low = high = mean for a deterministic order).
     """
     keys = _present(df, CURVE_KEYS) + ["order"] if keys is None else keys
-    tail = (1 - level) / 2
-    band = (
-        df.groupby([*keys, "k"], sort=True)[value]
-        .agg(
-            mean="mean",
-            low=lambda s: s.quantile(tail),
-            high=lambda s: s.quantile(1 - tail),
-            n="size",
-        )
-        .reset_index()
-    )
+    band = mean_and_interval(df, [*keys, "k"], value, level, ("mean", "low", "high", "n"))
     k_max = band.groupby(keys)["k"].transform("max")
     band.insert(len(keys) + 1, "fraction", band["k"] / k_max.where(k_max > 0, 1))
     return band
+
+
+def mean_and_interval(
+    df: pd.DataFrame, keys: list[str], value: str, level: float, names: tuple[str, str, str, str]
+) -> pd.DataFrame:
+    """Per group of ``keys``: the mean of ``value``, its central ``level`` percentile interval
+    and the group size, in columns named ``names`` (mean, low, high, count)."""
+    tail = (1 - level) / 2
+    mean, low, high, count = names
+    aggregations = {
+        mean: "mean",
+        low: lambda s: s.quantile(tail),
+        high: lambda s: s.quantile(1 - tail),
+        count: "size",
+    }
+    return df.groupby(keys, sort=True)[value].agg(**aggregations).reset_index()
 
 
 def area_under_curves(df: pd.DataFrame) -> pd.DataFrame:
@@ -106,18 +112,8 @@ def auc_table(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
         ``repetitions``.
     """
     areas = area_under_curves(df)
-    tail = (1 - level) / 2
     keys = _present(areas, CURVE_KEYS) + ["order"]
-    return (
-        areas.groupby(keys, sort=True)["auc"]
-        .agg(
-            auc="mean",
-            auc_low=lambda s: s.quantile(tail),
-            auc_high=lambda s: s.quantile(1 - tail),
-            repetitions="size",
-        )
-        .reset_index()
-    )
+    return mean_and_interval(areas, keys, "auc", level, ("auc", "auc_low", "auc_high", "repetitions"))
 
 
 def selectivity_importance(
