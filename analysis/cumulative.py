@@ -341,6 +341,10 @@ def _selectivity_section(units: pd.DataFrame, neurons: pd.DataFrame, out_dir: Pa
 def _memorization_section(
     df: pd.DataFrame, manifest: dict[str, Any], out_dir: Path
 ) -> Section | None:
+    # A network trained on random labels is at chance on held-out data: its robustness is
+    # measured on the labels it was trained on (Morcos et al.), so the train split when present.
+    on_train = (df["split"] == "train").any()
+    df = df[df["split"] == "train"] if on_train else df
     curves = memorization_curves(df, manifest)
     if curves["label_noise"].nunique() < 2:
         return None
@@ -367,6 +371,11 @@ def _memorization_section(
         f"under the random-ablation curve {r.mean:.3f} over {r.size} curves."
         for r in table.itertuples()
     ]
+    if not on_train:
+        paragraphs.append(
+            "These curves are measured on held-out data, where a network trained on random labels is at "
+            "chance; measure on the labels each network was trained on with ablation.splits=[train]."
+        )
     return Section(
         "Memorization: ablation robustness against label noise",
         paragraphs,

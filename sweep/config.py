@@ -9,7 +9,8 @@ key, what was given and what is allowed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -158,7 +159,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "ablation.kind": ("neurons", "synapses", "cumulative"),
     "ablation.metrics": ("full", "accuracy"),
     "ablation.modes": ("zero", "remove", "mean"),
-    "ablation.splits": ("test", "val"),
+    "ablation.splits": ("test", "val", "train"),
     "ablation.direction": ("incoming", "outgoing", "both"),
     "ablation.quantizer": ("binary", "quantile", "uniform"),
     "ablation.orders": tuple(ORDER_KEYS),
@@ -257,9 +258,27 @@ def validate(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+def _absolute(location: str | None) -> str | None:
+    """A local path made absolute (relative to where the sweep is started); URIs and None as they are."""
+    if location is None or "://" in location:
+        return location
+    return str(Path(location).expanduser().resolve())
+
+
+def resolve_paths(cfg: RunConfig) -> RunConfig:
+    """The same config with every local path absolute, so that the manifest, the Ray workers
+    and ``analysis`` find the files whatever their working directory."""
+    return replace(
+        cfg,
+        dataset=replace(cfg.dataset, data_dir=_absolute(cfg.dataset.data_dir), cache_dir=_absolute(cfg.dataset.cache_dir)),
+        paths=replace(cfg.paths, results=_absolute(cfg.paths.results), models=_absolute(cfg.paths.models)),
+    )
+
+
 def to_run_config(cfg: DictConfig) -> RunConfig:
-    """Resolve a composed Hydra config into a validated :class:`RunConfig` of plain objects."""
+    """Resolve a composed Hydra config into a validated :class:`RunConfig` of plain objects
+    with absolute local paths."""
     run = OmegaConf.to_object(cfg)
     if not isinstance(run, RunConfig):
         raise ConfigError("the configuration is not a RunConfig; keep `- run_schema` first in conf/config.yaml")
-    return validate(run)
+    return resolve_paths(validate(run))

@@ -257,21 +257,23 @@ def run(cfg: RunConfig) -> SweepSummary:
         rows += written
     times["ablate"] = time.perf_counter() - clock
 
-    runs = [_manifest_run(key, artifact) for key, artifact in artifacts.items()]
+    runs = [_manifest_run(cfg, key, artifact) for key, artifact in artifacts.items()]
     store.write_manifest(asdict(cfg), runs, versions())
     kind = PHASES[cfg.ablation.kind][-1][0]
     results = store.read(kind, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)])
-    results = results[results["seed"].isin(cfg.seeds)]
+    results = results[results["seed"].isin(cfg.seeds) & results["split"].isin(measured_splits(cfg, split_sizes(data)))]
     if "selection" in results:
         results = results[results["selection"].isin(selections)]
     return SweepSummary(store.location, kind, SUMMARIES[kind](results), rows, times, runs)
 
 
-def _manifest_run(key: RunKey, artifact: models.ModelArtifact) -> dict[str, Any]:
+def _manifest_run(cfg: RunConfig, key: RunKey, artifact: models.ModelArtifact) -> dict[str, Any]:
+    """A run's manifest entry: where its model is, how to load its data (this sweep's
+    absolute paths), its accuracies and training time."""
     meta = artifact.meta
     return {
         "dataset": key.dataset, "model": key.model, "seed": key.seed, "model_path": artifact.path,
-        "dataset_params": meta["dataset_params"], "hidden_sizes": meta["hidden_sizes"],
+        "dataset_params": cfg.dataset.loader_params(), "hidden_sizes": meta["hidden_sizes"],
         "train_accuracy": meta["train_accuracy"], "val_accuracy": meta["val_accuracy"],
         "test_accuracy": meta["test_accuracy"], "n_iter": meta["n_iter"],
         "timings": {"train_seconds": meta["train_seconds"]},

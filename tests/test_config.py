@@ -83,3 +83,11 @@ def test_installed_package_runs_from_any_directory(tmp_path):
     shown = subprocess.run([sys.executable, "-m", "sweep", "model=nn_392_196", "--cfg", "job"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "- 392\n  - 196" in shown.stdout, shown.stderr
+
+
+def test_local_paths_become_absolute_and_uris_stay(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    cfg = compose_run(["dataset.data_dir=data/mnist", "paths.results=out"])
+    assert cfg.dataset.data_dir == str(tmp_path / "data" / "mnist") and cfg.paths.results == str(tmp_path / "out")
+    assert cfg.dataset.cache_dir is None and cfg.paths.models is None
+    assert compose_run(["paths.results='s3://bucket/x?scheme=http'"]).paths.results == "s3://bucket/x?scheme=http"
