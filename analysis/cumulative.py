@@ -226,16 +226,18 @@ def plot_cumulative(band: pd.DataFrame, ax: Axes, title: str = "") -> None:
         (``order, fraction, mean, low, high``)
     """
     for order, curve in band.groupby("order", sort=True):
-        color = "black" if order == "random" else None
-        (line,) = ax.plot(curve["fraction"], curve["mean"], label=str(order), color=color, lw=1.2)
-        if (curve["high"] > curve["low"]).any():
-            ax.fill_between(
-                curve["fraction"], curve["low"], curve["high"], color=line.get_color(), alpha=0.2
-            )
+        _plot_band(ax, curve, str(order), "black" if order == "random" else None)
     ax.set_xlabel("fraction of units ablated")
     ax.set_ylabel("accuracy")
     ax.set_title(title)
     ax.legend(fontsize=7)
+
+
+def _plot_band(ax: Axes, curve: pd.DataFrame, label: str, color: str | None = None) -> None:
+    """One curve's ``mean`` against ``fraction``, with its ``low``-``high`` band where it has one."""
+    (line,) = ax.plot(curve["fraction"], curve["mean"], label=label, color=color, lw=1.2)
+    if (curve["high"] > curve["low"]).any():
+        ax.fill_between(curve["fraction"], curve["low"], curve["high"], color=line.get_color(), alpha=0.2)
 
 
 def plot_selectivity_importance(
@@ -272,10 +274,7 @@ def plot_memorization(curves: pd.DataFrame, ax: Axes, title: str = "") -> None:
     curves : DataFrame — :func:`memorization_curves` rows of one model, mode, split, scope
     """
     for noise, curve in curves.groupby("label_noise", sort=True):
-        (line,) = ax.plot(curve["fraction"], curve["mean"], label=f"label noise {noise:g}")
-        ax.fill_between(
-            curve["fraction"], curve["low"], curve["high"], color=line.get_color(), alpha=0.2
-        )
+        _plot_band(ax, curve, f"label noise {noise:g}")
     ax.set_xlabel("fraction of units ablated")
     ax.set_ylabel("accuracy / unablated accuracy")
     ax.set_title(title)
