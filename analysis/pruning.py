@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from sweep.ablate import ablated_neuron_network, replacement_values
+from sweep.ablate import ablated_neuron_network, unit_replacements
 from sweep.cumulative import ablate_joint
 from sweep.network import Network, forward, predicted_index
 
@@ -25,16 +25,15 @@ def ablated_network(
     """A copy of ``net`` with every listed unit ablated in its weights.
 
     Applies ``sweep.ablate.ablated_neuron_network`` unit by unit, with replacement values
-    (for ``mean``: averaged over ``reference``) taken from the unablated network.
+    (``sweep.ablate.unit_replacements``; for ``mean`` averaged over ``reference``) taken from
+    the unablated network.
 
     Parameters
     ----------
     units : sequence of (layer, unit)
     reference : ndarray of shape (n_ref, n_features), optional — required for ``mean``
     """
-    values = {
-        layer: replacement_values(net, layer, mode, reference) for layer in {l for l, _ in units}
-    }
+    values = unit_replacements(net, mode, reference)
     ablated = net
     for layer, unit in units:
         ablated = ablated_neuron_network(ablated, layer, unit, mode, float(values[layer][unit]))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweep.ablate import class_index, replacement_values
+from sweep.ablate import class_index, unit_replacements
 from sweep.metrics import ablation_metrics, sample_log_loss
 from sweep.network import HIDDEN_ACTIVATIONS, Network, output_probabilities, predicted_index
 
@@ -141,11 +141,6 @@ def _evaluate(net: Network, state: _State, y_index: np.ndarray) -> tuple[np.ndar
     return predicted_index(prob), sample_log_loss(prob, y_index)
 
 
-def _all_values(net: Network, mode: str, reference: np.ndarray | None) -> list[np.ndarray]:
-    """Replacement value of every hidden unit, one array per layer."""
-    return [replacement_values(net, layer, mode, reference) for layer in range(net.n_hidden_layers)]
-
-
 # --------------------------------------------------------------------------- joint / cumulative
 
 
@@ -177,7 +172,7 @@ def ablate_joint(
     """
     units = as_units(units, net)
     y_index = class_index(net, y)
-    values = _all_values(net, mode, reference)
+    values = unit_replacements(net, mode, reference)
     base_pred, base_loss = _evaluate(net, _forward_state(net, X, units[:0], values), y_index)
     pred, loss = _evaluate(net, _forward_state(net, X, units, values), y_index)
     return ablation_metrics(y_index, base_pred, base_loss, pred[None], loss[None], len(net.classes))
@@ -247,7 +242,7 @@ def cumulative_curve(
     """
     order = as_units(order, net)
     y_index = class_index(net, y)
-    values = _all_values(net, mode, reference)
+    values = unit_replacements(net, mode, reference)
     state = _forward_state(net, X, order[:0], values)
     base_pred, _ = _evaluate(net, state, y_index)
     curve = _curve_from_state(net, state, y_index, order, _check_ks(ks, len(order)), values)
@@ -424,7 +419,7 @@ def cumulative_rows(
         ``repetition``, ``k`` (int64), ``accuracy``, ``loss``, ``accuracy_base`` (float64).
     """
     y_index = class_index(net, y)
-    values = _all_values(net, mode, reference)
+    values = unit_replacements(net, mode, reference)
     base = _forward_state(net, X, np.empty((0, 2), dtype=np.int64), values)
     base_pred, _ = _evaluate(net, base, y_index)
     accuracy_base = float(np.mean(base_pred == y_index))

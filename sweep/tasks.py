@@ -16,8 +16,8 @@ import pandas as pd
 from sweep import ablate, cumulative, unitstats
 from sweep.config import AblationConfig
 from sweep.datasets import DatasetSplits, reference_inputs
-from sweep.network import ACTIVATION_AT_ZERO
-from sweep.network import Network
+from sweep.backend import network_to_numpy, to_numpy
+from sweep.network import ACTIVATION_AT_ZERO, Network
 from sweep.plan import Shard
 from sweep.store import ResultStore, to_table
 
@@ -73,22 +73,35 @@ class ModelInputs:
     fingerprint: str = ""
 
 
-BASE_CACHE_SIZE = 2
-"""Unablated forward passes a worker process keeps (one per model and split)."""
+CACHE_SIZE = 4
+"""Per-model arrays a worker process keeps (unablated forward passes, replacement values)."""
 
-_BASE_CACHE: dict[tuple[str, str, str], ablate.BaseState] = {}
+_CACHE: dict[tuple[str, ...], Any] = {}
+
+
+def _per_process(key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
+    """``compute()`` once per worker process and key; the oldest entry goes first."""
+    if key not in _CACHE:
+        while len(_CACHE) >= CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = compute()
+    return _CACHE[key]
 
 
 def base_state(model: ModelInputs, data: DataArrays, split: str) -> ablate.BaseState:
     """The unablated forward pass of ``model`` on ``split``, computed once per worker process
     and reused by every shard of that model and split that the process runs."""
     X, y = data.splits[split]
-    key = (model.fingerprint, split, type(X).__module__)
-    if key not in _BASE_CACHE:
-        while len(_BASE_CACHE) >= BASE_CACHE_SIZE:
-            _BASE_CACHE.pop(next(iter(_BASE_CACHE)))
-        _BASE_CACHE[key] = ablate.prepare(model.net, X, y)
-    return _BASE_CACHE[key]
+    return _per_process((model.fingerprint, "base", split, type(X).__module__),
+                        lambda: ablate.prepare(model.net, X, y))
+
+
+def replacements(model: ModelInputs, data: DataArrays, mode: str) -> list[np.ndarray]:
+    """:func:`sweep.ablate.unit_replacements` of ``model`` in ``mode``, once per worker
+    process (``mean`` is a forward pass over the whole reference split)."""
+    net = network_to_numpy(model.net)
+    return _per_process((model.fingerprint, "replacements", mode),
+                        lambda: ablate.unit_replacements(net, mode, to_numpy(data.reference)))
 
 
 def neuron_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str, np.ndarray]:
@@ -98,6 +111,7 @@ def neuron_rows(shard: Shard, model: ModelInputs, data: DataArrays) -> dict[str,
     return ablate.ablate_neurons(
         model.net, X, y, shard.layer, units, shard.mode, data.reference,
         metrics=model.ablation.metrics, base=base_state(model, data, shard.split),
+        replacement=replacements(model, data, shard.mode)[shard.layer],
     )
 
 
