@@ -120,11 +120,10 @@ class ResultStore:
         run = shard.run
         return storage.join(self.partition_dir(shard.kind, run.dataset, run.model, run.seed), f"part-{shard.id}.parquet")
 
-    def part_fingerprint(self, shard: Shard) -> str | None:
-        """The fingerprint a shard's part was written with, or None if the part is missing or
-        broken (unreadable, another schema, another row count)."""
+    def _footer(self, path: str) -> tuple[pa.Schema, int, dict[str, Any]] | None:
+        """A part's schema, row count and the ``sweep`` metadata it was written with, read
+        from its footer alone; None if it is missing or unreadable."""
         fs, _ = self._fs_and_base
-        path = self.part_path(shard)
         if not storage.exists(fs, path):
             return None
         try:
@@ -133,10 +132,16 @@ class ResultStore:
                 schema = meta.schema.to_arrow_schema()
         except (OSError, pa.ArrowInvalid):
             return None
-        if not schema.remove_metadata().equals(SCHEMAS[shard.kind]) or meta.num_rows != shard.n_rows:
-            return None
         written = json.loads((schema.metadata or {}).get(b"sweep", b"{}"))
-        return str(written.get("fingerprint", ""))
+        return schema.remove_metadata(), meta.num_rows, written
+
+    def part_fingerprint(self, shard: Shard) -> str | None:
+        """The fingerprint a shard's part was written with, or None if the part is missing or
+        broken (unreadable, another schema, another row count)."""
+        footer = self._footer(self.part_path(shard))
+        if footer is None or not footer[0].equals(SCHEMAS[shard.kind]) or footer[1] != shard.n_rows:
+            return None
+        return str(footer[2].get("fingerprint", ""))
 
     def existing_parts(self, kind: str, dataset: str, model: str, seed: int) -> set[str]:
         """File names of the complete-looking parts in one partition."""
@@ -216,13 +221,10 @@ class ResultStore:
         """A run's rows of ``kind`` from the parts computed with the model whose weights hash
         is ``weights`` (parts of an earlier model under the same names are left out)."""
         fs, _ = self._fs_and_base
-        tables = []
-        for name in sorted(self.existing_parts(kind, run.dataset, run.model, run.seed)):
-            with fs.open_input_file(storage.join(self.partition_dir(kind, run.dataset, run.model, run.seed), name)) as f:
-                table = pq.read_table(f)
-            written = json.loads((table.schema.metadata or {}).get(b"sweep", b"{}"))
-            if written.get("weights") == weights:
-                tables.append(table.replace_schema_metadata(None))
+        folder = self.partition_dir(kind, run.dataset, run.model, run.seed)
+        paths = [storage.join(folder, name) for name in sorted(self.existing_parts(kind, run.dataset, run.model, run.seed))]
+        mine = [path for path in paths if (self._footer(path) or (None, 0, {}))[2].get("weights") == weights]
+        tables = [pq.read_table(path, filesystem=fs).replace_schema_metadata(None) for path in mine]
         return (pa.concat_tables(tables) if tables else SCHEMAS[kind].empty_table()).to_pandas()
 
     def read(self, kind: str, filters: Any = None) -> pd.DataFrame:
