@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from sweep import storage
 from sweep.cumulative import ORDER_KEYS
 
 
@@ -260,9 +260,7 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 def _absolute(location: str | None) -> str | None:
     """A local path made absolute (relative to where the sweep is started); URIs and None as they are."""
-    if location is None or "://" in location:
-        return location
-    return str(Path(location).expanduser().resolve())
+    return None if location is None else storage.absolute(location)
 
 
 def resolve_paths(cfg: RunConfig) -> RunConfig:

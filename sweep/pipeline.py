@@ -81,7 +81,7 @@ def statistics_split(sizes: dict[str, int]) -> str:
 
 
 def _train_or_reuse(cfg: RunConfig, data_ref: Any) -> dict[RunKey, models.ModelArtifact]:
-    models_root = storage.absolute(cfg.paths.models or storage.join(cfg.paths.results, "models"))
+    models_root = cfg.paths.models or storage.join(cfg.paths.results, "models")
     jobs, artifacts = [], {}
     for seed in cfg.seeds:
         run = RunKey(cfg.dataset.tag, cfg.model.name, seed)
