@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sweep.network import Network
+from sweep.kernels.network import Network
 
 DIVERGING = "RdBu_r"
 

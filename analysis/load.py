@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 import pyarrow.fs as pafs
 
-from sweep import storage
-from sweep.datasets import DatasetSplits, load_dataset
-from sweep.models import load_network as load_artifact
-from sweep.network import Network
-from sweep.store import read_results
+from sweep.results import storage
+from sweep.data.datasets import DatasetSplits, load_dataset
+from sweep.data.models import load_network as load_artifact
+from sweep.kernels.network import Network
+from sweep.results.store import read_results
 
 KINDS: tuple[str, ...] = ("neuron", "synapse", "unit", "cumulative")
 """Result kinds a study may hold, one folder ``kind=<kind>`` each."""

@@ -11,9 +11,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from sweep.ablate import ablated_neuron_network, unit_replacements
-from sweep.cumulative import ablate_joint
-from sweep.network import Network, forward, predicted_index
+from sweep.kernels import ablated_neuron_network, unit_replacements
+from sweep.kernels import ablate_joint
+from sweep.kernels.network import Network, forward, predicted_index
 
 Unit = tuple[int, int]
 """(hidden layer, unit index)."""

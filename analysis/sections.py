@@ -33,8 +33,8 @@ from analysis.load import (
 )
 from analysis.pruning import heldout_pruning, prediction_change
 from analysis.stability import bootstrap_harmful, seed_ks, seed_matching, share_intervals
-from sweep.datasets import DatasetSplits, image_shape, reference_inputs
-from sweep.network import Network, hidden_activations
+from sweep.data.datasets import DatasetSplits, image_shape, reference_inputs
+from sweep.kernels.network import Network, hidden_activations
 
 Q = 0.05
 """FDR level of the report."""

@@ -20,8 +20,8 @@ from analysis.stats import (
     pairwise_ks,
     t_interval,
 )
-from sweep.ablate import ablate_neurons
-from sweep.network import Network
+from sweep.kernels import ablate_neurons
+from sweep.kernels.network import Network
 
 ACROSS_SEEDS: list[str] = ["dataset", "model", "mode", "split", "layer"]
 """Groups compared across seeds."""

@@ -40,16 +40,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweep.ablate import (
+from sweep.kernels import (
     METRIC_SETS,
     ablate_neurons,
     ablate_synapses,
     prepare,
     select_synapses,
 )
-from sweep.backend import to_backend
-from sweep.network import Network
-from sweep.oracle import naive_neuron_metrics, naive_synapse_metrics
+from sweep.kernels.backend import to_backend
+from sweep.kernels.network import Network
+from sweep.kernels.oracle import naive_neuron_metrics, naive_synapse_metrics
 
 HIDDEN = (392, 196)
 SHAPES = {"mnist": (784, 10_000), "svhn": (3072, 26_032)}

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import ray
 
-from sweep import execute, pipeline
+from sweep.run import pipeline
+from sweep.run import ray_executor as execute
 from sweep.__main__ import config_dir
 from sweep.config import RunConfig, register_schema, to_run_config
 

@@ -6,28 +6,19 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
-from sweep.__main__ import config_dir
-from sweep.config import RunConfig, register_schema, to_run_config
+from sweep.hydra_config import compose_run
+from sweep.spec import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("SWEEP_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
 
-register_schema()
-
-
-def compose_run(overrides: list[str]) -> RunConfig:
-    """The validated RunConfig that ``python -m sweep OVERRIDES`` would run."""
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return to_run_config(compose(config_name="config", overrides=overrides))
-
 
 @pytest.fixture
 def run_config(tmp_path):
-    """Factory: a RunConfig writing under ``tmp_path``, quiet, on the small digits default."""
+    """Factory: a RunSpec writing under ``tmp_path``, quiet, on the small digits default."""
 
-    def make(*overrides: str) -> RunConfig:
+    def make(*overrides: str) -> RunSpec:
         return compose_run([f"paths.results={tmp_path / 'results'}", "progress=false", *overrides])
 
     return make

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep.ablate import (
+from sweep.kernels import (
     METRIC_SETS,
     NEURON_MODES,
     TIE_TOLERANCE,
@@ -15,9 +15,9 @@ from sweep.ablate import (
     prepare,
     select_synapses,
 )
-from sweep.metrics import METRIC_COLUMNS
-from sweep.network import Network, propagate
-from sweep.oracle import naive_neuron_metrics, naive_synapse_metrics
+from sweep.kernels.metrics import METRIC_COLUMNS
+from sweep.kernels.network import Network, propagate
+from sweep.kernels.oracle import naive_neuron_metrics, naive_synapse_metrics
 from tests.nets import ACTIVATIONS, digits, trained_mlp
 
 EXACT = ("n_samples", "accuracy_base", "accuracy", "effect", "broken", "fixed")

@@ -13,7 +13,8 @@ import pytest
 from analysis import cumulative as ac
 from analysis import figures as fig
 from analysis.report import write_report
-from sweep.store import to_table
+from sweep.kinds import SCHEMAS
+from sweep.results.store import to_table
 
 KEY = {
     "dataset": "mnist",
@@ -189,7 +190,7 @@ def write_kind(study: Path, kind: str, df: pd.DataFrame, constants: dict[str, st
             c: np.stack(rows[c].to_numpy()) if c == "class_effect" else rows[c].to_numpy()
             for c in rows.columns
         }
-        pq.write_table(to_table(kind, columns, constants), folder / "part-0.parquet")
+        pq.write_table(to_table(SCHEMAS[kind], columns, constants), folder / "part-0.parquet")
 
 
 def test_report_sections(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis import figures as fig
-from sweep.network import Network
+from sweep.kernels.network import Network
 from tests.test_analysis_fixtures import neuron_rows, train_network
 
 

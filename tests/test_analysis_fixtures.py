@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from sweep.ablate import ablate_neurons
-from sweep.datasets import load_dataset
-from sweep.metrics import mcnemar_p
-from sweep.models import save_model
-from sweep.network import Network
+from sweep.kernels import ablate_neurons
+from sweep.data.datasets import load_dataset
+from sweep.kernels.metrics import mcnemar_p
+from sweep.data.models import save_model
+from sweep.kernels.network import Network
 
 KEYS = ["dataset", "model", "seed"]
 DIGITS_PARAMS = {"name": "digits", "val_fraction": 0.2, "scale": "unit", "split_seed": 0}

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from analysis.pruning import ablated_network, heldout_pruning, prediction_change
-from sweep.ablate import NEURON_MODES, ablate_neurons
-from sweep.datasets import DatasetSplits, load_dataset
-from sweep.models import load_model
-from sweep.network import Network, forward, predicted_index
+from sweep.kernels import NEURON_MODES, ablate_neurons
+from sweep.data.datasets import DatasetSplits, load_dataset
+from sweep.data.models import load_model
+from sweep.kernels.network import Network, forward, predicted_index
 from tests.test_analysis_fixtures import DIGITS_PARAMS, neuron_rows, train_network
 
 

@@ -11,8 +11,8 @@ import pytest
 from analysis.impact import impact_table
 from analysis.stability import bootstrap_harmful, seed_ks, seed_matching, share_intervals
 from analysis.stats import jaccard, match_units, matched_agreement, pairwise_ks
-from sweep.ablate import ablate_neurons
-from sweep.datasets import load_dataset
+from sweep.kernels import ablate_neurons
+from sweep.data.datasets import load_dataset
 from tests.test_analysis_fixtures import DIGITS_PARAMS, neuron_rows, train_network
 
 

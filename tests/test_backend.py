@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep.ablate import (
+from sweep.kernels import (
     METRIC_SETS,
     NEURON_MODES,
     ablate_neurons,
@@ -13,9 +13,9 @@ from sweep.ablate import (
     prepare,
     select_synapses,
 )
-from sweep.backend import to_backend, to_numpy
-from sweep.metrics import METRIC_COLUMNS
-from sweep.network import Network
+from sweep.kernels.backend import to_backend, to_numpy
+from sweep.kernels.metrics import METRIC_COLUMNS
+from sweep.kernels.network import Network
 from tests.nets import digits, trained_mlp
 
 torch = pytest.importorskip("torch")

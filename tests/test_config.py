@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from sweep.config import ConfigError
+from sweep.spec import SpecError as ConfigError
 from tests.conftest import compose_run
 
 

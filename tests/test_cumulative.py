@@ -13,10 +13,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 
-from sweep import cumulative
-from sweep.ablate import NEURON_MODES, replacement_values
-from sweep.cumulative import (
+from sweep.kernels import (
     CUMULATIVE_COLUMNS,
+    NEURON_MODES,
     ORDER_KEYS,
     ablate_joint,
     as_units,
@@ -24,9 +23,11 @@ from sweep.cumulative import (
     cumulative_rows,
     grid,
     make_order,
+    replacement_values,
     scope_units,
 )
-from sweep.network import Network
+from sweep.kernels import joint as joint_module
+from sweep.kernels.network import Network
 
 ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
 # predictions may differ from the oracle's only where its top two probabilities are this close
@@ -223,7 +224,7 @@ def test_cumulative_rows() -> None:
         stats=stats,
         n_points=4,
     )
-    assert tuple(rows) == CUMULATIVE_COLUMNS
+    assert tuple(rows) == tuple(CUMULATIVE_COLUMNS)
     n = len(rows["k"])
     assert all(len(v) == n for v in rows.values())
     assert n == 4 * (3 + 1) * 2
@@ -234,7 +235,7 @@ def test_cumulative_rows() -> None:
     order = make_order("random", net, scope="network", seed=0, repetition=2)
     expected = cumulative_curve(net, X, y, order, ks=rows["k"][sel])
     np.testing.assert_array_equal(rows["accuracy"][sel], expected["accuracy"])
-    assert rows["mode"].dtype == object and set(rows["mode"]) == {"zero"}
+    assert rows["scope"].dtype == object and set(rows["scope"]) == {"network", "layer0"}
 
 
 @pytest.mark.parametrize("share", [0.0, 1.0])
@@ -243,7 +244,7 @@ def test_changed_row_updates_are_exact(
     activation: str, share: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Recomputing only the changed rows (share 1.0) or all rows (0.0) gives the same curve."""
-    monkeypatch.setattr(cumulative, "SPARSE_ROWS", share)
+    monkeypatch.setattr(joint_module, "SPARSE_ROWS", share)
     clf, X, y, ref = fitted(activation)
     net = Network.from_classifier(clf)
     order = make_order("random", net, seed=7)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import gzip
 import hashlib
@@ -18,8 +20,8 @@ import numpy as np
 import pytest
 import scipy.io
 
-from sweep import datasets
-from sweep.datasets import DATASET_NAMES, DatasetError, FileSpec, image_shape, load_dataset
+from sweep.data import datasets
+from sweep.data.datasets import DATASETS, DatasetError, FileSpec, image_shape, load_dataset
 
 MNIST_DIR = Path(
     os.environ.get("SWEEP_MNIST_DIR", Path(__file__).parents[1].parent / "shared/data/mnist")
@@ -94,10 +96,10 @@ def tiny_mnist(server: Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, np.
     }
     specs = {}
     for role, array in arrays.items():
-        path = server.root / datasets.REGISTRY["mnist"][role].name
+        path = server.root / datasets.DATASETS["mnist"].files[role].name
         _idx_gz(path, array)
         specs[role] = _spec(path)
-    monkeypatch.setitem(datasets.REGISTRY, "mnist", specs)
+    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], files=specs))
     return arrays
 
 
@@ -114,10 +116,10 @@ def tiny_svhn(server: Server, monkeypatch: pytest.MonkeyPatch) -> dict[str, np.n
     arrays["train_X"][5, 7, 2, 0] = 255  # row 5, column 7, blue of the first train image
     specs = {}
     for role in ("train", "test"):
-        path = server.root / datasets.REGISTRY["svhn"][role].name
+        path = server.root / datasets.DATASETS["svhn"].files[role].name
         scipy.io.savemat(path, {"X": arrays[f"{role}_X"], "y": arrays[f"{role}_y"]})
         specs[role] = _spec(path)
-    monkeypatch.setitem(datasets.REGISTRY, "svhn", specs)
+    monkeypatch.setitem(datasets.DATASETS, "svhn", dataclasses.replace(datasets.DATASETS["svhn"], files=specs))
     return arrays
 
 
@@ -201,7 +203,7 @@ def test_invalid_parameters(kwargs: dict, needle: str) -> None:
 
 
 def test_image_shape() -> None:
-    assert {n: image_shape(n) for n in DATASET_NAMES} == {
+    assert {n: image_shape(n) for n in DATASETS} == {
         "digits": (8, 8), "mnist": (28, 28), "svhn": (32, 32, 3)
     }
     with pytest.raises(DatasetError, match="mnist"):
@@ -235,7 +237,7 @@ def test_mnist_download_then_cache(server: Server, tiny_mnist: dict, tmp_path: P
     np.testing.assert_array_equal(d.X_train.reshape(-1, 28, 28), tiny_mnist["train_images"])
     np.testing.assert_array_equal(d.y_test, tiny_mnist["test_labels"])
     assert sorted(p.name for p in (cache / "mnist").iterdir()) == sorted(
-        s.name for s in datasets.REGISTRY["mnist"].values()
+        s.name for s in datasets.DATASETS["mnist"].files.values()
     )
     hits = sum(server.hits.values())
     assert hits == 4
@@ -273,7 +275,7 @@ def test_corrupt_cached_file_is_downloaded_again(
 
 
 def test_corrupt_download_is_an_error(server: Server, tiny_mnist: dict, tmp_path: Path) -> None:
-    spec = datasets.REGISTRY["mnist"]["train_labels"]
+    spec = datasets.DATASETS["mnist"].files["train_labels"]
     (server.root / spec.name).write_bytes(b"not the file")
     with pytest.raises(DatasetError) as info:
         load_dataset("mnist", cache_dir=str(tmp_path / "c"), mirrors=[server.url])
@@ -294,7 +296,7 @@ def test_all_mirrors_down(tiny_mnist: dict, tmp_path: Path, dead_url: str) -> No
 def test_data_dir_missing_or_truncated_file(
     server: Server, tiny_mnist: dict, tmp_path: Path
 ) -> None:
-    spec = datasets.REGISTRY["mnist"]["test_images"]
+    spec = datasets.DATASETS["mnist"].files["test_images"]
     good = (server.root / spec.name).read_bytes()
     (server.root / spec.name).write_bytes(good[: len(good) // 2])
     with pytest.raises(DatasetError) as info:
@@ -310,8 +312,8 @@ def test_data_dir_missing_or_truncated_file(
 def test_bad_idx_magic(server: Server, tiny_mnist: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     path = server.root / "train-labels-idx1-ubyte.gz"
     _idx_gz(path, np.zeros((20, 1), dtype=np.uint8))  # 2-D: magic 0x00000802
-    specs = dict(datasets.REGISTRY["mnist"], train_labels=_spec(path))
-    monkeypatch.setitem(datasets.REGISTRY, "mnist", specs)
+    specs = dict(datasets.DATASETS["mnist"].files, train_labels=_spec(path))
+    monkeypatch.setitem(datasets.DATASETS, "mnist", dataclasses.replace(datasets.DATASETS["mnist"], files=specs))
     with pytest.raises(DatasetError, match="magic number is 0x00000802, expected 0x00000801"):
         load_dataset("mnist", data_dir=str(server.root))
 
@@ -338,7 +340,7 @@ def test_svhn_unreadable_mat(
 ) -> None:
     path = server.root / "test_32x32.mat"
     path.write_bytes(content)
-    specs = dict(datasets.REGISTRY["svhn"], test=_spec(path))
-    monkeypatch.setitem(datasets.REGISTRY, "svhn", specs)
+    specs = dict(datasets.DATASETS["svhn"].files, test=_spec(path))
+    monkeypatch.setitem(datasets.DATASETS, "svhn", dataclasses.replace(datasets.DATASETS["svhn"], files=specs))
     with pytest.raises(DatasetError, match="test_32x32.mat could not be read as an SVHN .mat"):
         load_dataset("svhn", data_dir=str(server.root))

@@ -19,8 +19,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweep import execute, pipeline
-from sweep.plan import NetworkShape, RunKey, plan_neurons, plan_synapses
+from sweep.run import pipeline
+from sweep.run import ray_executor as execute
+from sweep.kinds.neuron import plan_neurons
+from sweep.kinds.synapse import plan_synapses
+from sweep.plan import NetworkShape, RunKey
 from tests.conftest import REPO
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}

@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep import pipeline
+from sweep.run import pipeline
 from sweep.plan import RunKey, Shard
-from sweep.store import ResultStore, to_table
+from sweep.kinds import SCHEMAS
+from sweep.results.store import ResultStore, to_table
 from tests import test_distributed
 from tests.test_distributed import SYNAPSES, part_bytes, sweep_command, sweep_env
 from tests.test_store import neuron_columns
@@ -46,7 +47,7 @@ def in_thread(work: Callable[[], object]) -> threading.Thread:
 
 
 def test_concurrent_manifest_writers_keep_every_run(tmp_path):
-    store = ResultStore(str(tmp_path), "study")
+    store = ResultStore(str(tmp_path), "study", SCHEMAS)
     runs = [{"dataset": "digits", "model": "m", "seed": seed, "test_accuracy": seed / 10} for seed in range(8)]
     threads = [in_thread(lambda run=run: store.write_manifest({"seeds": [run["seed"]]}, [run], {"numpy": "1"}))
                for run in runs]
@@ -58,10 +59,10 @@ def test_concurrent_manifest_writers_keep_every_run(tmp_path):
 
 
 def test_a_part_with_the_wrong_row_count_is_redone(tmp_path):
-    store = ResultStore(str(tmp_path), "study")
+    store = ResultStore(str(tmp_path), "study", SCHEMAS)
     short = Shard(RunKey("digits", "m", 0), "neuron", "zero", "test", 0, 0, 5)
     full = Shard(short.run, "neuron", "zero", "test", 0, 0, 10)
-    store.write_part(short, to_table("neuron", neuron_columns(np.arange(5)), {"mode": "zero", "split": "test"}), {})
+    store.write_part(short, to_table(SCHEMAS["neuron"], neuron_columns(np.arange(5)), {"mode": "zero", "split": "test"}), {})
     Path(store.part_path(short)).rename(store.part_path(full))  # right name, right schema, 5 rows of 10
     assert store.pending([full], {full.run: ""}) == [full]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binomtest
 
-from sweep.metrics import (
+from sweep.kernels.metrics import (
     METRIC_COLUMNS,
     ablation_metrics,
     mcnemar_p,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep import models
-from sweep.datasets import load_dataset
+from sweep.data import models
+from sweep.data.datasets import load_dataset
 from tests.conftest import compose_run
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep import pipeline
-from sweep.datasets import load_dataset
-from sweep.models import load_model
-from sweep.oracle import naive_neuron_predictions
+from sweep.run import pipeline
+from sweep.data.datasets import load_dataset
+from sweep.data.models import load_model
+from sweep.kernels.oracle import naive_neuron_predictions
 from tests.conftest import MNIST_DIR
 
 pytestmark = pytest.mark.ray
@@ -78,7 +78,7 @@ def test_mnist_holdout_sweep(local_ray, run_config):
 
 
 def test_cumulative_sweep_orders_on_val_and_needs_a_neuron_sweep_for_effect_orders(local_ray, run_config):
-    from sweep.store import StoreError
+    from sweep.results.store import StoreError
 
     common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=60", "dataset.val_fraction=0.2")
     cumulative = run_config(*common, "ablation=cumulative", "ablation.orders=[random,selectivity_high,effect_low]",
@@ -102,7 +102,7 @@ def test_cumulative_sweep_orders_on_val_and_needs_a_neuron_sweep_for_effect_orde
 
 
 def test_settings_hidden_from_part_names_never_resume_onto_each_others_parts(local_ray, run_config):
-    from sweep.store import StoreError
+    from sweep.results.store import StoreError
 
     common = ("model.hidden_layer_sizes=[16]", "model.name=tiny", "model.max_iter=20")
     pipeline.run(run_config(*common))
@@ -114,7 +114,7 @@ def test_settings_hidden_from_part_names_never_resume_onto_each_others_parts(loc
 
 
 def test_synapse_sweep_of_the_most_harmful_neurons_chosen_on_val(local_ray, run_config):
-    from sweep.store import StoreError
+    from sweep.results.store import StoreError
 
     common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=20", "dataset.val_fraction=0.2")
     everything = pipeline.run(run_config(*common, "ablation=synapses", "ablation.splits=[test]"))
@@ -145,7 +145,7 @@ def test_synapse_sweep_of_the_most_harmful_neurons_chosen_on_val(local_ray, run_
 
 
 def test_selections_never_use_another_models_results(local_ray, run_config):
-    from sweep.store import StoreError
+    from sweep.results.store import StoreError
 
     common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "dataset.val_fraction=0.2")
     pipeline.run(run_config(*common, "model.max_iter=60"))

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from sweep import pipeline, storage
-from sweep.store import ResultStore
+from sweep.results import storage
+from sweep.run import pipeline
+from sweep.kinds import SCHEMAS
+from sweep.results.store import ResultStore
 
 pytest.importorskip("moto")
 BUCKET = "sweeps"
@@ -38,7 +40,7 @@ def test_sweep_writes_parts_models_and_manifest_to_s3_and_resumes(local_ray, run
     quoted = f"paths.results='{s3_root}'"  # Hydra needs quotes around a value holding '=' and '&'
     cfg = run_config("model.hidden_layer_sizes=[64,32]", "model.name=tiny", "model.max_iter=20", quoted)
     first = pipeline.run(cfg)
-    store = ResultStore(s3_root, cfg.study)
+    store = ResultStore(s3_root, cfg.study, SCHEMAS)
     df = store.read("neuron")
     assert len(df) == first.rows_written == 64 + 32 and not df.duplicated(["layer", "unit"]).any()
     manifest = store.read_manifest()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweep.network import Network
-from sweep.unitstats import (
+from sweep.kernels.network import Network
+from sweep.kernels.unitstats import (
     QUANTIZERS,
     UNIT_COLUMNS,
     class_selectivity,
@@ -100,7 +100,7 @@ def tiny_relu_net() -> tuple[Network, np.ndarray, np.ndarray]:
 def test_unit_statistics_hand_computed() -> None:
     net, X, y = tiny_relu_net()
     stats = unit_statistics(net, X, y)
-    assert tuple(stats) == UNIT_COLUMNS
+    assert tuple(stats) == tuple(UNIT_COLUMNS)
     # unit 0: outputs (0, 1, 2, 3): mean 1.5, rate 3/4; class means (0.5, 2.5) ->
     #   selectivity (2.5 - 0.5) / 3 = 0.666667; codes (0, 1, 1, 1), joint [[1, 0], [1, 2]]:
     #   H(T) = H(1/4, 3/4) = 0.811278124459; H(T|Y) = 1/2 * 1 + 1/2 * 0 -> I = 0.311278124459;

@@ -7,19 +7,20 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import binom
 
-METRIC_COLUMNS: tuple[str, ...] = (
-    "n_samples",
-    "accuracy_base",
-    "accuracy",
-    "effect",
-    "loss_base",
-    "loss",
-    "broken",
-    "fixed",
-    "p_mcnemar",
-    "class_effect",
-)
-"""Columns every kernel returns for each ablation, after its identifying columns."""
+METRIC_COLUMNS: dict[str, str] = {
+    "n_samples": "int64",
+    "accuracy_base": "float64",
+    "accuracy": "float64",
+    "effect": "float64",
+    "loss_base": "float64",
+    "loss": "float64",
+    "broken": "int64",
+    "fixed": "int64",
+    "p_mcnemar": "float64",
+    "class_effect": "float64[]",
+}
+"""Columns every ablation kernel returns for each ablation, after its identifying columns,
+with their types (``float64[]``: one list of per-class values per row)."""
 
 
 def mcnemar_p(broken: np.ndarray, fixed: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sweep.network import Network
+from sweep.kernels.network import Network
 
 SYNAPSE_DIRECTIONS: tuple[str, ...] = ("incoming", "outgoing", "both")
 """Which synapses of chosen neurons :func:`select_synapses` returns."""

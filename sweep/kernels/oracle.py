@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from sweep.ablate import class_index, replacement_values
-from sweep.metrics import ablation_metrics, sample_log_loss
-from sweep.network import Network
+from sweep.kernels.metrics import ablation_metrics, sample_log_loss
+from sweep.kernels.modes import neuron_mode, replacement_values
+from sweep.kernels.network import Network, class_index
 
 
 def ablated_classifier(
@@ -27,7 +27,7 @@ def ablated_classifier(
     """
     ablated = copy.deepcopy(clf)
     coefs, intercepts = ablated.coefs_, ablated.intercepts_
-    if mode == "zero":
+    if neuron_mode(mode).zero_incoming:
         coefs[layer][:, unit] = 0.0
         intercepts[layer][unit] = 0.0
         return ablated
@@ -90,7 +90,7 @@ def naive_neuron_metrics(
     clf: Any, X: np.ndarray, y: np.ndarray, layer: int, units: np.ndarray, mode: str = "zero",
     reference: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The metric columns of :func:`sweep.ablate.ablate_neurons`, computed the naive way."""
+    """The metric columns of :func:`sweep.kernels.neurons.ablate_neurons`, computed the naive way."""
     makers = [
         (lambda u=int(u): ablated_classifier(clf, layer, u, mode, reference)) for u in units
     ]
@@ -100,7 +100,7 @@ def naive_neuron_metrics(
 def naive_synapse_metrics(
     clf: Any, X: np.ndarray, y: np.ndarray, layer: int, sources: np.ndarray, targets: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The metric columns of :func:`sweep.ablate.ablate_synapses`, computed the naive way."""
+    """The metric columns of :func:`sweep.kernels.synapses.ablate_synapses`, computed the naive way."""
     makers = [
         (lambda s=int(s), t=int(t): synapse_ablated_classifier(clf, layer, s, t))
         for s, t in zip(sources, targets)

@@ -6,7 +6,7 @@ the later layers are recomputed, on those rows only, many ablations per pass, in
 of bounded size (:func:`split_batches`, :func:`row_budget`). :func:`run_ablations`
 accumulates the per-ablation metric changes, recomputes near-tie rows the way
 ``MLPClassifier`` predicts (a full forward pass with the weights actually edited), and
-builds the metric columns of :mod:`sweep.metrics`. Pure numerics, any backend.
+builds the metric columns of :mod:`sweep.kernels.metrics`. Pure numerics, any backend.
 """
 
 from __future__ import annotations
@@ -18,10 +18,24 @@ from typing import Any
 
 import numpy as np
 
-from sweep.backend import network_to_numpy, to_numpy
-from sweep.basestate import BaseState, row_loss
-from sweep.metrics import metrics_from_changes, sample_log_loss
-from sweep.network import Network, forward, predicted_index
+from sweep.kernels.backend import network_to_numpy, to_numpy
+from sweep.kernels.basestate import BaseState, row_loss
+from sweep.kernels.metrics import metrics_from_changes, sample_log_loss
+from sweep.kernels.network import Network, forward, predicted_index
+
+METRIC_SETS: tuple[str, ...] = ("full", "accuracy")
+"""``full``: every metric column exact; ``accuracy``: all but ``loss`` (NaN) exact, rows
+that provably keep their prediction skipped (:mod:`sweep.kernels.screen`)."""
+
+DEFAULT_CHUNK_ELEMENTS: int = 2**18
+"""Elements of the largest temporary (changed rows x layer width) one pass may hold: about
+1,300 rows of a 196-wide layer, measured fastest (2**16 and 2**20 were 15-50 % slower)."""
+
+
+def check_metrics(metrics: str) -> None:
+    """Raise ValueError unless ``metrics`` is one of :data:`METRIC_SETS`."""
+    if metrics not in METRIC_SETS:
+        raise ValueError(f"unknown metric set {metrics!r}; expected one of {METRIC_SETS}")
 
 
 @dataclass(frozen=True)

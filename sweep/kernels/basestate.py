@@ -1,7 +1,7 @@
 """The unablated forward pass every ablation kernel starts from.
 
 :func:`prepare` runs one network on one data set once, on any backend (numpy, or torch
-through :mod:`sweep.backend`), and keeps what every kernel reuses: each layer's input and
+through :mod:`sweep.kernels.backend`), and keeps what every kernel reuses: each layer's input and
 pre-activation, sklearn's probabilities, predictions, top-1 margins, near-tie flags and
 per-row losses, as a :class:`BaseState`. Pure numerics: no files, no Ray.
 """
@@ -15,21 +15,12 @@ from typing import Any
 import numpy as np
 from array_api_compat import device as array_device
 
-from sweep.backend import Ops, namespace, ops_for, to_numpy
-from sweep.network import Network
+from sweep.kernels.backend import Ops, namespace, ops_for, to_numpy
+from sweep.kernels.network import Network, class_index, expit, forward_pass
 
 TIE_TOLERANCE: dict[np.dtype, float] = {np.dtype(np.float64): 1e-9, np.dtype(np.float32): 1e-4}
 """Relative top-2 logit gap (``gap < tol * (1 + max |logit|)``) under which a row is
 recomputed exactly as sklearn does, by the model's dtype."""
-
-
-_HIDDEN: dict[str, Callable[[Any, Ops, Any], Any]] = {
-    "identity": lambda xp, ops, z: z,
-    "logistic": lambda xp, ops, z: ops.expit(z),
-    "tanh": lambda xp, ops, z: xp.tanh(z),
-    "relu": lambda xp, ops, z: ops.relu(z),
-}
-"""Backend-agnostic hidden activations, by sklearn's name."""
 
 
 _SCORES: dict[str, Callable[[Any, Any], Any]] = {
@@ -42,15 +33,6 @@ _SCORES: dict[str, Callable[[Any, Any], Any]] = {
 across rows."""
 
 
-def class_index(net: Network, y: np.ndarray) -> np.ndarray:
-    """Position of each label in ``net.classes``, shape ``(n_samples,)``."""
-    idx = np.searchsorted(net.classes, y)
-    known = net.classes[np.minimum(idx, len(net.classes) - 1)] == y
-    if np.any(idx >= len(net.classes)) or not np.all(known):
-        raise ValueError("labels contain classes the network was not trained on")
-    return idx
-
-
 @dataclass(frozen=True)
 class BaseState:
     """The unablated forward pass of one network on one data set, computed once.
@@ -58,7 +40,7 @@ class BaseState:
     Attributes
     ----------
     net : Network — the weights (numpy or torch)
-    xp, ops : the array namespace and :class:`~sweep.backend.Ops` of the backend
+    xp, ops : the array namespace and :class:`~sweep.kernels.backend.Ops` of the backend
     inputs : tuple of array — ``inputs[m]`` is the input of weight matrix ``m``, shape
         ``(n, n_in_m)``: ``X``, then each hidden layer's activations
     pre : tuple of array — ``pre[m]`` is weight matrix ``m``'s output before the
@@ -112,7 +94,7 @@ class BaseState:
         return len(self.net.coefs) - 1
 
     def activate(self, z: Any) -> Any:
-        return _HIDDEN[self.net.activation](self.xp, self.ops, z)
+        return self.net.act.fn(z)
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         return self.xp.asarray(a, dtype=dtype, device=array_device(self.inputs[0]))
@@ -126,7 +108,7 @@ def _probabilities(xp: Any, ops: Ops, logits_t: Any, out_activation: str) -> Any
     """Class probabilities as sklearn computes them, class-major: ``(n_outputs, m)`` logits
     to ``(n_classes, m)``."""
     if out_activation == "logistic":
-        p = ops.expit(logits_t)
+        p = expit(logits_t)
         return xp.concat([1 - p, p], axis=0)
     e = xp.exp(logits_t - xp.max(logits_t, axis=0))
     return e / xp.sum(e, axis=0)
@@ -155,7 +137,7 @@ def _tolerance(logits: Any) -> float:
 
 
 def _predicted_index(xp: Any, prob: Any) -> Any:
-    """:func:`sweep.network.predicted_index` on any backend, shape ``(m,)``."""
+    """:func:`sweep.kernels.network.predicted_index` on any backend, shape ``(m,)``."""
     if prob.shape[-1] == 2:
         return xp.astype(prob[:, 1] > 0.5, xp.int64)
     return xp.argmax(prob, axis=-1)
@@ -166,7 +148,7 @@ def prepare(net: Network, X: Any, y: np.ndarray) -> BaseState:
 
     Parameters
     ----------
-    net : Network — numpy or torch weights (see :func:`sweep.backend.to_backend`)
+    net : Network — numpy or torch weights (see :func:`sweep.kernels.backend.to_backend`)
     X : array of shape (n_samples, n_features) — same backend as ``net``
     y : ndarray of shape (n_samples,) — class labels
 
@@ -176,12 +158,7 @@ def prepare(net: Network, X: Any, y: np.ndarray) -> BaseState:
     """
     xp, ops = namespace(X), ops_for(X)
     y_np = class_index(net, to_numpy(y) if not isinstance(y, np.ndarray) else y)
-    activate = _HIDDEN[net.activation]
-    inputs, pre = [X], []
-    for m, (w, b) in enumerate(zip(net.coefs, net.intercepts)):
-        pre.append(inputs[-1] @ w + b)
-        if m < len(net.coefs) - 1:
-            inputs.append(activate(xp, ops, pre[-1]))
+    inputs, pre = forward_pass(net, X)
     y_b = xp.asarray(y_np, device=array_device(X))
     prob, loss = row_loss(xp, ops, ops.contiguous(pre[-1].T), y_b, net.out_activation)
     prob = ops.contiguous(prob.T)

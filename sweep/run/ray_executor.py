@@ -1,8 +1,9 @@
-"""Ray orchestration: the only module that imports ``ray``.
+"""The Ray executor: the only module that imports ``ray``.
 
 Coarse tasks, arrays in the object store once (data per dataset, weights per model),
 in-flight work capped with ``ray.wait``, a progress bar, BLAS threads set per worker,
-and GPU shards in long-lived actors.
+and GPU shards in long-lived actors, each fed a new shard as soon as it is idle. A local
+Ray (``ray.address: null``) listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -10,26 +11,30 @@ from __future__ import annotations
 import logging
 import socket
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 import ray
 from ray.exceptions import RayError, RayTaskError
+from ray.util import ActorPool
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from sweep import backend, models, tasks
-from sweep.config import DatasetConfig, ModelConfig, RayConfig
+from sweep.data.models import ModelArtifact, train_and_save
+from sweep.kernels.backend import CONVERTERS
+from sweep.kinds.base import DataArrays, ModelInputs
 from sweep.plan import RunKey, Shard
-from sweep.store import ResultStore
+from sweep.results.store import ResultStore
+from sweep.run.executor import ExecutionError, ShardInputs, TrainJob
+from sweep.run.worker import run_shard
+from sweep.spec import RaySpec
+
+LOOPBACK = "127.0.0.1"
+"""The node address of a local Ray: every Ray process listens there only."""
 
 
-class ExecutionError(RuntimeError):
-    """A sweep could not run: Ray unreachable, or a shard failed for good."""
-
-
-def connect(cfg: RayConfig) -> None:
+def connect(cfg: RaySpec) -> "RayExecutor":
     """Start or join Ray once per process (Hydra multirun jobs share it).
 
     Raises
@@ -37,16 +42,22 @@ def connect(cfg: RayConfig) -> None:
     ExecutionError
         If ``cfg.address`` names a cluster that cannot be reached.
     """
-    if ray.is_initialized():
-        return
+    if not ray.is_initialized():
+        _init(cfg)
+    return RayExecutor(cfg)
+
+
+def _init(cfg: RaySpec) -> None:
     _check_reachable(cfg.address)
+    local = cfg.address is None
     try:
         ray.init(
             address=cfg.address or "local",  # null: a new Ray, never one recorded in /tmp/ray
-            num_cpus=cfg.num_cpus if cfg.address is None else None,
-            num_gpus=cfg.num_gpus if cfg.address is None else None,
+            num_cpus=cfg.num_cpus if local else None,
+            num_gpus=cfg.num_gpus if local else None,
             include_dashboard=cfg.include_dashboard,
-            dashboard_host="127.0.0.1",
+            dashboard_host=LOOPBACK,
+            _node_ip_address=LOOPBACK if local else None,
             logging_level=logging.WARNING,
             configure_logging=True,
         )
@@ -95,26 +106,15 @@ def node_cpus() -> int:
     return max([1] + [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n["Alive"]])
 
 
-@dataclass(frozen=True)
-class TrainJob:
-    """One model to train: its settings, its seed and where its artifact goes."""
-
-    run: RunKey
-    model: ModelConfig
-    dataset: DatasetConfig
-    seed: int
-    path: str
-
-
 @ray.remote
-def _train(job: TrainJob, data: tasks.DataArrays, threads: int) -> models.ModelArtifact:
-    return models.train_and_save(job.model, job.dataset, data.splits, job.seed, job.path, threads)
+def _train(job: TrainJob, data: DataArrays, threads: int) -> ModelArtifact:
+    return train_and_save(job.model, job.dataset, data.splits, job.seed, job.path, threads)
 
 
-def train_models(jobs: list[TrainJob], data: ray.ObjectRef, max_retries: int) -> dict[RunKey, models.ModelArtifact]:
+def train_models(jobs: list[TrainJob], data: ray.ObjectRef, max_retries: int) -> dict[RunKey, ModelArtifact]:
     """Train the jobs in parallel, each on an equal share of the cluster's cores (at most one node's).
 
-    ``data`` is the object-store reference of the dataset's :class:`~sweep.tasks.DataArrays`.
+    ``data`` is the object-store reference of the dataset's :class:`~sweep.kinds.base.DataArrays`.
     """
     if not jobs:
         return {}
@@ -123,7 +123,7 @@ def train_models(jobs: list[TrainJob], data: ray.ObjectRef, max_retries: int) ->
         _train.options(num_cpus=threads, max_retries=max_retries).remote(job, data, threads): job.run
         for job in jobs
     }
-    done: dict[RunKey, models.ModelArtifact] = {}
+    done: dict[RunKey, ModelArtifact] = {}
     with tqdm(total=len(refs), desc="training", unit="model", leave=False) as bar:
         for ref, artifact in _as_completed(refs):
             done[refs[ref]] = artifact
@@ -131,24 +131,19 @@ def train_models(jobs: list[TrainJob], data: ray.ObjectRef, max_retries: int) ->
     return done
 
 
-def put(value: Any) -> ray.ObjectRef:
-    """Place a value in the object store once; tasks receive it zero-copy."""
-    return ray.put(value)
-
-
 @ray.remote
-def _run_shard(shard: Shard, model: tasks.ModelInputs, data: tasks.DataArrays, store: ResultStore,
+def _run_shard(shard: Shard, model: ModelInputs, data: DataArrays, store: ResultStore,
                metadata: dict[str, Any], threads: int) -> tuple[str, int, float]:
     with threadpool_limits(limits=threads):
-        return tasks.run_shard(shard, model, data, store, metadata)
+        return run_shard(shard, model, data, store, metadata)
 
 
-def to_device(model: tasks.ModelInputs, data: tasks.DataArrays, device: str) -> tuple[tasks.ModelInputs, tasks.DataArrays]:
+def to_device(model: ModelInputs, data: DataArrays, device: str) -> tuple[ModelInputs, DataArrays]:
     """A model's weights and a dataset's inputs as torch tensors on ``device`` (labels stay numpy)."""
-    convert = backend.CONVERTERS["torch"](device)
+    convert = CONVERTERS["torch"](device)
     net = model.net.with_weights(tuple(map(convert, model.net.coefs)), tuple(map(convert, model.net.intercepts)))
     splits = {name: (convert(X), y) for name, (X, y) in data.splits.items()}
-    return replace(model, net=net), tasks.DataArrays(splits)
+    return replace(model, net=net), DataArrays(splits)
 
 
 @ray.remote
@@ -164,7 +159,7 @@ class GpuShardWorker:
         import torch
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self._inputs: dict[tuple[ray.ObjectRef, ray.ObjectRef], tuple[tasks.ModelInputs, tasks.DataArrays]] = {}
+        self._inputs: dict[tuple[ray.ObjectRef, ray.ObjectRef], tuple[ModelInputs, DataArrays]] = {}
 
     def describe(self) -> dict[str, Any]:
         """The actor's device and the GPU ids Ray assigned it."""
@@ -175,7 +170,7 @@ class GpuShardWorker:
         key = (refs[0], refs[1])
         if key not in self._inputs:
             self._inputs = {key: to_device(*ray.get(refs), self.device)}
-        return tasks.run_shard(shard, *self._inputs[key], store, metadata)
+        return run_shard(shard, *self._inputs[key], store, metadata)
 
 
 def _as_completed(refs: Iterable[ray.ObjectRef]) -> Iterator[tuple[ray.ObjectRef, Any]]:
@@ -194,59 +189,46 @@ def _get(ref: ray.ObjectRef) -> Any:
         raise ExecutionError(f"a task was lost after its retries: {error}") from error
 
 
-@dataclass(frozen=True)
-class ShardInputs:
-    """Object-store references a shard's task needs."""
-
-    model: ray.ObjectRef
-    data: ray.ObjectRef
-
-
-Submit = Callable[[Shard, ShardInputs, ResultStore, dict[str, Any]], ray.ObjectRef]
-"""Starts one shard's task (CPU task or GPU actor call) and returns its result reference."""
-
-
 def run_shards(
     shards: list[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
-    metadata: dict[RunKey, dict[str, Any]], cfg: RayConfig, progress: bool,
+    metadata: dict[RunKey, dict[str, Any]], cfg: RaySpec, progress: bool,
 ) -> int:
     """Run every shard, writing each part as it completes; returns the rows written.
 
-    The costliest shards go first (so no long one is left alone at the end). At most
-    ``cfg.max_in_flight`` shards (default twice the worker slots: CPU tasks or GPU actors)
-    are submitted at once. With ``cfg.num_gpus_per_worker > 0`` shards go to GPU actors. The progress
-    bar counts ablations done out of the total, with the rate and the time left.
+    The costliest shards go first (so no long one is left alone at the end). CPU shards are
+    tasks, at most ``cfg.max_in_flight`` at once (default twice the worker slots); with
+    ``cfg.num_gpus_per_worker > 0`` they go to GPU actors, each given the next shard as soon
+    as it is idle. The progress bar counts ablations done out of the total.
     """
     if not shards:
         return 0
-    submit, slots = _gpu_submitter(cfg) if cfg.num_gpus_per_worker > 0 else _cpu_submitter(cfg)
-    limit = cfg.max_in_flight or 2 * slots
     queue = deque(sorted(shards, key=lambda s: -s.cost))
-    in_flight: list[ray.ObjectRef] = []
+    results = _on_gpu_actors(queue, inputs, store, metadata, cfg) if cfg.num_gpus_per_worker > 0 \
+        else _as_tasks(queue, inputs, store, metadata, cfg)
     rows = 0
     with tqdm(total=sum(s.n_rows for s in shards), desc="ablations", unit="abl", disable=not progress) as bar:
-        while queue or in_flight:
-            while queue and len(in_flight) < limit:
-                shard = queue.popleft()
-                in_flight.append(submit(shard, inputs[shard.run], store, metadata[shard.run]))
-            ready, in_flight = ray.wait(in_flight, num_returns=1)
-            _, n, _ = _get(ready[0])
+        for _, n, _ in results:
             rows += n
             bar.update(n)
     return rows
 
 
-def _cpu_submitter(cfg: RayConfig) -> tuple[Submit, int]:
-    """Shards as tasks of ``cfg.threads_per_worker`` CPUs; also the number of task slots."""
+def _as_tasks(queue: deque[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
+              metadata: dict[RunKey, dict[str, Any]], cfg: RaySpec) -> Iterator[tuple[str, int, float]]:
+    """Shards as tasks of ``cfg.threads_per_worker`` CPUs, in-flight work capped."""
     task = _run_shard.options(num_cpus=cfg.threads_per_worker, max_retries=cfg.max_retries)
+    limit = cfg.max_in_flight or 2 * max(1, cluster_cpus() // cfg.threads_per_worker)
+    in_flight: list[ray.ObjectRef] = []
+    while queue or in_flight:
+        while queue and len(in_flight) < limit:
+            shard = queue.popleft()
+            refs = inputs[shard.run]
+            in_flight.append(task.remote(shard, refs.model, refs.data, store, metadata[shard.run], cfg.threads_per_worker))
+        ready, in_flight = ray.wait(in_flight, num_returns=1)
+        yield _get(ready[0])
 
-    def submit(shard: Shard, refs: ShardInputs, store: ResultStore, metadata: dict[str, Any]) -> ray.ObjectRef:
-        return task.remote(shard, refs.model, refs.data, store, metadata, cfg.threads_per_worker)
 
-    return submit, max(1, cluster_cpus() // cfg.threads_per_worker)
-
-
-def start_gpu_workers(cfg: RayConfig) -> list[ray.actor.ActorHandle]:
+def start_gpu_workers(cfg: RaySpec) -> list[ray.actor.ActorHandle]:
     """One :class:`GpuShardWorker` per ``cfg.num_gpus_per_worker`` share of the cluster's GPUs.
 
     Raises
@@ -266,13 +248,35 @@ def start_gpu_workers(cfg: RayConfig) -> list[ray.actor.ActorHandle]:
     return [options.remote() for _ in range(n_actors)]
 
 
-def _gpu_submitter(cfg: RayConfig) -> tuple[Submit, int]:
-    """Shards as calls to GPU actors, in turn; also the number of actors."""
-    actors = start_gpu_workers(cfg)
-    turn = iter(range(1 << 62))
+def _on_gpu_actors(queue: deque[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
+                   metadata: dict[RunKey, dict[str, Any]], cfg: RaySpec) -> Iterator[tuple[str, int, float]]:
+    """Shards as calls to GPU actors through an actor pool: an idle actor takes the next one."""
+    pool = ActorPool(start_gpu_workers(cfg))
+    for shard in queue:
+        refs = inputs[shard.run]
+        pool.submit(lambda actor, s, r=refs: actor.run.remote(s, [r.model, r.data], store, metadata[s.run]), shard)
+    while pool.has_next():
+        try:
+            yield pool.get_next_unordered()
+        except RayTaskError as error:
+            raise ExecutionError(f"a task failed: {error.cause!r}") from error
+        except RayError as error:
+            raise ExecutionError(f"a task was lost after its retries: {error}") from error
 
-    def submit(shard: Shard, refs: ShardInputs, store: ResultStore, metadata: dict[str, Any]) -> ray.ObjectRef:
-        actor = actors[next(turn) % len(actors)]
-        return actor.run.remote(shard, [refs.model, refs.data], store, metadata)
 
-    return submit, len(actors)
+class RayExecutor:
+    """:class:`~sweep.run.executor.Executor` on Ray (local or a cluster)."""
+
+    def __init__(self, cfg: RaySpec) -> None:
+        self.cfg = cfg
+
+    def put(self, value: Any) -> ray.ObjectRef:
+        """Place a value in the object store once; tasks receive it zero-copy."""
+        return ray.put(value)
+
+    def train(self, jobs: list[TrainJob], data: ray.ObjectRef) -> dict[RunKey, ModelArtifact]:
+        return train_models(jobs, data, self.cfg.max_retries)
+
+    def run_shards(self, shards: list[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
+                   metadata: dict[RunKey, dict[str, Any]], progress: bool) -> int:
+        return run_shards(shards, inputs, store, metadata, self.cfg, progress)

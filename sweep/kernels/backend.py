@@ -1,8 +1,8 @@
 """Array backends for the ablation kernels: numpy (default) and torch (CPU or CUDA).
 
-The kernels in :mod:`sweep.ablate` are written once against the array API
+The kernels of :mod:`sweep.kernels` are written once against the array API
 (``array_api_compat.array_namespace``); the few operations the array API lacks
-(segment sums, a stable logistic, conversion back to numpy) live here in one lookup table
+(segment sums, rank-1 updates, conversion back to numpy) live here in one lookup table
 per backend. torch is optional (the ``gpu`` extra) and imported only when asked for.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import array_namespace, is_torch_array
 
-from sweep.network import Network
+from sweep.kernels.network import Network
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,6 @@ class Ops:
     ----------
     segment_sum : callable ``(values (m,), ids (m,) int, n) -> (n,)``
         Sum of ``values`` per id, float64 (ids in ``[0, n)``).
-    expit : callable ``(z) -> z``
-        The logistic function, overflow-free.
-    relu : callable ``(z) -> z``
-        ``max(z, 0)``.
     to_numpy : callable ``(array) -> ndarray``
     contiguous : callable ``(array) -> array``
         The same values in C (row-major) order.
@@ -44,8 +40,6 @@ class Ops:
     """
 
     segment_sum: Callable[[Any, Any, int], Any]
-    expit: Callable[[Any], Any]
-    relu: Callable[[Any], Any]
     to_numpy: Callable[[Any], np.ndarray]
     contiguous: Callable[[Any], Any]
     add_outer: Callable[[Any, Any, Any], Any]
@@ -56,23 +50,11 @@ def _numpy_segment_sum(values: np.ndarray, ids: np.ndarray, n: int) -> np.ndarra
     return np.bincount(ids, weights=values, minlength=n)
 
 
-def _numpy_expit(z: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
-    return expit(z)
-
-
 def _torch_segment_sum(values: Any, ids: Any, n: int) -> Any:
     import torch
 
     out = torch.zeros(n, dtype=torch.float64, device=values.device)
     return out.index_add_(0, ids, values.to(torch.float64))
-
-
-def _torch_expit(z: Any) -> Any:
-    import torch
-
-    return torch.sigmoid(z)
 
 
 def _torch_to_numpy(x: Any) -> np.ndarray:
@@ -100,23 +82,12 @@ def _numpy_single_thread() -> Any:
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
-def _numpy_relu(z: np.ndarray) -> np.ndarray:
-    return np.maximum(z, 0)
-
-
-def _torch_relu(z: Any) -> Any:
-    import torch
-
-    return torch.relu(z)
-
-
 NUMPY_OPS = Ops(
-    _numpy_segment_sum, _numpy_expit, _numpy_relu, np.asarray, np.ascontiguousarray,
-    _numpy_add_outer, _numpy_single_thread,
+    _numpy_segment_sum, np.asarray, np.ascontiguousarray, _numpy_add_outer, _numpy_single_thread
 )
 TORCH_OPS = Ops(
-    _torch_segment_sum, _torch_expit, _torch_relu, _torch_to_numpy, lambda x: x.contiguous(),
-    _torch_add_outer, contextlib.nullcontext,
+    _torch_segment_sum, _torch_to_numpy, lambda x: x.contiguous(), _torch_add_outer,
+    contextlib.nullcontext,
 )
 
 

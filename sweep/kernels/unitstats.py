@@ -8,24 +8,13 @@ and is computed from count tables so that it can be checked against hand-compute
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from sweep.ablate import class_index
-from sweep.network import Network, hidden_activations
-
-UNIT_COLUMNS: tuple[str, ...] = (
-    "layer",
-    "unit",
-    "mean_activation",
-    "activation_rate",
-    "selectivity",
-    "entropy",
-    "mutual_information",
-    "kl_selectivity",
-)
-"""Columns returned by :func:`unit_statistics`, in order (the ``kind=unit`` file columns
-without ``split``)."""
+from sweep.kernels.backend import to_numpy
+from sweep.kernels.network import Network, class_index, hidden_activations
 
 
 # --------------------------------------------------------------------------- information
@@ -175,6 +164,39 @@ def joint_counts(codes: np.ndarray, y_index: np.ndarray, n_classes: int) -> np.n
 # --------------------------------------------------------------------------- per unit
 
 
+@dataclass(frozen=True)
+class LayerSummary:
+    """What every unit statistic of one layer is computed from.
+
+    Attributes
+    ----------
+    a : ndarray of shape (n_samples, n_units) — the layer's outputs, float64
+    threshold : float — firing threshold (``act(0)``)
+    class_means : ndarray of shape (n_units, n_present_classes) — mean output per class
+    joint : ndarray of shape (n_units, n_levels, n_classes) — quantized output x class counts
+    """
+
+    a: np.ndarray
+    threshold: float
+    class_means: np.ndarray
+    joint: np.ndarray
+
+
+STATISTICS: dict[str, Callable[[LayerSummary], np.ndarray]] = {
+    "mean_activation": lambda s: s.a.mean(axis=0),
+    "activation_rate": lambda s: (s.a > s.threshold).mean(axis=0),
+    "selectivity": lambda s: class_selectivity(s.class_means),
+    "entropy": lambda s: entropy(s.joint.sum(axis=-1)),
+    "mutual_information": lambda s: mutual_information(s.joint),
+    "kl_selectivity": lambda s: kl_selectivity(s.joint),
+}
+"""Unit statistics by name: ``statistic(summary) -> (n_units,)``. The one list: the
+``kind=unit`` columns and the statistic orders of cumulative ablation derive from it."""
+
+UNIT_COLUMNS: dict[str, str] = {"layer": "int64", "unit": "int64", **{name: "float64" for name in STATISTICS}}
+"""Columns returned by :func:`unit_statistics` and their types, in order."""
+
+
 def layer_statistics(
     a: np.ndarray,
     y_index: np.ndarray,
@@ -183,7 +205,7 @@ def layer_statistics(
     threshold: float = 0.0,
     n_bins: int = 2,
 ) -> dict[str, np.ndarray]:
-    """Statistics of every unit of one layer from its outputs.
+    """Every :data:`STATISTICS` of every unit of one layer, from its outputs.
 
     Parameters
     ----------
@@ -197,7 +219,7 @@ def layer_statistics(
     Returns
     -------
     dict of str to ndarray of shape (n_units,)
-        :data:`UNIT_COLUMNS` without ``layer`` and ``unit``.
+        One entry per statistic, in :data:`STATISTICS` order.
     """
     if quantizer not in QUANTIZERS:
         raise ValueError(f"unknown quantizer {quantizer!r}; expected one of {sorted(QUANTIZERS)}")
@@ -208,32 +230,29 @@ def layer_statistics(
     present = class_n > 0
     class_means = (class_sums[present] / class_n[present, None]).T  # (n_units, n_present)
     joint = joint_counts(QUANTIZERS[quantizer](a, threshold, n_bins), y_index, n_classes)
-    return {
-        "mean_activation": a.mean(axis=0),
-        "activation_rate": (a > threshold).mean(axis=0),
-        "selectivity": class_selectivity(class_means),
-        "entropy": entropy(joint.sum(axis=-1)),
-        "mutual_information": mutual_information(joint),
-        "kl_selectivity": kl_selectivity(joint),
-    }
+    summary = LayerSummary(a, threshold, class_means, joint)
+    return {name: statistic(summary) for name, statistic in STATISTICS.items()}
 
 
 def unit_statistics(
     net: Network,
-    X: np.ndarray,
+    X: Any,
     y: np.ndarray,
     quantizer: str = "binary",
-    threshold: float = 0.0,
+    threshold: float | None = None,
     n_bins: int = 2,
 ) -> dict[str, np.ndarray]:
     """Statistics of every hidden unit of ``net`` on ``(X, y)``.
 
     Parameters
     ----------
-    net : Network
-    X : ndarray of shape (n_samples, n_features)
+    net : Network — numpy or torch weights, same backend as ``X`` (the forward pass runs
+        there; the count tables on the CPU)
+    X : array of shape (n_samples, n_features)
     y : ndarray of shape (n_samples,) — class labels
-    quantizer, threshold, n_bins : see :func:`layer_statistics`
+    quantizer, n_bins : see :func:`layer_statistics`
+    threshold : float, optional — firing threshold; default ``act(0)`` of the network's
+        activation (0.5 for logistic), so a unit "fires" when its output exceeds it
 
     Returns
     -------
@@ -244,8 +263,9 @@ def unit_statistics(
     y_index = class_index(net, y)
     n_classes = len(net.classes)
     per_layer = []
+    threshold = net.act.at_zero if threshold is None else threshold
     for layer, a in enumerate(hidden_activations(net, X)):
-        stats = layer_statistics(a, y_index, n_classes, quantizer, threshold, n_bins)
+        stats = layer_statistics(to_numpy(a), y_index, n_classes, quantizer, threshold, n_bins)
         stats["layer"] = np.full(a.shape[1], layer, dtype=np.int64)
         stats["unit"] = np.arange(a.shape[1], dtype=np.int64)
         per_layer.append(stats)

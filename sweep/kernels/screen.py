@@ -20,13 +20,9 @@ from typing import Any
 import numpy as np
 from array_api_compat import device as array_device
 
-from sweep.backend import network_to_numpy
-from sweep.basestate import BaseState
-from sweep.network import Network
-
-LIPSCHITZ: dict[str, float] = {"identity": 1.0, "logistic": 0.25, "tanh": 1.0, "relu": 1.0}
-"""Lipschitz constant of each (monotone, non-decreasing) hidden activation."""
-
+from sweep.kernels.backend import network_to_numpy
+from sweep.kernels.basestate import BaseState
+from sweep.kernels.network import Network
 
 SCREEN_ELEMENTS: int = 2**21
 """Elements of the largest (rows x units) array one screening pass may hold."""
@@ -66,7 +62,7 @@ def _interval_gain(net: Network, layer: int, lo: np.ndarray, hi: np.ndarray) -> 
     ndarray of shape (k, n_classes, n_classes)
         ``[i, p, c]`` bounds ``Δ(score_c - score_p)`` for change ``i``.
     """
-    lip = LIPSCHITZ[net.activation]
+    lip = net.act.lipschitz
     last = len(net.coefs) - 1
     for w in net.coefs[layer + 1 : last]:
         up, down = np.maximum(w, 0), np.minimum(w, 0)
@@ -99,7 +95,7 @@ def _gain_table(net: Network, matrix: int, before_activation: bool) -> np.ndarra
         gain = _pair_gain(_SCORE_MAPS[net.out_activation](n_classes))
         return np.maximum(np.stack([gain, -gain], axis=1), 0)
     eye = np.eye(net.coefs[matrix].shape[1])
-    lip = LIPSCHITZ[net.activation] if before_activation else None
+    lip = net.act.lipschitz if before_activation else None
     tables = []
     for sign in (1.0, -1.0):
         lo = hi = sign * eye

@@ -1,0 +1,115 @@
+"""The Hydra adapter: the only module that imports Hydra or OmegaConf.
+
+It registers the schemas Hydra composes against (mutable copies of :mod:`sweep.spec`'s frozen
+dataclasses, one per ablation kind in the ``ablation`` group as ``<kind>_schema``), turns a
+composed config into a :class:`~sweep.spec.RunSpec` (plain objects: nothing of OmegaConf goes
+further), and reports a bad command line in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
+
+from sweep import spec
+from sweep.kinds import ABLATIONS, AblationSettings
+
+
+def config_dir() -> str:
+    """``conf/`` of a source checkout, or the copy installed as ``sweep/conf``."""
+    installed = Path(__file__).parent / "conf"
+    return str(installed if installed.is_dir() else Path(__file__).parent.parent / "conf")
+
+
+@functools.cache
+def _mutable(cls: type) -> type:
+    """A non-frozen copy of dataclass ``cls`` that OmegaConf can merge overrides into (frozen
+    dataclasses become read-only configs); the ablation field is left open (``Any``): its
+    schema comes from the chosen ``ablation/<kind>_schema``."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        nested = spec._dataclass_type(hints[f.name])
+        hint = Any if nested is AblationSettings else _mutable(nested) if nested else hints[f.name]
+        if f.default_factory is not dataclasses.MISSING:
+            default = dataclasses.field(default_factory=_mutable(nested) if nested else f.default_factory)
+        else:
+            default = dataclasses.field(default=f.default)
+        specs.append((f.name, hint, default))
+    return dataclasses.make_dataclass(cls.__name__, specs)
+
+
+def register_schema() -> None:
+    """Register ``run_schema`` and every ``ablation/<kind>_schema`` in Hydra's ConfigStore."""
+    store = ConfigStore.instance()
+    store.store(name="run_schema", node=_mutable(spec.RunSpec))
+    for name, ablation in ABLATIONS.items():
+        store.store(group="ablation", name=f"{name}_schema", node=_mutable(ablation.settings))
+
+
+def to_run_spec(cfg: DictConfig) -> spec.RunSpec:
+    """A composed Hydra config as a validated :class:`~sweep.spec.RunSpec` with absolute
+    local paths.
+
+    Raises
+    ------
+    SpecError
+        For a missing value, an unknown key or a value out of its allowed set.
+    """
+    try:
+        values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as error:
+        raise spec.SpecError(f"{error.full_key} is missing; set it on the command line ({error.full_key}=...)") from error
+    return spec.from_mapping(values)
+
+
+def compose_run(overrides: list[str]) -> spec.RunSpec:
+    """The :class:`~sweep.spec.RunSpec` that ``python -m sweep OVERRIDES`` would run."""
+    register_schema()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return to_run_spec(compose(config_name="config", overrides=overrides))
+
+
+def _unknown_key(cause: BaseException | None) -> str | None:
+    """One line for an override of a key the schema lacks (Hydra suggests appending it with
+    ``+``, which would only be refused later): the nearest valid key instead."""
+    if not isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or not dataclasses.is_dataclass(getattr(cause, "object_type", None)):
+        return None
+    group, _, key = str(cause.full_key).rpartition(".")
+    known = [f.name for f in dataclasses.fields(cause.object_type)]
+    message = str(spec.unknown_key(key, known, f"{group}." if group else ""))
+    kind = getattr(cause.object_type, "kind", None)
+    return message + (f" (settings of ablation={kind}: {', '.join(known)})" if group == "ablation" and kind else "")
+
+
+def override_error(args: list[str]) -> str | None:
+    """Compose the config with the command line's overrides; one line saying what is wrong.
+
+    Hydra reports a bad override over many lines (search paths, stack hints); this names the
+    key and the allowed values on one. Sweeps (``-m``) and Hydra's own flags are left to Hydra.
+    """
+    overrides = [a for a in args if not a.startswith("-") and not a.startswith("hydra")]
+    if len(overrides) != len(args):
+        return None
+    try:
+        if any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides)):
+            return None
+        compose_run(overrides)
+    except Exception as error:  # noqa: BLE001 - every composition failure is reported the same way
+        unknown = _unknown_key(error.__cause__)
+        if unknown:
+            return unknown
+        text = str(error).split("Config search path")[0]
+        if error.__cause__ is not None and not isinstance(error, spec.SpecError):
+            text += ": " + str(error.__cause__).split("full_key")[0].strip() + f" (key {getattr(error.__cause__, 'full_key', '?')})"
+        return " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return None

@@ -1,0 +1,89 @@
+"""Exact ablation kernels: pure numerics on the array API (numpy, or torch on any device).
+
+The public face of the kernel modules; nothing here imports Ray, Hydra, OmegaConf, pandas,
+pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every kernel takes a
+:class:`Network` (weight arrays) and data arrays and returns a dict of numpy columns.
+
+- :mod:`~sweep.kernels.network`: the weights, THE forward pass, THE activation table
+- :mod:`~sweep.kernels.modes`: neuron modes (registry)
+- :mod:`~sweep.kernels.basestate`, :mod:`~sweep.kernels.engine`,
+  :mod:`~sweep.kernels.screen`: the shared machinery of the single-ablation kernels
+- :mod:`~sweep.kernels.neurons`, :mod:`~sweep.kernels.synapses`: single ablations
+- :mod:`~sweep.kernels.joint`, :mod:`~sweep.kernels.cumulative`,
+  :mod:`~sweep.kernels.orders`: unit sets, cumulative curves and their orders
+- :mod:`~sweep.kernels.unitstats` (statistics registry), :mod:`~sweep.kernels.metrics`,
+  :mod:`~sweep.kernels.selection`, :mod:`~sweep.kernels.oracle` (the naive reference)
+"""
+
+from sweep.kernels.backend import network_to_numpy, to_backend, to_numpy
+from sweep.kernels.basestate import TIE_TOLERANCE, BaseState, prepare
+from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumulative_rows, grid
+from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS
+from sweep.kernels.joint import ablate_joint, as_units
+from sweep.kernels.metrics import METRIC_COLUMNS, mcnemar_p
+from sweep.kernels.modes import (
+    NEURON_MODES,
+    ablated_neuron_network,
+    neuron_mode,
+    replacement_values,
+    unit_replacements,
+)
+from sweep.kernels.network import (
+    ACTIVATIONS,
+    Network,
+    class_index,
+    forward,
+    forward_pass,
+    hidden_activations,
+    predicted_index,
+)
+from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons
+from sweep.kernels.orders import ORDER_KEYS, make_order, scope_units
+from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
+from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network
+from sweep.kernels.unitstats import QUANTIZERS, STATISTICS, UNIT_COLUMNS, unit_statistics
+
+__all__ = [
+    "ACTIVATIONS",
+    "CUMULATIVE_COLUMNS",
+    "DEFAULT_CHUNK_ELEMENTS",
+    "METRIC_COLUMNS",
+    "METRIC_SETS",
+    "NEURON_COLUMNS",
+    "NEURON_MODES",
+    "ORDER_KEYS",
+    "QUANTIZERS",
+    "STATISTICS",
+    "SYNAPSE_COLUMNS",
+    "SYNAPSE_DIRECTIONS",
+    "TIE_TOLERANCE",
+    "UNIT_COLUMNS",
+    "BaseState",
+    "Network",
+    "ablate_joint",
+    "ablate_neurons",
+    "ablate_synapses",
+    "ablated_neuron_network",
+    "ablated_synapse_network",
+    "as_units",
+    "class_index",
+    "cumulative_curve",
+    "cumulative_rows",
+    "forward",
+    "forward_pass",
+    "grid",
+    "hidden_activations",
+    "make_order",
+    "mcnemar_p",
+    "network_to_numpy",
+    "neuron_mode",
+    "predicted_index",
+    "prepare",
+    "replacement_values",
+    "scope_units",
+    "select_synapses",
+    "to_backend",
+    "to_numpy",
+    "unit_replacements",
+    "unit_statistics",
+]

@@ -1,0 +1,129 @@
+"""Single-neuron ablation: remove each listed hidden unit on its own and measure.
+
+How the kernels are exact and fast
+----------------------------------
+:func:`~sweep.kernels.basestate.prepare` runs the forward pass once (activations, logits,
+predictions, margins, losses); every kernel reuses it. Every ablation is reduced to a change
+``d`` of one unit's output (a hidden unit, or one logit) on some rows; the next layer's
+pre-activations then change by the rank-1 term ``d * W[unit]`` and only the later layers are
+recomputed, on those rows only, many ablations per batched pass, in chunks of bounded size.
+Metrics are accumulated from the changed rows alone (:mod:`sweep.kernels.engine`).
+
+With ``metrics="full"`` every row whose unit output changes is recomputed (the loss is
+exact). With ``metrics="accuracy"`` a row is recomputed only when an interval (Lipschitz)
+bound says its prediction may change (:mod:`sweep.kernels.screen`); the loss is then NaN.
+
+Rows whose new top-2 logit gap is below :data:`~sweep.kernels.basestate.TIE_TOLERANCE`
+(relative), and rows that are near-ties before the ablation, are recomputed the way
+``MLPClassifier`` predicts (a full forward pass with the weights actually edited,
+sklearn's softmax and argmax), so predictions equal the naive oracle's. Pure numerics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from sweep.kernels.backend import network_to_numpy, to_numpy
+from sweep.kernels.basestate import BaseState, prepare
+from sweep.kernels.engine import (
+    DEFAULT_CHUNK_ELEMENTS,
+    Changes,
+    check_metrics,
+    row_budget,
+    run_ablations,
+    split_batches,
+)
+from sweep.kernels.modes import ablated_neuron_network, neuron_mode, replacement_values
+from sweep.kernels.network import Network
+from sweep.kernels.screen import Screen, column_chunks, make_screen, may_flip, nonzero_pairs, pairs_over
+
+NEURON_COLUMNS: dict[str, str] = {"layer": "int64", "unit": "int64"}
+"""Identifying columns of :func:`ablate_neurons`, before the metric columns."""
+
+
+def _neuron_changes(
+    base: BaseState, layer: int, units: Any, values: Any, screen: Screen | None
+) -> Iterator[Changes]:
+    """Changed (or, with a ``screen``, possibly flipped) rows of each unit's ablation."""
+    xp = base.xp
+    h = base.inputs[layer + 1]
+    for lo, hi in column_chunks(int(units.shape[0]), base.n):
+        part = units[lo:hi]
+        delta = values[part][None, :] - h[:, part]
+        if screen is None:
+            cols, rows = nonzero_pairs(xp, delta != 0)
+        else:
+            ratio = delta * screen.inv_margin[:, None]
+            peak = screen.peak_post[part]
+            cols, rows = pairs_over(xp, ratio, peak[:, 0], peak[:, 1])
+        ch = Changes(
+            layer + 1, base.net.coefs[layer + 1], cols + lo, rows, part[cols], delta[rows, cols]
+        )
+        if screen is not None:
+            ch = ch.keep(may_flip(base, screen, ch.units, ch.rows, ch.d))
+        yield ch
+
+
+def ablate_neurons(
+    net: Network,
+    X: Any,
+    y: np.ndarray,
+    layer: int,
+    units: np.ndarray,
+    mode: str = "zero",
+    reference: np.ndarray | None = None,
+    *,
+    metrics: str = "full",
+    base: BaseState | None = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    replacement: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Ablate each listed unit of one hidden layer on its own and measure on ``(X, y)``.
+
+    Parameters
+    ----------
+    net : Network — numpy or torch weights (see :func:`sweep.backend.to_backend`)
+    X : array of shape (n_samples, n_features) — same backend as ``net``
+    y : ndarray of shape (n_samples,) — class labels
+    layer : int — 0-based hidden-layer index
+    units : ndarray of shape (n_units,), int — unit indices within the layer
+    mode : str — one of :data:`NEURON_MODES`
+    reference : ndarray of shape (n_ref, n_features), optional — for ``mode='mean'``
+    metrics : str — one of :data:`METRIC_SETS`
+    base : BaseState, optional — ``prepare(net, X, y)``, computed when not given
+    chunk_elements : int — size of the largest temporary array of one pass
+    replacement : ndarray of shape (hidden_sizes[layer],), optional — the layer's
+        :func:`unit_replacements` for ``mode``, when already computed (else from ``reference``)
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``layer`` and ``unit`` of shape ``(n_units,)`` and the metric columns (numpy).
+    """
+    check_metrics(metrics)
+    units = np.asarray(units, dtype=np.int64)
+    base = prepare(net, X, y) if base is None else base
+    net_np = network_to_numpy(net)
+    if replacement is None:
+        ref = None if reference is None else to_numpy(reference)
+        replacement = replacement_values(net_np, layer, mode, ref)
+    values_np = np.asarray(replacement)
+    values = base.asarray(values_np, dtype=base.pre[0].dtype)
+    screen = make_screen(base, layer) if metrics == "accuracy" else None
+    budget = row_budget(base, layer + 1, chunk_elements)
+    batches = (
+        batch
+        for ch in _neuron_changes(base, layer, base.asarray(units), values, screen)
+        for batch in split_batches(ch, budget)
+    )
+
+    def edited(numpy_net: Network, a: int) -> Network:
+        unit = int(units[a])
+        return ablated_neuron_network(numpy_net, layer, unit, mode, values_np[unit])
+
+    columns = {"layer": np.full(len(units), layer, dtype=np.int64), "unit": units}
+    columns.update(run_ablations(base, batches, len(units), edited, neuron_mode(mode).recheck_base_ties, metrics))
+    return columns

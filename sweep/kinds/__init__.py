@@ -1,0 +1,27 @@
+"""Result kinds: one module each, one registry.
+
+Adding a kind is one module (its columns, settings, planner, routine, summary; see
+:mod:`sweep.kinds.base`), one line in :data:`_MODULES`, and one YAML in ``conf/ablation/``
+when it has an ``ablation=`` of its own. Everything else (allowed ``ablation.kind`` values,
+Parquet schemas, fingerprints, summaries, the worker's dispatch, analysis' list of kinds)
+derives from the two tables below.
+"""
+
+from __future__ import annotations
+
+from sweep.kinds import cumulative, neuron, synapse, unit
+from sweep.kinds.base import Ablation, AblationSettings, ResultKind
+
+_MODULES = (neuron, synapse, unit, cumulative)
+"""Every kind module, in the order kinds are listed."""
+
+KINDS: dict[str, ResultKind] = {m.KIND.name: m.KIND for m in _MODULES}
+"""Result kinds by partition name (``kind=<name>``)."""
+
+ABLATIONS: dict[str, Ablation] = {m.ABLATION.name: m.ABLATION for m in _MODULES if hasattr(m, "ABLATION")}
+"""``ablation=<name>`` choices: each one's settings and the kinds it writes."""
+
+SCHEMAS = {name: kind.schema for name, kind in KINDS.items()}
+"""Each kind's Parquet schema (derived from its columns), as :class:`~sweep.results.ResultStore` takes them."""
+
+__all__ = ["ABLATIONS", "KINDS", "SCHEMAS", "Ablation", "AblationSettings", "ResultKind"]

@@ -1,0 +1,104 @@
+"""``kind=cumulative``: accuracy after removing the first k units of an order, for every k
+(``ablation=cumulative``, after its ``unit`` phase)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from sweep.kernels import CUMULATIVE_COLUMNS, NEURON_MODES, ORDER_KEYS, QUANTIZERS, cumulative_rows, grid, scope_units
+from sweep.kinds import unit
+from sweep.kinds.base import (
+    Ablation,
+    AblationSettings,
+    Columns,
+    DataArrays,
+    ModelInputs,
+    Plan,
+    PlanInputs,
+    ResultKind,
+    measured_splits,
+    validation_rows,
+)
+from sweep.plan import Shard
+from sweep.results.store import ResultStore
+
+if TYPE_CHECKING:
+    from sweep.spec import RunSpec
+
+
+@dataclass(frozen=True)
+class CumulativeSettings(AblationSettings):
+    """``ablation=cumulative``: ``orders`` (random; effect_high/low, which need this model's
+    neuron sweep on val; ``<statistic>_high/low``), ``scopes`` (network or layer<i>),
+    ``repetitions`` of the random order, ``k_points`` (0: every k), and the ``quantizer`` /
+    ``n_bins`` of the information statistics."""
+
+    kind: str = "cumulative"
+    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
+    orders: list[str] = field(default_factory=lambda: ["random"], metadata={"choices": tuple(ORDER_KEYS)})
+    scopes: list[str] = field(default_factory=lambda: ["network"])
+    repetitions: int = field(default=5, metadata={"interval": (1, None, True)})
+    k_points: int = field(default=0, metadata={"interval": (0, None, True)})
+    quantizer: str = field(default="binary", metadata={"choices": tuple(QUANTIZERS)})
+    n_bins: int = field(default=2, metadata={"interval": (2, None, True)})
+
+    def check(self, hidden_sizes: tuple[int, ...]) -> None:
+        scopes = ["network", *(f"layer{i}" for i in range(len(hidden_sizes)))]
+        for scope in self.scopes:
+            if scope not in scopes:
+                raise ValueError(f"ablation.scopes has {scope!r}; choose from {', '.join(scopes)}")
+
+
+def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:
+    settings = cfg.ablation
+    stats = store.read_model_rows("unit", model.run, model.weights)
+    stats = stats[stats["split"] == unit.statistics_split(model.sizes)]
+    by_effect = any(order.startswith("effect_") for order in settings.orders)
+    effects = {mode: validation_rows(store, model, mode) for mode in settings.modes} if by_effect else {}
+    shards = []
+    for split in measured_splits(settings, model.sizes):
+        for mode in settings.modes:
+            for scope in settings.scopes:
+                n_k = len(grid(len(scope_units(model.net, scope)), settings.k_points or None))
+                for order in settings.orders:
+                    rows = n_k * (settings.repetitions if order == "random" else 1)
+                    shards.append(Shard(model.run, "cumulative", mode, split, -1, 0, rows, f"{scope}.{order}"))
+    return Plan(shards, ModelInputs(model.net, settings, unit_stats=stats, effects=effects))
+
+
+def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
+    """The curve(s) of one order in one scope; ``shard.selection`` is ``"<scope>.<order>"``."""
+    X, y = data.splits[shard.split]
+    scope, order = shard.selection.split(".")
+    settings = model.settings
+    return cumulative_rows(
+        model.net, X, y, [order], scopes=[scope], mode=shard.mode, repetitions=settings.repetitions,
+        seed=shard.run.seed, stats=model.unit_stats, effects=model.effects.get(shard.mode),
+        n_points=settings.k_points or None, reference=data.reference,
+    )
+
+
+def curve_areas(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy over each cumulative curve (its normalised area), per seed, scope and order."""
+    keys = ["dataset", "model", "seed", "mode", "split", "scope", "order"]
+    return df.groupby(keys, observed=True)["accuracy"].mean().rename("mean_accuracy").reset_index()
+
+
+KIND = ResultKind(
+    name="cumulative",
+    columns={"mode": "str", "split": "str", **CUMULATIVE_COLUMNS},
+    constants=("mode", "split"),
+    settings=("quantizer", "n_bins", "repetitions", "k_points"),
+    plan=plan,
+    compute=compute,
+    summary=curve_areas,
+    summary_title="mean accuracy over each cumulative-ablation curve (higher: the order hurts less):",
+)
+
+ABLATION = Ablation(
+    "cumulative", CumulativeSettings, (unit.KIND, KIND),
+    "units removed cumulatively in orders (random, by effect, by unit statistic)",
+)

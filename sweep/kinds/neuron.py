@@ -1,0 +1,114 @@
+"""``kind=neuron``: every hidden unit of the chosen layers removed on its own (``ablation=neurons``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+import numpy as np
+import pandas as pd
+
+from sweep.kernels import METRIC_COLUMNS, METRIC_SETS, NEURON_COLUMNS, NEURON_MODES, ablate_neurons
+from sweep.kinds.base import (
+    Ablation,
+    AblationSettings,
+    Columns,
+    DataArrays,
+    ModelInputs,
+    Plan,
+    PlanInputs,
+    ResultKind,
+    base_state,
+    check_layers,
+    measured_splits,
+    replacements,
+)
+from sweep.plan import NetworkShape, RunKey, Shard, shard_ranges
+from sweep.results.store import ResultStore
+
+if TYPE_CHECKING:
+    from sweep.spec import RunSpec
+
+
+@dataclass(frozen=True)
+class NeuronSettings(AblationSettings):
+    """``ablation=neurons``: ``modes`` (zero: the paper's; remove; mean), ``metrics`` (full:
+    every column exact; accuracy: loss NaN, provably unchanged rows skipped), ``layers``
+    (hidden layers, all when null)."""
+
+    kind: str = "neurons"
+    metrics: str = field(default="full", metadata={"choices": METRIC_SETS})
+    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
+    layers: Optional[list[int]] = None
+
+    def check(self, hidden_sizes: tuple[int, ...]) -> None:
+        check_layers(self.layers, len(hidden_sizes), "hidden layers")
+
+
+def neuron_cost(shape: NetworkShape, layer: int, n_samples: int) -> float:
+    """Estimated multiply-adds to ablate one unit of hidden layer ``layer``."""
+    return float(n_samples * max(shape.downstream_flops(layer), 1))
+
+
+def plan_neurons(
+    run: RunKey, shape: NetworkShape, layers: list[int] | None, modes: list[str],
+    splits: dict[str, int], shard_cost: float,
+) -> list[Shard]:
+    """Shards covering every unit of the chosen hidden layers, per mode and split.
+
+    Parameters
+    ----------
+    splits : dict of str to int — number of rows of each split measured
+    """
+    chosen = range(len(shape.hidden_sizes)) if layers is None else layers
+    return [
+        Shard(run, "neuron", mode, split, layer, a, b, cost=(b - a) * unit)
+        for split, n_samples in splits.items()
+        for mode in modes
+        for layer in chosen
+        for unit in [neuron_cost(shape, layer, n_samples)]
+        for a, b in shard_ranges(shape.hidden_sizes[layer], unit, shard_cost)
+    ]
+
+
+def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:
+    settings = cfg.ablation
+    splits = measured_splits(settings, model.sizes)
+    shards = plan_neurons(model.run, model.shape, settings.layers, settings.modes, splits, settings.shard_cost)
+    return Plan(shards, ModelInputs(model.net, settings))
+
+
+def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
+    """Columns of a neuron shard: each unit of ``[start, stop)`` ablated alone."""
+    X, y = data.splits[shard.split]
+    return ablate_neurons(
+        model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
+        metrics=model.settings.metrics, base=base_state(model, data, shard.split),
+        replacement=replacements(model, data, shard.mode)[shard.layer],
+    )
+
+
+def category_counts(df: pd.DataFrame) -> pd.DataFrame:
+    """Helpful / neutral / harmful counts per (dataset, model, seed, mode, split, layer)."""
+    keys = ["dataset", "model", "seed", "mode", "split", "layer"]
+    if df.empty:
+        return pd.DataFrame(columns=[*keys, "helpful", "neutral", "harmful"])
+    category = np.select([df["effect"] < 0, df["effect"] > 0], ["helpful", "harmful"], "neutral")
+    table = df.assign(category=category).pivot_table(
+        index=keys, columns="category", values="effect", aggfunc="size", fill_value=0, observed=True
+    )
+    return table.reindex(columns=["helpful", "neutral", "harmful"], fill_value=0).reset_index()
+
+
+KIND = ResultKind(
+    name="neuron",
+    columns={"mode": "str", "split": "str", **NEURON_COLUMNS, **METRIC_COLUMNS},
+    constants=("mode", "split"),
+    settings=("metrics",),
+    plan=plan,
+    compute=compute,
+    summary=category_counts,
+    summary_title="helpful (effect < 0) / neutral (= 0) / harmful (> 0) neurons per seed and layer:",
+)
+
+ABLATION = Ablation("neurons", NeuronSettings, (KIND,), "every hidden neuron removed on its own")

@@ -1,0 +1,292 @@
+"""Results on disk: one explicit Parquet schema per kind, Hive partitions, atomic parts,
+resume, and the study manifest.
+
+Layout: ``<root>/<study>/kind=<k>/dataset=<d>/model=<m>/seed=<s>/part-<shard>.parquet``.
+The partition keys live only in the path (pyarrow cannot merge a key that is both in the
+path and in the file), so readers get ``dataset, model, seed`` from the path.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from sweep.plan import RunKey, Shard
+from sweep.results import storage
+
+PARTITIONING = pads.partitioning(
+    pa.schema([("dataset", pa.string()), ("model", pa.string()), ("seed", pa.int64())]), flavor="hive"
+)
+
+
+class StoreError(RuntimeError):
+    """Results on disk that this run cannot safely add to."""
+
+
+def _column(values: np.ndarray, dtype: pa.DataType) -> pa.Array:
+    """An Arrow array; a 2-D ``(n_rows, width)`` array becomes a list column."""
+    if pa.types.is_list(dtype):
+        matrix = np.asarray(values, dtype=np.float64)
+        offsets = np.arange(matrix.shape[0] + 1, dtype=np.int32) * matrix.shape[1]
+        return pa.ListArray.from_arrays(pa.array(offsets), pa.array(matrix.ravel()))
+    return pa.array(np.asarray(values), type=dtype)
+
+
+def to_table(schema: pa.Schema, columns: dict[str, Any], constants: dict[str, str]) -> pa.Table:
+    """An Arrow table of ``schema`` (a kind's) from kernel columns plus constant string columns.
+
+    Parameters
+    ----------
+    schema : pa.Schema — every column, in file order (a column the kernel did not return is
+        an error, never silently dropped)
+    columns : dict of str to ndarray — each of length ``n_rows`` (``class_effect``: (n_rows, n_classes))
+    constants : dict of str to str — e.g. ``{"mode": "zero", "split": "test"}``
+    """
+    missing = [f.name for f in schema if f.name not in columns and f.name not in constants]
+    if missing:
+        raise KeyError(f"the kernel returned no column(s) {missing} of this kind's schema")
+    n_rows = len(next(iter(columns.values())))
+    arrays = [
+        pa.array([constants[f.name]] * n_rows, type=f.type) if f.name in constants
+        else _column(columns[f.name], f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+@dataclass(frozen=True)
+class ResultStore:
+    """The results of one study under a root folder or filesystem URI.
+
+    Attributes
+    ----------
+    root : str — local folder or pyarrow filesystem URI
+    study : str — the study folder under the root
+    schemas : mapping of str to pa.Schema — each result kind's schema (from
+        :data:`sweep.kinds.KINDS`); parts are validated against it and empty reads have its
+        columns. Without it, reads of a missing kind are empty frames without columns.
+    """
+
+    root: str
+    study: str
+    schemas: Mapping[str, pa.Schema] = field(default_factory=dict, compare=False)
+
+    def _empty(self, kind: str) -> pd.DataFrame:
+        schema = self.schemas.get(kind)
+        return pd.DataFrame() if schema is None else schema.empty_table().to_pandas()
+
+    @property
+    def _fs_and_base(self) -> tuple[pafs.FileSystem, str]:
+        fs, base = storage.resolve(self.root)
+        return fs, storage.join(base, self.study)
+
+    @property
+    def location(self) -> str:
+        """The study folder as a user passes it to pandas (absolute path or URI)."""
+        return storage.join(self.root, self.study) if "://" in self.root else self._fs_and_base[1]
+
+    def partition_dir(self, kind: str, dataset: str, model: str, seed: int) -> str:
+        return storage.join(self._fs_and_base[1], f"kind={kind}", f"dataset={dataset}", f"model={model}", f"seed={seed}")
+
+    def part_path(self, shard: Shard) -> str:
+        run = shard.run
+        return storage.join(self.partition_dir(shard.kind, run.dataset, run.model, run.seed), f"part-{shard.id}.parquet")
+
+    def _footer(self, path: str) -> tuple[pa.Schema, int, dict[str, Any]] | None:
+        """A part's schema, row count and the ``sweep`` metadata it was written with, read
+        from its footer alone; None if it is missing or unreadable."""
+        fs, _ = self._fs_and_base
+        if not storage.exists(fs, path):
+            return None
+        try:
+            with fs.open_input_file(path) as f:
+                meta = pq.ParquetFile(f).metadata
+                schema = meta.schema.to_arrow_schema()
+        except (OSError, pa.ArrowInvalid):
+            return None
+        written = json.loads((schema.metadata or {}).get(b"sweep", b"{}"))
+        return schema.remove_metadata(), meta.num_rows, written
+
+    def part_fingerprint(self, shard: Shard) -> str | None:
+        """The fingerprint a shard's part was written with, or None if the part is missing or
+        broken (unreadable, another schema, another row count)."""
+        footer = self._footer(self.part_path(shard))
+        if footer is None or not footer[0].equals(self.schemas[shard.kind]) or footer[1] != shard.n_rows:
+            return None
+        return str(footer[2].get("fingerprint", ""))
+
+    def existing_parts(self, kind: str, dataset: str, model: str, seed: int) -> set[str]:
+        """File names of the complete-looking parts in one partition."""
+        fs, _ = self._fs_and_base
+        selector = pafs.FileSelector(self.partition_dir(kind, dataset, model, seed), allow_not_found=True)
+        return {
+            info.base_name for info in fs.get_file_info(selector)
+            if info.base_name.startswith("part-") and info.base_name.endswith(".parquet")
+        }
+
+    def pending(self, shards: list[Shard], fingerprints: Mapping[RunKey, str]) -> list[Shard]:
+        """The shards whose part is missing or broken.
+
+        Parameters
+        ----------
+        fingerprints : mapping of RunKey to str
+            What each run's parts must have been computed from (model weights, data and
+            ablation settings); see :func:`sweep.pipeline.fingerprint`.
+
+        Raises
+        ------
+        StoreError
+            If a partition holds parts of another plan for the same (kind, mode, split)
+            (e.g. another shard size), which would duplicate rows, or a part computed from
+            other settings that map to the same path (e.g. another ``dataset.scale``), which
+            a resume would otherwise silently keep.
+        """
+        planned: dict[tuple, set[str]] = {}
+        for s in shards:
+            key = (s.kind, s.run.dataset, s.run.model, s.run.seed)
+            planned.setdefault(key, set()).add(f"part-{s.id}.parquet")
+        for (kind, dataset, model, seed), names in planned.items():
+            prefixes = {n.rsplit("-l", 1)[0] for n in names}
+            foreign = {
+                n for n in self.existing_parts(kind, dataset, model, seed)
+                if n not in names and n.rsplit("-l", 1)[0] in prefixes
+            }
+            if foreign:
+                raise StoreError(
+                    f"{self.partition_dir(kind, dataset, model, seed)} holds parts of a different shard plan "
+                    f"({min(foreign)}, ...); use another study= or delete that folder"
+                )
+        todo = []
+        for shard in shards:
+            written = self.part_fingerprint(shard)
+            if written is None:
+                todo.append(shard)
+            elif written != fingerprints[shard.run]:
+                raise StoreError(
+                    f"{self.part_path(shard)} was computed from other settings (model, data or "
+                    "ablation.metrics/quantizer/repetitions/k_points) under the same names; "
+                    "use another study= for this configuration or delete that partition"
+                )
+        return todo
+
+    def write_part(self, shard: Shard, table: pa.Table, metadata: dict[str, Any]) -> str:
+        """Write a shard's table atomically; ``metadata`` rides in the file's key-value metadata."""
+        if table.num_rows != shard.n_rows:
+            raise StoreError(f"shard {shard.id} produced {table.num_rows} rows, expected {shard.n_rows}")
+        meta = {b"sweep": json.dumps(metadata, sort_keys=True, default=str).encode()}
+        table = table.replace_schema_metadata(meta)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        fs, _ = self._fs_and_base
+        path = self.part_path(shard)
+        storage.write_bytes_atomic(fs, path, buffer.getvalue())
+        return path
+
+    def remove_part(self, shard: Shard) -> None:
+        """Delete a shard's part (if any) so that the next run recomputes it."""
+        fs, _ = self._fs_and_base
+        path = self.part_path(shard)
+        if storage.exists(fs, path):
+            fs.delete_file(path)
+
+    def read_model_rows(self, kind: str, run: RunKey, weights: str) -> pd.DataFrame:
+        """A run's rows of ``kind`` from the parts computed with the model whose weights hash
+        is ``weights`` (parts of an earlier model under the same names are left out)."""
+        fs, _ = self._fs_and_base
+        folder = self.partition_dir(kind, run.dataset, run.model, run.seed)
+        paths = [storage.join(folder, name) for name in sorted(self.existing_parts(kind, run.dataset, run.model, run.seed))]
+        mine = [path for path in paths if (self._footer(path) or (None, 0, {}))[2].get("weights") == weights]
+        tables = [pq.read_table(path, filesystem=fs).replace_schema_metadata(None) for path in mine]
+        return pa.concat_tables(tables).to_pandas() if tables else self._empty(kind)
+
+    def read(self, kind: str, filters: Any = None) -> pd.DataFrame:
+        """All rows of ``kind`` as a DataFrame with typed ``dataset, model, seed`` columns."""
+        fs, base = self._fs_and_base
+        folder = storage.join(base, f"kind={kind}")
+        if not storage.exists(fs, folder):
+            return self._empty(kind)
+        dataset = pads.dataset(folder, filesystem=fs, format="parquet", schema=None,
+                               partitioning=PARTITIONING)
+        expression = pq.filters_to_expression(filters) if filters else None
+        table = dataset.to_table(filter=expression)
+        return table.to_pandas()
+
+    def _entry_path(self, run: dict[str, Any], kind: str) -> str:
+        base = self._fs_and_base[1]
+        return storage.join(base, RUNS_DIR, f"{run['dataset']}-{run['model']}-{run['seed']}-{kind}.json")
+
+    def _entries(self) -> dict[str, bytes]:
+        """The per-run manifest entries: file name -> JSON bytes."""
+        fs, base = self._fs_and_base
+        selector = pafs.FileSelector(storage.join(base, RUNS_DIR), allow_not_found=True)
+        return {
+            info.base_name: storage.read_bytes(fs, info.path) for info in fs.get_file_info(selector)
+            if info.base_name.endswith(".json") and not info.base_name.startswith("_")
+        }
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The study's manifest, merged from the per-run entries (always up to date)."""
+        return _summary(self.study, self._entries())
+
+    def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str]) -> str:
+        """Record this sweep's runs and refresh ``manifest.json``.
+
+        Each run is its own entry file ``runs/<dataset>-<model>-<seed>-<kind>.json``
+        (``kind`` is ``config["ablation"]["kind"]``; written atomically, no
+        read-modify-write), so concurrent sweeps never drop each other's runs, and a
+        synapse or cumulative sweep keeps the neuron sweep's config beside its own. ``manifest.json``, the readable summary, is rebuilt from every entry until
+        the entries are unchanged after its rename: whichever sweep renames last has seen
+        all entries written before it.
+        """
+        fs, base = self._fs_and_base
+        updated = datetime.now(timezone.utc).isoformat()
+        for run in runs:
+            entry = {"updated": updated, "config": config, "versions": versions, "run": run}
+            kind = config.get("ablation", {}).get("kind", "sweep")
+            storage.write_bytes_atomic(fs, self._entry_path(run, kind), json.dumps(entry, indent=2, default=str).encode())
+        path = storage.join(base, "manifest.json")
+        entries = self._entries()
+        while True:
+            storage.write_bytes_atomic(fs, path, json.dumps(_summary(self.study, entries), indent=2).encode())
+            latest = self._entries()
+            if latest == entries:
+                return path
+            entries = latest
+
+
+RUNS_DIR = "runs"
+"""Folder of the per-run manifest entries beside ``manifest.json``."""
+
+
+def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
+    """``manifest.json``'s content: every run; the config of the latest entry, and the
+    latest config of each ablation kind under ``configs``."""
+    parsed = sorted((json.loads(blob) for blob in entries.values()), key=lambda e: e["updated"])
+    latest = parsed[-1] if parsed else {"updated": None, "config": {}, "versions": {}}
+    runs = {(e["run"]["dataset"], e["run"]["model"], e["run"]["seed"]): e["run"] for e in parsed}
+    configs = {e["config"].get("ablation", {}).get("kind", "sweep"): e["config"] for e in parsed}
+    return {
+        "study": study,
+        "updated": latest["updated"],
+        "versions": latest["versions"],
+        "config": latest["config"],
+        "configs": configs,
+        "runs": [runs[k] for k in sorted(runs, key=str)],
+    }
+
+
+def read_results(root: str, study: str, kind: str, filters: Any = None) -> pd.DataFrame:
+    """Rows of one kind of a study with typed ``dataset, model, seed`` columns; ``filters``
+    as in ``pandas.read_parquet`` (partition keys included)."""
+    return ResultStore(root, study).read(kind, filters)

@@ -1,0 +1,154 @@
+"""The steps of a sweep, in order: data, models, plan, pending shards, execution, manifest.
+
+Takes a validated :class:`~sweep.spec.RunSpec` (plain objects, no Hydra) and returns a
+:class:`~sweep.run.summary.SweepSummary`. What each step does for a result kind comes from
+:data:`sweep.kinds.KINDS` / :data:`~sweep.kinds.ABLATIONS`; the work runs on an executor
+(:mod:`sweep.run.executor`), imported only once the sweep starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import asdict, replace
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+
+from sweep.data import models
+from sweep.data.datasets import DatasetError, DatasetSplits, load_dataset
+from sweep.kernels.network import Network
+from sweep.kinds import ABLATIONS, SCHEMAS, ResultKind
+from sweep.kinds.base import DataArrays, PlanInputs, measured_splits
+from sweep.plan import RunKey, Shard
+from sweep.results import storage
+from sweep.results.store import ResultStore, StoreError
+from sweep.run import executor as executors
+from sweep.run.executor import ExecutionError, Executor, ShardInputs, TrainJob
+from sweep.run.summary import SweepSummary
+from sweep.spec import RunSpec, SpecError
+
+USER_ERRORS = (SpecError, DatasetError, ExecutionError, StoreError)
+"""Failures a user can fix: reported as one line, exit code 2."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that determine the numbers."""
+    import pyarrow
+    import sklearn
+
+    import sweep
+
+    return {
+        "sweep": sweep.__version__, "python": platform.python_version(), "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__, "pyarrow": pyarrow.__version__, "ray": version("ray"),
+    }
+
+
+def result_metadata(cfg: RunSpec) -> dict[str, Any]:
+    """The settings that determine a part's bytes (not where data, Ray or results live)."""
+    return {"model": asdict(cfg.model), "dataset": cfg.dataset.content_params(),
+            "ablation": asdict(cfg.ablation), "versions": versions()}
+
+
+def fingerprint(cfg: RunSpec, artifact: models.ModelArtifact, kind: ResultKind) -> str:
+    """What a run's parts of ``kind`` are computed from: the model's weights, the data
+    settings and the kind's row-changing ablation settings (16 hex digits)."""
+    settings = {name: getattr(cfg.ablation, name) for name in kind.settings}
+    payload = {"weights": artifact.meta["sha256"], "dataset": cfg.dataset.content_params(), "settings": settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def split_sizes(data: DatasetSplits) -> dict[str, int]:
+    """Rows of each split: ``{"train": n, "val": n, "test": n}``."""
+    return {"train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)}
+
+
+def _train_or_reuse(cfg: RunSpec, executor: Executor, data_ref: Any) -> dict[RunKey, models.ModelArtifact]:
+    models_root = cfg.paths.models or storage.join(cfg.paths.results, "models")
+    jobs, artifacts = [], {}
+    for seed in cfg.seeds:
+        run = RunKey(cfg.dataset.tag, cfg.model.name, seed)
+        path = models.artifact_path(models_root, cfg.model, cfg.dataset, seed)
+        cached = models.read_artifact(path)
+        if cached is None:
+            jobs.append(TrainJob(run, cfg.model, cfg.dataset, seed, path))
+        else:
+            artifacts[run] = cached
+    artifacts.update(executor.train(jobs, data_ref))
+    return dict(sorted(artifacts.items(), key=lambda item: item[0].seed))
+
+
+def _run_phase(
+    cfg: RunSpec, kind: ResultKind, executor: Executor, artifacts: dict[RunKey, models.ModelArtifact],
+    nets: dict[RunKey, Network], sizes: dict[str, int], data_ref: Any, store: ResultStore,
+) -> tuple[int, set[str]]:
+    """Plan, drop stale parts, skip what exists, run the rest; returns (rows written,
+    selection tags planned)."""
+    shards: list[Shard] = []
+    inputs: dict[RunKey, ShardInputs] = {}
+    fingerprints = {key: fingerprint(cfg, artifact, kind) for key, artifact in artifacts.items()}
+    metadata = {
+        key: {**result_metadata(cfg), "seed": key.seed, "weights": artifact.meta["sha256"],
+              "fingerprint": fingerprints[key]}
+        for key, artifact in artifacts.items()
+    }
+    for key, net in nets.items():
+        plan = kind.plan(cfg, PlanInputs(key, net, artifacts[key].meta["sha256"], sizes), store)
+        for shard in plan.stale:
+            store.remove_part(shard)
+        shards += plan.shards
+        inputs[key] = ShardInputs(executor.put(replace(plan.inputs, fingerprint=fingerprints[key])), data_ref)
+    todo = store.pending(shards, fingerprints)
+    rows = executor.run_shards(todo, inputs, store, metadata, cfg.progress)
+    return rows, {s.selection for s in shards}
+
+
+def run(cfg: RunSpec) -> SweepSummary:
+    """Run a sweep end to end and return its summary."""
+    times: dict[str, float] = {}
+    clock = time.perf_counter()
+    data = load_dataset(**cfg.dataset.loader_params())
+    times["load_data"] = time.perf_counter() - clock
+    executor = executors.connect(cfg.ray)
+    store = ResultStore(cfg.paths.results, cfg.study, SCHEMAS)
+
+    clock = time.perf_counter()
+    data_ref = executor.put(DataArrays.from_splits(data))
+    artifacts = _train_or_reuse(cfg, executor, data_ref)
+    times["train"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    nets = {key: models.load_network(artifact.path) for key, artifact in artifacts.items()}
+    phases = ABLATIONS[cfg.ablation.kind].phases
+    rows, selections = 0, set()
+    for kind in phases:
+        written, selections = _run_phase(cfg, kind, executor, artifacts, nets, split_sizes(data), data_ref, store)
+        rows += written
+    times["ablate"] = time.perf_counter() - clock
+
+    runs = [_manifest_run(cfg, key, artifact) for key, artifact in artifacts.items()]
+    store.write_manifest(asdict(cfg), runs, versions())
+    kind = phases[-1]
+    results = store.read(kind.name, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)])
+    measured = measured_splits(cfg.ablation, split_sizes(data))
+    results = results[results["seed"].isin(cfg.seeds) & results["split"].isin(measured)]
+    if "selection" in results:
+        results = results[results["selection"].isin(selections)]
+    return SweepSummary(store.location, kind.name, kind.summary(results), rows, times, runs)
+
+
+def _manifest_run(cfg: RunSpec, key: RunKey, artifact: models.ModelArtifact) -> dict[str, Any]:
+    """A run's manifest entry: where its model is, how to load its data (this sweep's
+    absolute paths), its accuracies and training time."""
+    meta = artifact.meta
+    return {
+        "dataset": key.dataset, "model": key.model, "seed": key.seed, "model_path": artifact.path,
+        "dataset_params": cfg.dataset.loader_params(), "hidden_sizes": meta["hidden_sizes"],
+        "train_accuracy": meta["train_accuracy"], "val_accuracy": meta["val_accuracy"],
+        "test_accuracy": meta["test_accuracy"], "n_iter": meta["n_iter"],
+        "timings": {"train_seconds": meta["train_seconds"]},
+    }

@@ -1,0 +1,290 @@
+"""What a sweep runs: frozen plain dataclasses, built from a plain mapping and validated.
+
+No Hydra and no OmegaConf here (:mod:`sweep.hydra_config` is the adapter): :func:`from_mapping`
+turns the composed configuration (plain dicts and lists) into a :class:`RunSpec`, refusing any
+key the schema does not know (naming the nearest valid one), and :func:`validate` checks every
+value. Allowed values are read from the registries: a field's ``choices`` metadata (modes,
+metric sets, orders, quantizers from :mod:`sweep.kernels`; activations from its table;
+datasets from :data:`sweep.data.datasets.DATASETS`) and each ablation kind's settings class
+(:data:`sweep.kinds.ABLATIONS`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Optional
+
+from sweep.data.datasets import DATASETS, SCALERS
+from sweep.kernels.network import ACTIVATIONS
+from sweep.kinds import ABLATIONS, AblationSettings
+from sweep.results import storage
+
+MISSING = "???"
+"""A value the configuration must provide (OmegaConf's marker for a mandatory value)."""
+
+
+class SpecError(ValueError):
+    """An invalid configuration value; the message names the key, what was given and the fix."""
+
+
+def _choices(*allowed: str) -> dict[str, Any]:
+    return {"choices": tuple(allowed)}
+
+
+def _interval(low: float | None, high: float | None, low_closed: bool = True, high_closed: bool = False) -> dict[str, Any]:
+    return {"interval": (low, high, low_closed, high_closed)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """``MLPClassifier`` hyper-parameters (scikit-learn's defaults); ``random_state`` is the seed."""
+
+    name: str = MISSING
+    hidden_layer_sizes: list[int] = MISSING  # type: ignore[assignment]
+    activation: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
+    solver: str = field(default="adam", metadata=_choices("lbfgs", "sgd", "adam"))
+    alpha: float = 0.0001
+    batch_size: Any = "auto"
+    learning_rate: str = field(default="constant", metadata=_choices("constant", "invscaling", "adaptive"))
+    learning_rate_init: float = 0.001
+    power_t: float = 0.5
+    max_iter: int = field(default=200, metadata=_interval(1, None))
+    shuffle: bool = True
+    tol: float = 1e-4
+    verbose: bool = False
+    warm_start: bool = False
+    momentum: float = 0.9
+    nesterovs_momentum: bool = True
+    early_stopping: bool = False
+    validation_fraction: float = field(default=0.1, metadata=_interval(0.0, 1.0, False, False))
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    n_iter_no_change: int = 10
+    max_fun: int = 15000
+
+    def classifier_params(self) -> dict[str, Any]:
+        """Keyword arguments of ``MLPClassifier`` (all fields but ``name``)."""
+        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+        params["hidden_layer_sizes"] = tuple(self.hidden_layer_sizes)
+        return params
+
+
+LOCATION_KEYS = ("data_dir", "cache_dir", "mirrors")
+"""Dataset settings that say where data is, not what it is."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Arguments of :func:`sweep.data.datasets.load_dataset` (``name`` is the dataset)."""
+
+    name: str = field(default=MISSING, metadata=_choices(*DATASETS))
+    data_dir: Optional[str] = None
+    cache_dir: Optional[str] = None
+    split: str = field(default="holdout", metadata=_choices("holdout", "official"))
+    test_fraction: float = field(default=0.1, metadata=_interval(0.0, 1.0, False, False))
+    split_seed: int = field(default=0, metadata=_interval(0, None))
+    val_fraction: float = field(default=0.0, metadata=_interval(0.0, 1.0, True, False))
+    scale: str = field(default="unit", metadata=_choices(*SCALERS))
+    label_noise: float = field(default=0.0, metadata=_interval(0.0, 1.0, True, True))
+    label_noise_seed: int = field(default=0, metadata=_interval(0, None))
+    mirrors: Optional[list[str]] = None
+
+    @property
+    def tag(self) -> str:
+        """The ``dataset=`` partition value: the name, plus the label-noise level if any."""
+        return self.name if self.label_noise == 0 else f"{self.name}-noise{self.label_noise:g}"
+
+    def loader_params(self) -> dict[str, Any]:
+        """Keyword arguments of ``load_dataset`` including ``name``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def content_params(self) -> dict[str, Any]:
+        """The settings that decide the arrays, without those that say where files are."""
+        return {k: v for k, v in self.loader_params().items() if k not in LOCATION_KEYS}
+
+
+@dataclass(frozen=True)
+class RaySpec:
+    """Where and how Ray runs. ``address: null`` starts a private local Ray on 127.0.0.1."""
+
+    address: Optional[str] = None
+    num_cpus: Optional[int] = field(default=None, metadata=_interval(1, None))
+    num_gpus: Optional[float] = field(default=None, metadata=_interval(0, None))
+    num_gpus_per_worker: float = field(default=0.0, metadata=_interval(0, None))
+    threads_per_worker: int = field(default=1, metadata=_interval(1, None))
+    max_in_flight: int = field(default=0, metadata=_interval(0, None))
+    max_retries: int = field(default=3, metadata=_interval(0, None))
+    include_dashboard: bool = False
+
+
+@dataclass(frozen=True)
+class PathsSpec:
+    """``results``: a local folder or a pyarrow filesystem URI (``s3://bucket/x``);
+    ``models``: where trained models are cached (default ``<results>/models``)."""
+
+    results: str = "results"
+    models: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The whole run: every config group plus the seeds and the study name.
+
+    ``ablation`` is the settings object of the chosen ablation kind
+    (:data:`sweep.kinds.ABLATIONS`), e.g. :class:`sweep.kinds.neuron.NeuronSettings`.
+    """
+
+    model: ModelSpec = MISSING  # type: ignore[assignment]
+    dataset: DatasetSpec = MISSING  # type: ignore[assignment]
+    ablation: AblationSettings = MISSING  # type: ignore[assignment]
+    ray: RaySpec = field(default_factory=RaySpec)
+    paths: PathsSpec = field(default_factory=PathsSpec)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    study: str = "default"
+    progress: bool = True
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _dataclass_type(annotation: Any) -> type | None:
+    """The dataclass an annotation names (``Optional[X]`` included), else None."""
+    hint = annotation
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else None
+    return hint if isinstance(hint, type) and is_dataclass(hint) else None
+
+
+def unknown_key(key: str, known: list[str], where: str) -> SpecError:
+    """The error for a key outside the schema, naming the nearest valid one."""
+    near = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {where}{near[0]}?" if near else f"; known keys: {', '.join(known)}"
+    return SpecError(f"{where}{key} is not a setting{hint}")
+
+
+def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
+    """An instance of dataclass ``cls`` from a plain mapping; nested dataclasses recursively.
+
+    Raises
+    ------
+    SpecError
+        For a key ``cls`` does not have (naming the nearest valid key).
+    """
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise unknown_key(key, known, where)
+        nested = _dataclass_type(hints[key])
+        if nested is AblationSettings:
+            nested = ablation_settings(value)
+        kwargs[key] = build(nested, value, f"{where}{key}.") if nested and isinstance(value, Mapping) else value
+    return cls(**kwargs)
+
+
+def ablation_settings(values: Mapping[str, Any]) -> type:
+    """The settings class of the ablation kind ``values["kind"]`` names.
+
+    Raises
+    ------
+    SpecError
+        For an unknown kind, listing the known ones.
+    """
+    kind = values.get("kind", MISSING)
+    if kind not in ABLATIONS:
+        raise SpecError(f"ablation.kind={kind!r} is not allowed; choose one of {', '.join(ABLATIONS)}")
+    return ABLATIONS[kind].settings
+
+
+def from_mapping(values: Mapping[str, Any]) -> RunSpec:
+    """A validated :class:`RunSpec` with absolute local paths, from plain nested mappings."""
+    return resolve_paths(validate(build(RunSpec, values)))
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _items(value: Any) -> list[Any]:
+    return [] if value is None else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _check_field(obj: Any, f: Any, key: str) -> None:
+    value = getattr(obj, f.name)
+    if value == MISSING:
+        raise SpecError(f"{key} is missing; set it, e.g. {key}=...")
+    allowed = f.metadata.get("choices")
+    for item in _items(value) if allowed else []:
+        if item not in allowed:
+            raise SpecError(f"{key}={item!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+    interval = f.metadata.get("interval")
+    for item in _items(value) if interval else []:
+        low, high, low_closed, high_closed = (*interval, False)[:4]
+        numeric = isinstance(item, (int, float)) and not isinstance(item, bool) and math.isfinite(item)
+        above = low is None or (item >= low if low_closed else item > low) if numeric else False
+        below = high is None or (item <= high if high_closed else item < high) if numeric else False
+        if not (numeric and above and below):
+            span = (f"{'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}" if high is not None
+                    else f"{'>=' if low_closed else '>'} {low:g}")
+            raise SpecError(f"{key}={item!r} is out of range; expected a number {'in ' if high is not None else ''}{span}")
+
+
+def _check_tree(obj: Any, prefix: str = "") -> None:
+    """Every field's ``choices`` and ``interval`` metadata, recursively."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            _check_tree(value, f"{prefix}{f.name}.")
+        else:
+            _check_field(obj, f, f"{prefix}{f.name}")
+
+
+def _check_counts(run: RunSpec) -> None:
+    sizes = run.model.hidden_layer_sizes
+    if not sizes or any(not isinstance(s, int) or s < 1 for s in sizes):
+        raise SpecError(
+            f"model.hidden_layer_sizes={list(sizes)} is invalid; expected a non-empty list of "
+            "positive integers, e.g. [392, 196]"
+        )
+    if not run.seeds or any(s < 0 for s in run.seeds) or len(set(run.seeds)) != len(run.seeds):
+        raise SpecError(f"seeds={run.seeds} is invalid; expected distinct non-negative integers, e.g. [0,1,2]")
+    batch = run.model.batch_size
+    if not (batch == "auto" or (isinstance(batch, int) and batch > 0)):
+        raise SpecError(f"model.batch_size={batch!r} is invalid; expected 'auto' or a positive integer")
+    if "val" in (run.ablation.splits or []) and run.dataset.val_fraction == 0:
+        raise SpecError("ablation.splits includes 'val' but dataset.val_fraction=0; set dataset.val_fraction=0.1")
+    if not run.study or "/" in run.study or run.study.startswith((".", "_")):
+        raise SpecError(f"study={run.study!r} is invalid; expected a plain folder name such as 'paper'")
+
+
+def validate(run: RunSpec) -> RunSpec:
+    """Check every value of a run; return it unchanged or raise :class:`SpecError`."""
+    _check_tree(run)
+    _check_counts(run)
+    try:
+        run.ablation.check(tuple(run.model.hidden_layer_sizes))
+    except ValueError as error:
+        raise SpecError(str(error)) from error
+    return run
+
+
+def _absolute(location: str | None) -> str | None:
+    """A local path made absolute (relative to where the sweep is started); URIs and None as they are."""
+    return None if location is None else storage.absolute(location)
+
+
+def resolve_paths(run: RunSpec) -> RunSpec:
+    """The same run with every local path absolute, so that the manifest, the workers and
+    ``analysis`` find the files whatever their working directory."""
+    return replace(
+        run,
+        dataset=replace(run.dataset, data_dir=_absolute(run.dataset.data_dir), cache_dir=_absolute(run.dataset.cache_dir)),
+        paths=replace(run.paths, results=_absolute(run.paths.results), models=_absolute(run.paths.models)),
+    )
