@@ -6,22 +6,22 @@ module works on DataFrames and arrays.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-import pyarrow.fs as pafs
 
-from sweep.results import storage
+from sweep import results as results_api
 from sweep.data.datasets import DatasetSplits, load_dataset
+from sweep.data.models import artifact_exists
 from sweep.data.models import load_network as load_artifact
 from sweep.kernels.network import Network
-from sweep.results.store import read_results
+from sweep.kinds import KINDS as RESULT_KINDS
+from sweep.results import read_results
 
-KINDS: tuple[str, ...] = ("neuron", "synapse", "unit", "cumulative")
-"""Result kinds a study may hold, one folder ``kind=<kind>`` each."""
+KINDS: tuple[str, ...] = tuple(RESULT_KINDS)
+"""Result kinds a study may hold, one folder ``kind=<kind>`` each (from :data:`sweep.kinds.KINDS`)."""
 
 RUN_KEYS: list[str] = ["dataset", "model", "seed"]
 """Columns identifying one trained network (the hive partition keys under ``kind=``)."""
@@ -33,36 +33,17 @@ class AnalysisError(ValueError):
     """A results folder that cannot be analysed (missing, empty, ambiguous study, ...)."""
 
 
-def _filesystem(results: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
-    return storage.resolve(os.fspath(results))
-
-
-def _children(fs: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
-    return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-
-
 def list_studies(results: str | os.PathLike[str]) -> list[str]:
-    """Names of the studies under a results root, sorted.
-
-    A study is a sub-folder holding a ``manifest.json`` or a ``kind=<kind>`` folder.
+    """Names of the studies under a results root, sorted (:func:`sweep.results.list_studies`).
 
     Raises
     ------
     AnalysisError
         If the root does not exist or holds no study.
     """
-    fs, root = _filesystem(results)
-    if fs.get_file_info(root).type != pafs.FileType.Directory:
+    studies = results_api.list_studies(os.fspath(results))
+    if studies is None:
         raise AnalysisError(f"results folder {os.fspath(results)!r} does not exist")
-    studies = sorted(
-        info.base_name
-        for info in _children(fs, root)
-        if info.type == pafs.FileType.Directory
-        and any(
-            child.base_name == "manifest.json" or child.base_name.startswith("kind=")
-            for child in _children(fs, info.path)
-        )
-    )
     if not studies:
         raise AnalysisError(f"results folder {os.fspath(results)!r} holds no study")
     return studies
@@ -125,18 +106,14 @@ def load(
 
 def has_kind(results: str | os.PathLike[str], study: str, kind: str) -> bool:
     """Whether the study holds any ``kind`` results."""
-    fs, root = _filesystem(results)
-    return fs.get_file_info(f"{root}/{study}/kind={kind}").type == pafs.FileType.Directory
+    return results_api.ResultStore(os.fspath(results), study).has_kind(kind)
 
 
 def load_manifest(results: str | os.PathLike[str], study: str | None = None) -> dict[str, Any]:
-    """The study's ``manifest.json`` as a dict (``{"runs": []}`` when there is none)."""
+    """The study's manifest as a dict, merged from its run entries (``runs`` empty when there
+    are none)."""
     study = resolve_study(results, study)
-    fs, root = _filesystem(results)
-    path = f"{root}/{study}/manifest.json"
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return {"study": study, "runs": []}
-    return json.loads(storage.read_bytes(fs, path))
+    return results_api.ResultStore(os.fspath(results), study).read_manifest()
 
 
 def runs_table(manifest: dict[str, Any]) -> pd.DataFrame:
@@ -171,10 +148,7 @@ def find_run(manifest: dict[str, Any], dataset: str, model: str, seed: int) -> d
 
 def has_model(run: dict[str, Any]) -> bool:
     """Whether the run's model artifact is present (local path or URI)."""
-    if not run.get("model_path"):
-        return False
-    fs, path = storage.resolve(run["model_path"])
-    return storage.exists(fs, path)
+    return bool(run.get("model_path")) and artifact_exists(run["model_path"])
 
 
 def load_network(run: dict[str, Any]) -> Network:

@@ -23,33 +23,30 @@ from pathlib import Path
 
 import ray
 
+from sweep.hydra_config import compose_run
 from sweep.run import pipeline
 from sweep.run import ray_executor as execute
-from sweep.__main__ import config_dir
-from sweep.config import RunConfig, register_schema, to_run_config
+from sweep.spec import RunSpec
 
 
-def sweep_config(results: Path, models: Path, hidden: list[int], workers: int) -> RunConfig:
+def sweep_config(results: Path, models: Path, hidden: list[int], workers: int) -> RunSpec:
     """The benchmark's synapse sweep on ``workers`` local CPUs (shards of ~5e8 multiply-adds)."""
-    from hydra import compose, initialize_config_dir
-
     overrides = [
         "ablation=synapses", "ablation.metrics=full", "ablation.shard_cost=5e7", f"model.hidden_layer_sizes={hidden}", "model.name=bench", "model.max_iter=30",
         f"paths.results={results}", f"paths.models={models}", f"ray.num_cpus={workers}", "progress=false",
     ]
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return to_run_config(compose(config_name="config", overrides=overrides))
+    return compose_run(overrides)
 
 
 @ray.remote(num_cpus=1)
 def _start_worker() -> None:
     """Occupy one worker slot for a moment, with the kernels imported."""
-    import sweep.tasks  # noqa: F401
+    import sweep.run.worker  # noqa: F401
 
     time.sleep(1.0)
 
 
-def measure(cfg: RunConfig) -> dict[str, float]:
+def measure(cfg: RunSpec) -> dict[str, float]:
     """Run the sweep on a fresh Ray of ``cfg.ray.num_cpus`` CPUs; its ablation time and rate.
 
     The worker processes are started before the clock runs (their start-up, seconds of
@@ -71,7 +68,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("scaling.json"))
     args = parser.parse_args()
-    register_schema()
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp, "models")
         ray.shutdown()

@@ -132,23 +132,41 @@ def test_same_bytes_on_a_cluster_one_task_at_a_time_and_one_local_worker(ray_clu
     assert len(cluster) > 90 and cluster == serial == local
 
 
+GPU_KINDS = {
+    "neuron": (["ablation=neurons"], ["mode", "split", "layer", "unit"]),
+    "synapse": (["ablation=synapses", "ablation.layers=[1,2]"], ["split", "layer", "source", "target"]),
+    "unit": (["ablation=cumulative", "ablation.orders=[random,selectivity_high]", "ablation.k_points=6",
+              "ablation.repetitions=2"], ["split", "layer", "unit"]),
+    "cumulative": (None, ["mode", "split", "scope", "order", "repetition", "k"]),
+}
+"""Every result kind: the sweep that writes it (cumulative rides on the unit sweep) and its row keys."""
+
+
 @pytest.mark.slow
 @pytest.mark.ray
-def test_gpu_shares_become_actors_and_match_the_cpu_results(ray_cluster, run_config, tmp_path):
+def test_gpu_shares_become_actors_and_every_kind_matches_the_cpu_results(ray_cluster, run_config, tmp_path):
     pytest.importorskip("torch")
     import ray
 
+    from sweep.kinds import KINDS
+
+    assert set(GPU_KINDS) == set(KINDS)  # a new kind must be added here
     ray_cluster({"num_cpus": 1, "num_gpus": 1})
-    gpu = run_config(*TINY, "ray.num_gpus_per_worker=0.5")
-    actors = execute.start_gpu_workers(gpu.ray)
+    gpu_run = lambda *o: run_config(*TINY, "ray.num_gpus_per_worker=0.5", *o)  # noqa: E731
+    actors = execute.start_gpu_workers(gpu_run().ray)
     assert [a["gpu_ids"] for a in ray.get([a.describe.remote() for a in actors])] == [[0], [0]]
     del actors
-    on_gpu = pipeline.run(gpu)
-    on_cpu = pipeline.run(run_config(*TINY, f"paths.results={tmp_path / 'cpu'}"))
-    keys = ["mode", "split", "layer", "unit"]
-    a, b = (pd.read_parquet(f"{s.results}/kind=neuron").sort_values(keys, ignore_index=True) for s in (on_gpu, on_cpu))
-    pd.testing.assert_frame_equal(a.drop(columns=["loss", "loss_base"]), b.drop(columns=["loss", "loss_base"]))
-    pd.testing.assert_frame_equal(a[["loss", "loss_base"]], b[["loss", "loss_base"]], rtol=1e-9)
+    results = {}
+    for overrides, _ in (v for v in GPU_KINDS.values() if v[0]):
+        on_gpu = pipeline.run(gpu_run(*overrides))
+        on_cpu = pipeline.run(run_config(*TINY, *overrides, f"paths.results={tmp_path / 'cpu'}"))
+        results.update({kind: (on_gpu.results, on_cpu.results) for kind in KINDS})
+    for kind, (_, keys) in GPU_KINDS.items():
+        gpu, cpu = (pd.read_parquet(f"{root}/kind={kind}").sort_values(keys, ignore_index=True) for root in results[kind])
+        assert len(gpu) == len(cpu) > 0
+        exact = [c for c in gpu.columns if not c.startswith("loss") and gpu[c].dtype != float]
+        pd.testing.assert_frame_equal(gpu[exact], cpu[exact])  # keys, counts, modes: identical
+        pd.testing.assert_frame_equal(gpu.drop(columns=exact), cpu.drop(columns=exact), rtol=1e-9)
 
 
 @pytest.mark.slow

@@ -110,6 +110,12 @@ def _meta_path(npz_path: str) -> str:
     return npz_path[: -len(".npz")] + ".json"
 
 
+def artifact_exists(path: str) -> bool:
+    """Whether the ``.npz`` at ``path`` (local path or URI) exists."""
+    fs, fpath = storage.resolve(path)
+    return storage.exists(fs, fpath)
+
+
 def read_artifact(path: str) -> ModelArtifact | None:
     """The artifact at ``path`` if both files exist and the weights match their hash."""
     fs, fpath = storage.resolve(path)

@@ -118,6 +118,11 @@ class ResultStore:
         written = json.loads((schema.metadata or {}).get(b"sweep", b"{}"))
         return schema.remove_metadata(), meta.num_rows, written
 
+    def has_kind(self, kind: str) -> bool:
+        """Whether the study holds a ``kind=<kind>`` folder."""
+        fs, base = self._fs_and_base
+        return fs.get_file_info(storage.join(base, f"kind={kind}")).type == pafs.FileType.Directory
+
     def part_fingerprint(self, shard: Shard) -> str | None:
         """The fingerprint a shard's part was written with, or None if the part is missing or
         broken (unreadable, another schema, another row count)."""
@@ -236,8 +241,14 @@ class ResultStore:
         }
 
     def read_manifest(self) -> dict[str, Any]:
-        """The study's manifest, merged from the per-run entries (always up to date)."""
-        return _summary(self.study, self._entries())
+        """The study's manifest, merged from the per-run entries (always up to date); a
+        study with no entries gives its ``manifest.json`` as written, if any."""
+        entries = self._entries()
+        fs, base = self._fs_and_base
+        written = storage.join(base, "manifest.json")
+        if not entries and storage.exists(fs, written):
+            return json.loads(storage.read_bytes(fs, written))
+        return _summary(self.study, entries)
 
     def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str]) -> str:
         """Record this sweep's runs and refresh ``manifest.json``.
@@ -284,6 +295,20 @@ def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
         "configs": configs,
         "runs": [runs[k] for k in sorted(runs, key=str)],
     }
+
+
+def list_studies(root: str) -> list[str] | None:
+    """Names of the studies under a results root (folders holding a manifest or a
+    ``kind=<kind>`` folder), sorted; None if the root is not a folder."""
+    fs, base = storage.resolve(root)
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        return None
+    children = lambda path: fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))  # noqa: E731
+    return sorted(
+        info.base_name for info in children(base)
+        if info.type == pafs.FileType.Directory
+        and any(c.base_name in ("manifest.json", RUNS_DIR) or c.base_name.startswith("kind=") for c in children(info.path))
+    )
 
 
 def read_results(root: str, study: str, kind: str, filters: Any = None) -> pd.DataFrame:

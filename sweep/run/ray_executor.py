@@ -8,8 +8,10 @@ Ray (``ray.address: null``) listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+from unittest import mock
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -47,26 +49,46 @@ def connect(cfg: RaySpec) -> "RayExecutor":
     return RayExecutor(cfg)
 
 
+@contextlib.contextmanager
+def _keep_loopback_node_address() -> Iterator[None]:
+    """Let ``ray.init`` keep 127.0.0.1 as the node address of a local Ray.
+
+    ``ray.init`` rewrites a loopback ``_node_ip_address`` to the machine's reachable address
+    (``ray._private.services.resolve_ip_for_localhost``), and then its GCS, raylet, workers and
+    agents listen on every interface; with the node address left at 127.0.0.1 they all bind to
+    it (checked by ``tests/test_loopback.py``). Only a private local Ray is started this way.
+    """
+    from ray._private import services
+
+    with mock.patch.object(services, "resolve_ip_for_localhost", lambda host: host):
+        yield
+
+
 def _init(cfg: RaySpec) -> None:
     _check_reachable(cfg.address)
     local = cfg.address is None
     try:
-        ray.init(
-            address=cfg.address or "local",  # null: a new Ray, never one recorded in /tmp/ray
-            num_cpus=cfg.num_cpus if local else None,
-            num_gpus=cfg.num_gpus if local else None,
-            include_dashboard=cfg.include_dashboard,
-            dashboard_host=LOOPBACK,
-            _node_ip_address=LOOPBACK if local else None,
-            logging_level=logging.WARNING,
-            configure_logging=True,
-        )
+        with _keep_loopback_node_address() if local else contextlib.nullcontext():
+            _start(cfg, local)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ExecutionError(
             f"cannot reach Ray at ray.address={cfg.address!r} ({str(error).splitlines()[0]}); "
             "start the cluster (`ray up cluster.yaml` or `ray start --head`) and pass its address, "
             "or use ray.address=null for a local Ray"
         ) from error
+
+
+def _start(cfg: RaySpec, local: bool) -> None:
+    ray.init(
+        address=cfg.address or "local",  # null: a new Ray, never one recorded in /tmp/ray
+        num_cpus=cfg.num_cpus if local else None,
+        num_gpus=cfg.num_gpus if local else None,
+        include_dashboard=cfg.include_dashboard,
+        dashboard_host=LOOPBACK,
+        _node_ip_address=LOOPBACK if local else None,
+        logging_level=logging.WARNING,
+        configure_logging=True,
+    )
 
 
 REACH_TIMEOUT_S = 5.0

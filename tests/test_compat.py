@@ -1,0 +1,49 @@
+"""Results written by release 0.1 (``tests/fixtures/release_0_1``: a digits study with neuron,
+synapse, unit and cumulative parts, made by that release's ``python -m sweep``) keep resuming and
+reading: the same commands recompute no part and change no byte, and analysis reads every kind."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import analysis
+from sweep.run import pipeline
+
+FIXTURE = Path(__file__).parent / "fixtures" / "release_0_1"
+COMMON = ("model.hidden_layer_sizes=[12,6]", "model.name=tiny", "model.max_iter=40", "dataset.val_fraction=0.2",
+          "study=compat")
+COMMANDS = {  # the commands that wrote the fixture
+    "neuron": (),
+    "synapse": ("ablation=synapses", "ablation.layers=[1,2]"),
+    "cumulative": ("ablation=cumulative", "ablation.k_points=5", "ablation.repetitions=2",
+                   "ablation.orders=[random,selectivity_high,effect_low]"),
+}
+
+
+def part_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("part-*.parquet"))}
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_release_0_1_study_resumes_without_recomputing_or_changing_a_byte(local_ray, run_config, tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(FIXTURE, root)
+    before = part_bytes(root)
+    assert len(before) == 15
+    for overrides in COMMANDS.values():
+        summary = pipeline.run(run_config(*COMMON, *overrides))
+        assert summary.rows_written == 0
+    assert part_bytes(root) == before
+
+
+def test_analysis_reads_every_kind_of_a_release_0_1_study(tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(FIXTURE, root)
+    counts = {kind: len(analysis.load(root, "compat", kind)) for kind in ("neuron", "synapse", "unit", "cumulative")}
+    assert counts == {"neuron": 2 * 18, "synapse": 2 * (12 * 6 + 6 * 10), "unit": 18, "cumulative": 2 * 4 * 5}
+    runs = analysis.runs_table(analysis.load_manifest(root, "compat"))
+    assert list(runs["model"]) == ["tiny"]
