@@ -47,3 +47,19 @@ def test_analysis_reads_every_kind_of_a_release_0_1_study(tmp_path):
     assert counts == {"neuron": 2 * 18, "synapse": 2 * (12 * 6 + 6 * 10), "unit": 18, "cumulative": 2 * 4 * 5}
     runs = analysis.runs_table(analysis.load_manifest(root, "compat"))
     assert list(runs["model"]) == ["tiny"]
+
+
+def test_the_readme_python_api_keeps_working(tmp_path):
+    """The first release's public names, as the README shows them, on a model of the fixture."""
+    from sweep.ablate import ablate_neurons
+    from sweep.datasets import load_dataset
+    from sweep.models import load_model
+    from sweep.network import Network
+    from sweep.store import read_results
+
+    model = next((FIXTURE / "models").rglob("model.npz"))
+    clf = load_model(str(model))
+    X_train, y_train, X_val, y_val, X_test, y_test = load_dataset("digits", test_fraction=0.25, val_fraction=0.2)
+    rows = ablate_neurons(Network.from_classifier(clf), X_test, y_test, layer=0, units=range(12))
+    stored = read_results(str(FIXTURE), "compat", "neuron", [("split", "=", "test"), ("layer", "=", 0)])
+    assert list(rows["accuracy"]) == list(stored.sort_values("unit")["accuracy"])
