@@ -18,7 +18,6 @@ from sweep.data.models import artifact_exists
 from sweep.data.models import load_network as load_artifact
 from sweep.kernels.network import Network
 from sweep.kinds import KINDS as RESULT_KINDS
-from sweep.results import read_results
 
 KINDS: tuple[str, ...] = tuple(RESULT_KINDS)
 """Result kinds a study may hold, one folder ``kind=<kind>`` each (from :data:`sweep.kinds.KINDS`)."""
@@ -72,7 +71,7 @@ def load(
     kind: str = "neuron",
     filters: Filters | None = None,
 ) -> pd.DataFrame:
-    """Rows of one result kind of a study (``sweep.store.read_results``), filters pushed down.
+    """Rows of one result kind of a study (``sweep.results.read_results``), filters pushed down.
 
     Parameters
     ----------
@@ -98,7 +97,7 @@ def load(
     study = resolve_study(results, study)
     if not has_kind(results, study, kind):
         raise AnalysisError(f"study {study!r} has no {kind} results (no kind={kind} folder)")
-    frame = read_results(os.fspath(results), study, kind, list(filters) if filters else None)
+    frame = results_api.read_results(os.fspath(results), study, kind, list(filters) if filters else None)
     leading = [c for c in RUN_KEYS if c in frame.columns]
     frame = frame[leading + [c for c in frame.columns if c not in leading]]
     return frame.astype({"dataset": str, "model": str, "seed": "int64"})
@@ -152,10 +151,10 @@ def has_model(run: dict[str, Any]) -> bool:
 
 
 def load_network(run: dict[str, Any]) -> Network:
-    """The run's trained network, through ``sweep.models.load_network``."""
+    """The run's trained network, through ``sweep.data.models.load_network``."""
     return load_artifact(run["model_path"])
 
 
 def load_data(run: dict[str, Any]) -> DatasetSplits:
-    """The run's train/val/test arrays, through ``sweep.datasets.load_dataset``."""
+    """The run's train/val/test arrays, through ``sweep.data.datasets.load_dataset``."""
     return load_dataset(**run["dataset_params"])

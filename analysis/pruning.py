@@ -11,8 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from sweep.kernels import ablated_neuron_network, unit_replacements
-from sweep.kernels import ablate_joint
+from sweep.kernels import ablate_joint, ablated_neuron_network, unit_replacements
 from sweep.kernels.network import Network, forward, predicted_index
 
 Unit = tuple[int, int]
@@ -24,8 +23,8 @@ def ablated_network(
 ) -> Network:
     """A copy of ``net`` with every listed unit ablated in its weights.
 
-    Applies ``sweep.ablate.ablated_neuron_network`` unit by unit, with replacement values
-    (``sweep.ablate.unit_replacements``; for ``mean`` averaged over ``reference``) taken from
+    Applies ``sweep.kernels.ablated_neuron_network`` unit by unit, with replacement values
+    (``sweep.kernels.unit_replacements``; for ``mean`` averaged over ``reference``) taken from
     the unablated network.
 
     Parameters

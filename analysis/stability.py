@@ -138,7 +138,7 @@ def bootstrap_harmful(
 ) -> BootstrapResult:
     """How stable a layer's harmful set is when the evaluation rows are resampled.
 
-    Every unit's effect is recomputed with ``sweep.ablate.ablate_neurons`` on ``n_boot``
+    Every unit's effect is recomputed with ``sweep.kernels.ablate_neurons`` on ``n_boot``
     resamples (with replacement) of ``(X, y)``.
 
     Parameters

@@ -85,7 +85,7 @@ def ablate_neurons(
 
     Parameters
     ----------
-    net : Network — numpy or torch weights (see :func:`sweep.backend.to_backend`)
+    net : Network — numpy or torch weights (see :func:`sweep.kernels.backend.to_backend`)
     X : array of shape (n_samples, n_features) — same backend as ``net``
     y : ndarray of shape (n_samples,) — class labels
     layer : int — 0-based hidden-layer index

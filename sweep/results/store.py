@@ -147,7 +147,7 @@ class ResultStore:
         ----------
         fingerprints : mapping of RunKey to str
             What each run's parts must have been computed from (model weights, data and
-            ablation settings); see :func:`sweep.pipeline.fingerprint`.
+            ablation settings); see :func:`sweep.run.pipeline.fingerprint`.
 
         Raises
         ------
