@@ -50,3 +50,17 @@ def test_cache_key_follows_what_changes_the_model():
     assert models.model_key(compose_run(["dataset.scale=none"]).model, compose_run(["dataset.scale=none"]).dataset, 0) != key
     moved = compose_run(["dataset.data_dir=/elsewhere"])
     assert models.model_key(moved.model, moved.dataset, 0) == key
+
+
+def test_progress_reports_every_iteration_and_leaves_the_weights_bit_identical(trained):
+    cfg, data, _, _ = trained
+    from sklearn.neural_network import MLPClassifier
+
+    seen: list[tuple[int, float]] = []
+    clf = models.train_classifier(cfg.model, data.X_train, data.y_train, 0, threads=1, progress=lambda i, loss: seen.append((i, loss)))
+    plain = MLPClassifier(random_state=0, **cfg.model.classifier_params()).fit(data.X_train, data.y_train)
+    for ours, theirs in zip([*clf.coefs_, *clf.intercepts_], [*plain.coefs_, *plain.intercepts_]):
+        np.testing.assert_array_equal(ours, theirs)
+    assert [i for i, _ in seen] == list(range(1, plain.n_iter_ + 1))
+    assert seen[-1][1] == pytest.approx(plain.loss_, rel=1e-7)  # printed with 8 decimals
+    assert clf.get_params()["verbose"] is False

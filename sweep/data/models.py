@@ -6,12 +6,14 @@ Never pickle: :func:`load_model` rebuilds a fitted classifier from plain arrays 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,19 +58,49 @@ def artifact_path(models_root: str, model: ModelSpec, dataset: DatasetSpec, seed
     return storage.join(models_root, name, "model.npz")
 
 
-def train_classifier(model: ModelSpec, X: np.ndarray, y: np.ndarray, seed: int, threads: int) -> MLPClassifier:
+Progress = Callable[[int, float], None]
+"""``progress(iteration, loss)``: called after each training iteration."""
+
+
+class _IterationLines(io.TextIOBase):
+    """A text stream that turns sklearn's verbose lines (``Iteration 12, loss = 0.1234``) into
+    :data:`Progress` calls and drops everything else."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.startswith("Iteration ") and ", loss = " in line:
+                head, loss = line.split(", loss = ")
+                self.progress(int(head.removeprefix("Iteration ")), float(loss))
+        return len(text)
+
+
+def train_classifier(
+    model: ModelSpec, X: np.ndarray, y: np.ndarray, seed: int, threads: int, progress: Progress | None = None
+) -> MLPClassifier:
     """Fit an ``MLPClassifier`` with ``random_state=seed`` on at most ``threads`` BLAS threads.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
     y : ndarray of shape (n_samples,)
+    progress : callable, optional — told each iteration's number and loss, read from sklearn's
+        own verbose output (``verbose`` changes what ``fit`` prints, never the weights; it is
+        restored before the classifier is returned)
     """
     clf = MLPClassifier(random_state=seed, **model.classifier_params())
-    with threadpool_limits(limits=threads), warnings.catch_warnings():
+    quiet = contextlib.nullcontext() if progress is None else contextlib.redirect_stdout(_IterationLines(progress))
+    if progress is not None:
+        clf.set_params(verbose=True)
+    with threadpool_limits(limits=threads), warnings.catch_warnings(), quiet:
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(X, y)
-    return clf
+    return clf.set_params(verbose=model.verbose)
 
 
 def _weights_npz(clf: MLPClassifier) -> bytes:
@@ -177,7 +209,7 @@ def load_model(path: str) -> MLPClassifier:
 
 def train_and_save(
     model: ModelSpec, dataset: DatasetSpec, splits: dict[str, tuple[np.ndarray, np.ndarray]],
-    seed: int, path: str, threads: int,
+    seed: int, path: str, threads: int, progress: Progress | None = None,
 ) -> ModelArtifact:
     """Train one model on ``splits["train"]`` and save it with its accuracies and timing.
 
@@ -185,9 +217,10 @@ def train_and_save(
     ----------
     splits : dict of str to (ndarray, ndarray)
         ``train``, ``val``, ``test`` -> (X of shape (n, n_features), y of shape (n,)); val may be empty.
+    progress : see :func:`train_classifier`
     """
     start = time.perf_counter()
-    clf = train_classifier(model, *splits["train"], seed, threads)
+    clf = train_classifier(model, *splits["train"], seed, threads, progress)
     seconds = time.perf_counter() - start
     accuracy = {name: float(clf.score(X, y)) if len(y) else None for name, (X, y) in splits.items()}
     meta = {

@@ -50,8 +50,9 @@ class Executor(Protocol):
     def put(self, value: Any) -> Any:
         """Place a value where every task can read it, once; returns its handle."""
 
-    def train(self, jobs: list[TrainJob], data: Any) -> dict[RunKey, ModelArtifact]:
-        """Train every job on the dataset behind handle ``data``; returns each run's artifact."""
+    def train(self, jobs: list[TrainJob], data: Any, progress: bool) -> dict[RunKey, ModelArtifact]:
+        """Train every job on the dataset behind handle ``data`` (showing each model's
+        iterations when ``progress``); returns each run's artifact."""
 
     def run_shards(self, shards: list[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
                    metadata: dict[RunKey, dict[str, Any]], progress: bool) -> int:

@@ -78,7 +78,7 @@ def _train_or_reuse(cfg: RunSpec, executor: Executor, data_ref: Any) -> dict[Run
             jobs.append(TrainJob(run, cfg.model, cfg.dataset, seed, path))
         else:
             artifacts[run] = cached
-    artifacts.update(executor.train(jobs, data_ref))
+    artifacts.update(executor.train(jobs, data_ref, cfg.progress))
     return dict(sorted(artifacts.items(), key=lambda item: item[0].seed))
 
 
