@@ -110,10 +110,10 @@ def _run_phase(
 def run(cfg: RunSpec) -> SweepSummary:
     """Run a sweep end to end and return its summary."""
     times: dict[str, float] = {}
+    executor = executors.connect(cfg.ray)  # first: its workers start while the data loads
     clock = time.perf_counter()
     data = load_dataset(**cfg.dataset.loader_params())
     times["load_data"] = time.perf_counter() - clock
-    executor = executors.connect(cfg.ray)
     store = ResultStore(cfg.paths.results, cfg.study, SCHEMAS)
 
     clock = time.perf_counter()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import socket
+import threading
 import time
 from unittest import mock
 from collections import deque
@@ -48,7 +50,21 @@ def connect(cfg: RaySpec) -> "RayExecutor":
     """
     if not ray.is_initialized():
         _init(cfg)
+        _warm_up()
     return RayExecutor(cfg)
+
+
+@ray.remote(num_cpus=1)
+def _import_worker_modules() -> None:
+    import sweep.data.models  # noqa: F401  sklearn, scipy and the kernels: ~2 s per new process here
+    import sweep.run.worker  # noqa: F401
+
+
+def _warm_up() -> None:
+    """Start one worker per CPU importing what tasks need, without waiting for them: the
+    imports overlap the driver's data loading instead of delaying the first training task."""
+    for _ in range(cluster_cpus()):
+        _import_worker_modules.remote()
 
 
 @contextlib.contextmanager
@@ -134,24 +150,29 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-@ray.remote(num_cpus=0)
-class TrainingProgress:
-    """Where training tasks report each iteration (fire and forget) and the driver reads them."""
-
-    def __init__(self) -> None:
-        self.latest: dict[RunKey, tuple[int, float]] = {}
-
-    def report(self, run: RunKey, iteration: int, loss: float) -> None:
-        self.latest[run] = (iteration, loss)
-
-    def snapshot(self) -> dict[RunKey, tuple[int, float]]:
-        return self.latest
-
-
 @ray.remote
-def _train(job: TrainJob, data: DataArrays, threads: int, progress: ray.actor.ActorHandle) -> ModelArtifact:
-    report = lambda iteration, loss: progress.report.remote(job.run, iteration, loss)  # noqa: E731
-    return train_and_save(job.model, job.dataset, data.splits, job.seed, job.path, threads, report)
+def _train(job: TrainJob, data: DataArrays, threads: int) -> Iterator[tuple[int, float] | ModelArtifact]:
+    """A generator task: yields ``(iteration, loss)`` as the model trains, then its artifact.
+
+    The fit runs in a thread of the task; its iterations are streamed to the driver as they
+    happen (no extra process)."""
+    updates: queue.Queue = queue.Queue()
+    outcome: list = []
+
+    def fit() -> None:
+        try:
+            outcome.append(train_and_save(job.model, job.dataset, data.splits, job.seed, job.path, threads,
+                                          lambda iteration, loss: updates.put((iteration, loss))))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the task below
+            outcome.append(error)
+        updates.put(None)
+
+    threading.Thread(target=fit, daemon=True).start()
+    while (update := updates.get()) is not None:
+        yield update
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    yield outcome[0]
 
 
 def _training_state(jobs: list[TrainJob], done: dict[RunKey, Any], latest: dict[RunKey, tuple[int, float]]) -> str:
@@ -165,7 +186,7 @@ def _training_state(jobs: list[TrainJob], done: dict[RunKey, Any], latest: dict[
 
 
 PROGRESS_INTERVAL_S = 0.5
-"""How often the driver refreshes the training progress line."""
+"""How often the driver refreshes the training progress line when nothing new arrived."""
 
 
 def train_models(
@@ -176,28 +197,28 @@ def train_models(
 
     ``data`` is the object-store reference of the dataset's :class:`~sweep.kinds.base.DataArrays`.
     One BLAS thread per task is the default (``ray.threads_per_worker``): measured on 2 cores,
-    a second thread never made an MLP fit faster, and oversubscribed threads made it 15-30x
-    slower (``bench/training.py``).
+    a second thread never made an MLP fit faster, and oversubscribed threads made it many
+    times slower (``bench/training.py``).
     """
-    if not jobs:
-        return {}
-    reporter = TrainingProgress.remote()
     task = _train.options(num_cpus=threads, max_retries=max_retries)
-    refs = {task.remote(job, data, threads, reporter): job for job in jobs}
-    total = sum(job.model.max_iter for job in jobs)
+    streams = {task.remote(job, data, threads): job for job in jobs}
+    latest: dict[RunKey, tuple[int, float]] = {}
     done: dict[RunKey, ModelArtifact] = {}
     start = time.perf_counter()
-    with tqdm(total=total, desc="training", unit="it", disable=not progress, leave=False) as bar:
-        pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1, timeout=PROGRESS_INTERVAL_S)
-            for ref in ready:
-                done[refs[ref].run] = _get(ref)
-            latest = ray.get(reporter.snapshot.remote())
+    total = sum(job.model.max_iter for job in jobs)
+    with tqdm(total=total, desc="training", unit="it", disable=not progress or not jobs, leave=False) as bar:
+        while len(done) < len(jobs):
+            waiting = [stream for stream, job in streams.items() if job.run not in done]
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=PROGRESS_INTERVAL_S)
+            for stream in ready:
+                run, update = streams[stream].run, _get(next(stream))
+                if isinstance(update, ModelArtifact):
+                    done[run] = update
+                else:
+                    latest[run] = update
             bar.update(sum(job.model.max_iter if job.run in done else latest.get(job.run, (0, 0.0))[0]
-                           for job in refs.values()) - bar.n)
-            bar.set_postfix_str(f"{_training_state(list(refs.values()), done, latest)} ({time.perf_counter() - start:.0f} s)")
-    ray.kill(reporter)
+                           for job in jobs) - bar.n)
+            bar.set_postfix_str(f"{_training_state(jobs, done, latest)} ({time.perf_counter() - start:.0f} s)")
     return done
 
 
