@@ -269,7 +269,7 @@ def validate(run: RunSpec) -> RunSpec:
     _check_tree(run)
     _check_counts(run)
     try:
-        run.ablation.check(tuple(run.model.hidden_layer_sizes))
+        run.ablation.check(tuple(run.model.hidden_layer_sizes), run.dataset.val_fraction > 0)
     except ValueError as error:
         raise SpecError(str(error)) from error
     return run

@@ -59,8 +59,13 @@ class AblationSettings:
     splits: Optional[list[str]] = field(default=None, metadata={"choices": SPLITS})
     shard_cost: float = field(default=2e9, metadata={"interval": (0.0, None, False)})
 
-    def check(self, hidden_sizes: tuple[int, ...]) -> None:
-        """Raise ValueError (naming the key and the fix) for settings that do not fit the model."""
+    def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
+        """Raise ValueError (naming the key and the fix) for settings that do not fit the
+        model (``hidden_sizes``) or the data (``has_val``: the dataset has a validation split)."""
+
+
+NEEDS_VAL = "dataset.val_fraction=0 leaves no validation split to choose on; set dataset.val_fraction=0.1"
+"""The fix named when a setting chooses from results (always on val) without a val split."""
 
 
 def check_layers(layers: list[int] | None, count: int, what: str) -> None:

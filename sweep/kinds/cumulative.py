@@ -15,6 +15,7 @@ from sweep.kinds.base import (
     AblationSettings,
     Columns,
     DataArrays,
+    NEEDS_VAL,
     ModelInputs,
     Plan,
     PlanInputs,
@@ -45,11 +46,14 @@ class CumulativeSettings(AblationSettings):
     quantizer: str = field(default="binary", metadata={"choices": tuple(QUANTIZERS)})
     n_bins: int = field(default=2, metadata={"interval": (2, None, True)})
 
-    def check(self, hidden_sizes: tuple[int, ...]) -> None:
+    def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
         scopes = ["network", *(f"layer{i}" for i in range(len(hidden_sizes)))]
         for scope in self.scopes:
             if scope not in scopes:
                 raise ValueError(f"ablation.scopes has {scope!r}; choose from {', '.join(scopes)}")
+        by_effect = [order for order in self.orders if order.startswith("effect_")]
+        if by_effect and not has_val:
+            raise ValueError(f"ablation.orders has {by_effect[0]}, chosen on the validation split, but {NEEDS_VAL}")
 
 
 def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:

@@ -41,7 +41,7 @@ class NeuronSettings(AblationSettings):
     modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
     layers: Optional[list[int]] = None
 
-    def check(self, hidden_sizes: tuple[int, ...]) -> None:
+    def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
         check_layers(self.layers, len(hidden_sizes), "hidden layers")
 
 

@@ -21,6 +21,7 @@ from sweep.kinds.base import (
     AblationSettings,
     Columns,
     DataArrays,
+    NEEDS_VAL,
     ModelInputs,
     Plan,
     PlanInputs,
@@ -50,8 +51,10 @@ class SynapseSettings(AblationSettings):
     top_harmful: Optional[int] = field(default=None, metadata={"interval": (1, None, True)})
     direction: str = field(default="both", metadata={"choices": SYNAPSE_DIRECTIONS})
 
-    def check(self, hidden_sizes: tuple[int, ...]) -> None:
+    def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
         check_layers(self.layers, len(hidden_sizes) + 1, "weight matrices")
+        if self.top_harmful and not has_val:
+            raise ValueError(f"ablation.top_harmful chooses neurons on the validation split, but {NEEDS_VAL}")
 
 
 SYNAPSE_WORK: dict[str, float] = {"accuracy": 1e-3, "full": 0.2}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from collections.abc import Mapping
@@ -117,6 +118,10 @@ class ResultStore:
             return None
         written = json.loads((schema.metadata or {}).get(b"sweep", b"{}"))
         return schema.remove_metadata(), meta.num_rows, written
+
+    def check_writable(self) -> bool:
+        """:func:`check_writable` of the study folder (``paths.results``)."""
+        return check_writable(storage.join(self.root, self.study), f"paths.results={self.root!r}")
 
     def has_kind(self, kind: str) -> bool:
         """Whether the study holds a ``kind=<kind>`` folder."""
@@ -295,6 +300,34 @@ def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
         "configs": configs,
         "runs": [runs[k] for k in sorted(runs, key=str)],
     }
+
+
+def check_writable(location: str, setting: str) -> bool:
+    """Whether a folder (local path or URI) can be written, found in seconds and before any work.
+
+    Returns False for a read-only folder (the caller decides whether it needs to write).
+
+    Raises
+    ------
+    StoreError
+        If a part of the path is a file, or its object store cannot be reached; the message
+        names ``setting`` (e.g. ``paths.results='s3://...'``).
+    """
+    try:
+        fs, path = storage.resolve(location)
+        parent = path.rsplit("/", 1)[0] or "/"
+        kinds = [fs.get_file_info(p).type for p in (parent, path)]
+    except OSError as error:
+        raise StoreError(f"cannot reach {setting} ({str(error).splitlines()[0]}); check the address, "
+                         "the endpoint and the credentials, or use a local folder") from error
+    if pafs.FileType.File in kinds:
+        raise StoreError(f"{setting} is a file, not a folder; choose a folder (it is created if missing)")
+    try:
+        storage.write_bytes_atomic(fs, probe := storage.join(path, f"_probe-{uuid.uuid4().hex}"), b"")
+        fs.delete_file(probe)
+    except OSError:
+        return False
+    return True
 
 
 def list_studies(root: str) -> list[str] | None:

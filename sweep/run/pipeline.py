@@ -23,9 +23,9 @@ from sweep.data.datasets import DatasetError, DatasetSplits, load_dataset
 from sweep.kernels.network import Network
 from sweep.kinds import ABLATIONS, SCHEMAS, ResultKind
 from sweep.kinds.base import DataArrays, PlanInputs, measured_splits
-from sweep.plan import RunKey, Shard
+from sweep.plan import RunKey
 from sweep.results import storage
-from sweep.results.store import ResultStore, StoreError
+from sweep.results.store import ResultStore, StoreError, check_writable
 from sweep.run import executor as executors
 from sweep.run.executor import ExecutionError, Executor, ShardInputs, TrainJob
 from sweep.run.summary import SweepSummary
@@ -67,7 +67,7 @@ def split_sizes(data: DatasetSplits) -> dict[str, int]:
     return {"train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)}
 
 
-def _train_or_reuse(cfg: RunSpec, executor: Executor, data_ref: Any) -> dict[RunKey, models.ModelArtifact]:
+def _train_or_reuse(cfg: RunSpec, executor: Executor, data_ref: Any, writable: bool) -> dict[RunKey, models.ModelArtifact]:
     models_root = cfg.paths.models or storage.join(cfg.paths.results, "models")
     jobs, artifacts = [], {}
     for seed in cfg.seeds:
@@ -78,17 +78,25 @@ def _train_or_reuse(cfg: RunSpec, executor: Executor, data_ref: Any) -> dict[Run
             jobs.append(TrainJob(run, cfg.model, cfg.dataset, seed, path))
         else:
             artifacts[run] = cached
+    if jobs and not (writable if cfg.paths.models is None else check_writable(models_root, "paths.models")):
+        raise StoreError(f"{len(jobs)} model(s) must be trained but {models_root} is read-only; choose a "
+                         "writable paths.results (or paths.models)")
     artifacts.update(executor.train(jobs, data_ref, cfg.progress))
     return dict(sorted(artifacts.items(), key=lambda item: item[0].seed))
 
 
 def _run_phase(
     cfg: RunSpec, kind: ResultKind, executor: Executor, artifacts: dict[RunKey, models.ModelArtifact],
-    nets: dict[RunKey, Network], sizes: dict[str, int], data_ref: Any, store: ResultStore,
+    nets: dict[RunKey, Network], sizes: dict[str, int], data_ref: Any, store: ResultStore, writable: bool,
 ) -> tuple[int, set[str]]:
     """Plan, drop stale parts, skip what exists, run the rest; returns (rows written,
-    selection tags planned)."""
-    shards: list[Shard] = []
+    selection tags planned).
+
+    Raises
+    ------
+    StoreError
+        If parts are missing or stale and the results folder is read-only.
+    """
     inputs: dict[RunKey, ShardInputs] = {}
     fingerprints = {key: fingerprint(cfg, artifact, kind) for key, artifact in artifacts.items()}
     metadata = {
@@ -96,13 +104,18 @@ def _run_phase(
               "fingerprint": fingerprints[key]}
         for key, artifact in artifacts.items()
     }
-    for key, net in nets.items():
-        plan = kind.plan(cfg, PlanInputs(key, net, artifacts[key].meta["sha256"], sizes), store)
-        for shard in plan.stale:
-            store.remove_part(shard)
-        shards += plan.shards
-        inputs[key] = ShardInputs(executor.put(replace(plan.inputs, fingerprint=fingerprints[key])), data_ref)
+    plans = {key: kind.plan(cfg, PlanInputs(key, net, artifacts[key].meta["sha256"], sizes), store)
+             for key, net in nets.items()}
+    stale = [shard for plan in plans.values() for shard in plan.stale]
+    for shard in stale if writable else []:
+        store.remove_part(shard)
+    shards = [shard for plan in plans.values() for shard in plan.shards]
     todo = store.pending(shards, fingerprints)
+    if not writable and (todo or stale):
+        raise StoreError(f"{store.location} is read-only and {len(todo) + len(stale)} {kind.name} part(s) are "
+                         "missing or out of date; choose a writable paths.results")
+    for key, plan in plans.items():
+        inputs[key] = ShardInputs(executor.put(replace(plan.inputs, fingerprint=fingerprints[key])), data_ref)
     rows = executor.run_shards(todo, inputs, store, metadata, cfg.progress)
     return rows, {s.selection for s in shards}
 
@@ -110,15 +123,16 @@ def _run_phase(
 def run(cfg: RunSpec) -> SweepSummary:
     """Run a sweep end to end and return its summary."""
     times: dict[str, float] = {}
-    executor = executors.connect(cfg.ray)  # first: its workers start while the data loads
+    store = ResultStore(cfg.paths.results, cfg.study, SCHEMAS)
+    writable = store.check_writable()  # before anything slow: a bad root fails in seconds
+    executor = executors.connect(cfg.ray)  # its workers start while the data loads
     clock = time.perf_counter()
     data = load_dataset(**cfg.dataset.loader_params())
     times["load_data"] = time.perf_counter() - clock
-    store = ResultStore(cfg.paths.results, cfg.study, SCHEMAS)
 
     clock = time.perf_counter()
     data_ref = executor.put(DataArrays.from_splits(data))
-    artifacts = _train_or_reuse(cfg, executor, data_ref)
+    artifacts = _train_or_reuse(cfg, executor, data_ref, writable)
     times["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -126,12 +140,14 @@ def run(cfg: RunSpec) -> SweepSummary:
     phases = ABLATIONS[cfg.ablation.kind].phases
     rows, selections = 0, set()
     for kind in phases:
-        written, selections = _run_phase(cfg, kind, executor, artifacts, nets, split_sizes(data), data_ref, store)
+        written, selections = _run_phase(cfg, kind, executor, artifacts, nets, split_sizes(data), data_ref, store,
+                                         writable)
         rows += written
     times["ablate"] = time.perf_counter() - clock
 
     runs = [_manifest_run(cfg, key, artifact) for key, artifact in artifacts.items()]
-    store.write_manifest(asdict(cfg), runs, versions())
+    if writable:  # a read-only study got here only if complete: nothing to record
+        store.write_manifest(asdict(cfg), runs, versions())
     kind = phases[-1]
     results = store.read(kind.name, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)])
     measured = measured_splits(cfg.ablation, split_sizes(data))

@@ -51,7 +51,30 @@ def connect(cfg: RaySpec) -> "RayExecutor":
     if not ray.is_initialized():
         _init(cfg)
         _warm_up()
+    _check_gpus(cfg)
     return RayExecutor(cfg)
+
+
+def _check_gpus(cfg: RaySpec) -> int:
+    """The number of GPU actors ``cfg.num_gpus_per_worker`` makes of the cluster's GPUs (0 for CPU
+    tasks), checked when Ray starts, before any training.
+
+    Raises
+    ------
+    ExecutionError
+        If GPU shares are asked for and the cluster has less than one.
+    """
+    if cfg.num_gpus_per_worker == 0:
+        return 0
+    n_gpus = ray.cluster_resources().get("GPU", 0)
+    n_actors = int(n_gpus / cfg.num_gpus_per_worker)
+    if n_actors < 1:
+        raise ExecutionError(
+            f"ray.num_gpus_per_worker={cfg.num_gpus_per_worker} but the cluster has {n_gpus:g} GPUs; "
+            "add GPU workers (or ray.num_gpus=N for a local Ray that should use N GPUs) or set "
+            "ray.num_gpus_per_worker=0"
+        )
+    return n_actors
 
 
 @ray.remote(num_cpus=1)
@@ -327,13 +350,7 @@ def start_gpu_workers(cfg: RaySpec) -> list[ray.actor.ActorHandle]:
     ExecutionError
         If the cluster has less than one share of GPU.
     """
-    n_gpus = ray.cluster_resources().get("GPU", 0)
-    n_actors = int(n_gpus / cfg.num_gpus_per_worker)
-    if n_actors < 1:
-        raise ExecutionError(
-            f"ray.num_gpus_per_worker={cfg.num_gpus_per_worker} but the cluster has {n_gpus:g} GPUs; "
-            "add GPU workers or set ray.num_gpus_per_worker=0"
-        )
+    n_actors = _check_gpus(cfg)
     options = GpuShardWorker.options(num_gpus=cfg.num_gpus_per_worker, num_cpus=0,
                                      max_restarts=cfg.max_retries, max_task_retries=cfg.max_retries)
     return [options.remote() for _ in range(n_actors)]
