@@ -6,12 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from analysis.load import AnalysisError
+from analysis.load import AnalysisError, check_parts, resolve_study
 from analysis.report import write_report
 
 
+USAGE_ERROR = 2
+"""Exit status of a bad command line or unreadable input, as ``python -m sweep`` and argparse use."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0, or 1 with a one-line error on stderr)."""
+    """Run the CLI; returns the exit status (0, or 2 with a one-line error on stderr)."""
     parser = argparse.ArgumentParser(
         prog="python -m analysis", description="Tables, statistics and figures of an ablation study."
     )
@@ -20,10 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="report folder (default: reports/<study>)")
     args = parser.parse_args(argv)
     try:
-        index = write_report(args.results, args.study, args.out)
+        study = resolve_study(args.results, args.study)
+        check_parts(args.results, study)  # before anything is written
+        index = write_report(args.results, study, args.out)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return USAGE_ERROR
     print(index)
     return 0
 

@@ -103,6 +103,22 @@ def load(
     return frame.astype({"dataset": str, "model": str, "seed": "int64"})
 
 
+def check_parts(results: str | os.PathLike[str], study: str) -> None:
+    """Raise :class:`AnalysisError` naming the first unreadable part of the study, if any (a
+    sweep killed while writing leaves none, but a copy or a disk can truncate one).
+
+    Raises
+    ------
+    AnalysisError
+        With the part's path and the fix: rerunning the sweep that wrote it redoes it.
+    """
+    broken = results_api.ResultStore(os.fspath(results), study).broken_parts()
+    if broken:
+        more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+        raise AnalysisError(f"{broken[0]}{more} is truncated or corrupt; rerun the sweep that wrote it "
+                            "(the same command) to redo it")
+
+
 def has_kind(results: str | os.PathLike[str], study: str, kind: str) -> bool:
     """Whether the study holds any ``kind`` results."""
     return results_api.ResultStore(os.fspath(results), study).has_kind(kind)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import sys
 
 import hydra
@@ -25,13 +28,27 @@ def main(cfg: DictConfig) -> None:
     print(format_summary(summary))
 
 
+INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+
 def cli() -> None:
-    """Entry point: report a bad override in one line (exit 2), else run through Hydra."""
+    """Entry point: report a bad override in one line (exit 2), else run through Hydra; Ctrl-C
+    is one line (exit 130): every finished part is on disk, and the same command resumes."""
     problem = override_error(sys.argv[1:])
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        from sweep.run.executor import shutdown
+
+        with contextlib.redirect_stderr(io.StringIO()):
+            shutdown()  # a local Ray's processes stop with it
+        print("interrupted: finished parts are kept; run the same command again to resume", file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(INTERRUPTED)  # no interpreter teardown: exit hooks would print tracebacks
 
 
 if __name__ == "__main__":

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
@@ -91,19 +94,42 @@ def _unknown_key(cause: BaseException | None) -> str | None:
     return message + (f" (settings of ablation={kind}: {', '.join(known)})" if group == "ablation" and kind else "")
 
 
-def override_error(args: list[str]) -> str | None:
-    """Compose the config with the command line's overrides; one line saying what is wrong.
+MULTIRUN_FLAGS = ("-m", "--multirun")
+MAX_CHECKED_JOBS = 64
+"""Multirun jobs whose composed configs are checked before any runs (the first ones)."""
 
-    Hydra reports a bad override over many lines (search paths, stack hints); this names the
-    key and the allowed values on one. Sweeps (``-m``) and Hydra's own flags are left to Hydra.
+
+def _jobs(overrides: list[str]) -> Iterator[list[str]] | None:
+    """The override lists of every job a command line runs (one without sweeps; each
+    combination of a multirun's values), or None when a sweep needs Hydra's own loader
+    (``glob``)."""
+    choices = []
+    for override, text in zip(OverridesParser.create().parse_overrides(overrides), overrides):
+        if not override.is_sweep_override():
+            choices.append([text])
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except HydraException:
+            return None
+        choices.append([f"{override.get_key_element()}={value}" for value in values])
+    return (list(job) for job in itertools.product(*choices))
+
+
+def override_error(args: list[str]) -> str | None:
+    """Compose the config of every job the command line runs; one line saying what is wrong.
+
+    Hydra reports a bad override over many lines (search paths, stack hints), and in a
+    multirun only when its job starts; this names the key and the allowed values on one, before
+    anything runs. Hydra's own flags (``--cfg``, ``--help``...) are left to Hydra.
     """
-    overrides = [a for a in args if not a.startswith("-") and not a.startswith("hydra")]
-    if len(overrides) != len(args):
+    overrides = [a for a in args if a not in MULTIRUN_FLAGS]
+    if any(a.startswith("-") or a.startswith("hydra") for a in overrides):
         return None
     try:
-        if any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides)):
-            return None
-        compose_run(overrides)
+        jobs = _jobs(overrides)
+        for job in itertools.islice(jobs or [], MAX_CHECKED_JOBS):
+            compose_run(job)
     except Exception as error:  # noqa: BLE001 - every composition failure is reported the same way
         unknown = _unknown_key(error.__cause__)
         if unknown:

@@ -63,3 +63,42 @@ def test_the_readme_python_api_keeps_working(tmp_path):
     rows = ablate_neurons(Network.from_classifier(clf), X_test, y_test, layer=0, units=range(12))
     stored = read_results(str(FIXTURE), "compat", "neuron", [("split", "=", "test"), ("layer", "=", 0)])
     assert list(rows["accuracy"]) == list(stored.sort_values("unit")["accuracy"])
+
+
+def test_a_whole_study_reads_as_one_dataset_after_the_manifest_moves_out_of_the_way(tmp_path):
+    """The first release kept ``manifest.json`` and ``runs/`` inside the Parquet tree; the next
+    manifest write moves them to ``_manifest.json`` and ``_runs/``, which pyarrow skips."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    from sweep.kinds import STUDY_SCHEMA
+    from sweep.results import ResultStore
+
+    root = tmp_path / "results"
+    shutil.copytree(FIXTURE, root)
+    study = root / "compat"
+    with pytest.raises(Exception):  # noqa: B017 - pyarrow's own error for a non-Parquet file
+        pd.read_parquet(study)
+    store = ResultStore(str(root), "compat")
+    runs = store.read_manifest()["runs"]
+    store.write_manifest({"ablation": {"kind": "neurons"}}, runs, {})
+    assert sorted(p.name for p in study.iterdir() if not p.name.startswith("kind=")) == ["_manifest.json", "_runs"]
+    assert len(list((study / "_runs").iterdir())) == 3 and store.read_manifest()["runs"] == runs
+    neurons = pd.read_parquet(study, schema=STUDY_SCHEMA, filters=[("kind", "=", "neuron")])
+    assert len(neurons) == 36 and neurons["unit"].notna().all() and neurons["accuracy"].notna().all()
+    every = ds.dataset(study, partitioning="hive", schema=STUDY_SCHEMA).to_table()
+    assert every.num_rows == 36 + 264 + 18 + 40
+
+
+def test_a_synapse_measured_under_two_selections_reads_once(tmp_path):
+    from sweep.results import ResultStore
+
+    root = tmp_path / "results"
+    shutil.copytree(FIXTURE, root)
+    partition = root / "compat" / "kind=synapse" / "dataset=digits" / "model=tiny" / "seed=0"
+    for part in list(partition.iterdir()):  # the same parts again, as if chosen by another selection
+        shutil.copy(part, partition / part.name.replace("c7ee222b2b", "0123456789"))
+    store = ResultStore(str(root), "compat")
+    assert len(store.read("synapse", distinct=False)) == 2 * 264
+    once = store.read("synapse")
+    assert len(once) == 264 and not once.duplicated(["split", "layer", "source", "target"]).any()

@@ -31,7 +31,7 @@ def test_digits_sweep_one_row_per_neuron_per_seed_equal_to_oracle(local_ray, run
     assert df.groupby(["seed", "layer", "unit"], observed=True).size().eq(1).all()
     assert set(summary.table[["helpful", "neutral", "harmful"]].sum(axis=1)) == {24, 12}
 
-    manifest = json.loads(Path(summary.results, "manifest.json").read_text())
+    manifest = json.loads(Path(summary.results, "_manifest.json").read_text())
     run = next(r for r in manifest["runs"] if r["seed"] == 1)
     clf = load_model(run["model_path"])
     data = load_dataset(**run["dataset_params"])

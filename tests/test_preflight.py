@@ -70,7 +70,7 @@ def test_gpu_shares_without_gpus_fail_before_training(local_ray, run_config, tmp
 def test_a_read_only_folder_reports_a_complete_study_and_refuses_new_work(local_ray, run_config, monkeypatch):
     cfg = run_config(*TINY)
     first = pipeline.run(cfg)
-    manifest = Path(first.results, "manifest.json")
+    manifest = Path(first.results, "_manifest.json")
     written = manifest.stat().st_mtime_ns
 
     def read_only(fs, path, data):

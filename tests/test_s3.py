@@ -45,7 +45,7 @@ def test_sweep_writes_parts_models_and_manifest_to_s3_and_resumes(local_ray, run
     assert len(df) == first.rows_written == 64 + 32 and not df.duplicated(["layer", "unit"]).any()
     manifest = store.read_manifest()
     fs, base = storage.resolve(s3_root)
-    summary = storage.read_bytes(fs, storage.join(base, cfg.study, "manifest.json"))
+    summary = storage.read_bytes(fs, storage.join(base, cfg.study, "_manifest.json"))
     assert [r["seed"] for r in manifest["runs"]] == [0] and b'"model_path": "s3://' in summary
     assert storage.exists(fs, storage.resolve(manifest["runs"][0]["model_path"])[1])
     assert pipeline.run(cfg).rows_written == 0

@@ -85,5 +85,5 @@ def test_manifest_merges_runs(tmp_path):
     store.write_manifest({"a": 1}, [{"dataset": "d", "model": "m", "seed": 0, "x": 1}], {"numpy": "1"})
     store.write_manifest({"a": 2}, [{"dataset": "d", "model": "m", "seed": 1, "x": 2},
                                     {"dataset": "d", "model": "m", "seed": 0, "x": 3}], {"numpy": "1"})
-    manifest = json.loads((tmp_path / "study" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "study" / "_manifest.json").read_text())
     assert [(r["seed"], r["x"]) for r in manifest["runs"]] == [(0, 3), (1, 2)]

@@ -60,11 +60,20 @@ class DatasetSplits(NamedTuple):
 
 
 class FileSpec(NamedTuple):
-    """A file of a dataset release: its name, md5 and size in bytes."""
+    """A file of a dataset release: its name, md5 and size in bytes; for a ``.gz`` file, also
+    the md5 and size of its decompressed content, so a folder of gunzipped copies is accepted."""
 
     name: str
     md5: str
     size: int
+    raw_md5: str | None = None
+    raw_size: int | None = None
+
+    def gunzipped(self) -> "FileSpec | None":
+        """The spec of the decompressed copy (name without ``.gz``), if known."""
+        if self.raw_md5 is None or not self.name.endswith(".gz"):
+            return None
+        return FileSpec(self.name.removesuffix(".gz"), self.raw_md5, self.raw_size or 0)
 
 
 CACHE_ENV = "ABLATION_SWEEP_CACHE"
@@ -158,6 +167,9 @@ def _fetch(
     spec = record.files[role]
     if data_dir is not None:
         path = Path(data_dir).expanduser().resolve() / spec.name
+        raw = spec.gunzipped()
+        if not path.exists() and raw is not None and (path.parent / raw.name).exists():
+            spec, path = raw, path.parent / raw.name  # a gunzipped copy, verified as such
         fix = (
             f"put a good copy of {spec.name} in {path.parent}, point dataset.data_dir at a "
             "folder holding one, or unset dataset.data_dir to download it"
@@ -170,10 +182,13 @@ def _fetch(
 # --------------------------------------------------------------------------- parsers
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _parse_idx(raw: bytes, path: Path, ndim: int) -> np.ndarray:
-    """Parse a gzipped IDX file of unsigned bytes into a ``uint8`` array of ``ndim`` dims."""
+    """Parse an IDX file of unsigned bytes (gzipped or not) into a ``uint8`` array of ``ndim`` dims."""
     try:
-        data = gzip.decompress(raw)
+        data = gzip.decompress(raw) if raw[:2] == GZIP_MAGIC or path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(
             f"{path} is not a valid gzip file ({exc}); expected a gzipped IDX file. "
@@ -300,10 +315,14 @@ DATASETS: dict[str, DatasetRecord] = {
     "mnist": DatasetRecord(
         "mnist", _read_idx, (28, 28), 255.0, 10,
         files={
-            "train_images": FileSpec("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9_912_422),
-            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", 28_881),
-            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", 1_648_877),
-            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", 4_542),
+            "train_images": FileSpec("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9_912_422,
+                                     "6bbc9ace898e44ae57da46a324031adb", 47_040_016),
+            "train_labels": FileSpec("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432", 28_881,
+                                     "a25bea736e30d166cdddb491f175f624", 60_008),
+            "test_images": FileSpec("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3", 1_648_877,
+                                    "2646ac647ad5339dbf082846283269ea", 7_840_016),
+            "test_labels": FileSpec("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c", 4_542,
+                                    "27ae3e4e09519cfbb04c329615203637", 10_008),
         },
         mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
     ),

@@ -9,8 +9,11 @@ derives from the two tables below.
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 from sweep.kinds import cumulative, neuron, synapse, unit
 from sweep.kinds.base import Ablation, AblationSettings, ResultKind
+from sweep.results.store import PARTITIONING
 
 _MODULES = (neuron, synapse, unit, cumulative)
 """Every kind module, in the order kinds are listed."""
@@ -24,4 +27,10 @@ ABLATIONS: dict[str, Ablation] = {m.ABLATION.name: m.ABLATION for m in _MODULES 
 SCHEMAS = {name: kind.schema for name, kind in KINDS.items()}
 """Each kind's Parquet schema (derived from its columns), as :class:`~sweep.results.ResultStore` takes them."""
 
-__all__ = ["ABLATIONS", "KINDS", "SCHEMAS", "Ablation", "AblationSettings", "ResultKind"]
+STUDY_SCHEMA = pa.unify_schemas([*SCHEMAS.values(), pa.schema([("kind", pa.string())]), PARTITIONING.schema])
+"""Every column of every kind plus the Hive keys: pass it to read a whole study as one dataset
+(``pandas.read_parquet(study, schema=STUDY_SCHEMA, filters=[("kind", "=", "neuron")])``,
+``pyarrow.dataset.dataset(study, partitioning="hive", schema=STUDY_SCHEMA)``); a kind's rows
+hold nulls in the other kinds' columns. Without it, readers take the first file's schema."""
+
+__all__ = ["ABLATIONS", "KINDS", "SCHEMAS", "STUDY_SCHEMA", "Ablation", "AblationSettings", "ResultKind"]

@@ -26,6 +26,9 @@ import pyarrow.parquet as pq
 from sweep.plan import RunKey, Shard
 from sweep.results import storage
 
+SELECTION = "selection"
+"""The column that says which selection a row was measured under (synapse sweeps)."""
+
 PARTITIONING = pads.partitioning(
     pa.schema([("dataset", pa.string()), ("model", pa.string()), ("seed", pa.int64())]), flavor="hive"
 )
@@ -122,6 +125,14 @@ class ResultStore:
     def check_writable(self) -> bool:
         """:func:`check_writable` of the study folder (``paths.results``)."""
         return check_writable(storage.join(self.root, self.study), f"paths.results={self.root!r}")
+
+    def broken_parts(self) -> list[str]:
+        """Paths of the study's parts whose footer cannot be read (truncated or corrupt), sorted."""
+        fs, base = self._fs_and_base
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        parts = sorted(i.path for i in fs.get_file_info(selector) if i.base_name.startswith("part-")
+                       and i.base_name.endswith(".parquet"))
+        return [path for path in parts if self._footer(path) is None]
 
     def has_kind(self, kind: str) -> bool:
         """Whether the study holds a ``kind=<kind>`` folder."""
@@ -220,8 +231,16 @@ class ResultStore:
         tables = [pq.read_table(path, filesystem=fs).replace_schema_metadata(None) for path in mine]
         return pa.concat_tables(tables).to_pandas() if tables else self._empty(kind)
 
-    def read(self, kind: str, filters: Any = None) -> pd.DataFrame:
-        """All rows of ``kind`` as a DataFrame with typed ``dataset, model, seed`` columns."""
+    def read(self, kind: str, filters: Any = None, distinct: bool = True) -> pd.DataFrame:
+        """All rows of ``kind`` as a DataFrame with typed ``dataset, model, seed`` columns.
+
+        Parameters
+        ----------
+        filters : list of (column, op, value), optional — as ``pandas.read_parquet``'s
+        distinct : bool — return a measurement stored under several selections (a synapse of
+            an all-synapse sweep and of a ``top_harmful`` one: same model, same settings,
+            same numbers) once, under the first selection read; False returns every row
+        """
         fs, base = self._fs_and_base
         folder = storage.join(base, f"kind={kind}")
         if not storage.exists(fs, folder):
@@ -229,39 +248,51 @@ class ResultStore:
         dataset = pads.dataset(folder, filesystem=fs, format="parquet", schema=None,
                                partitioning=PARTITIONING)
         expression = pq.filters_to_expression(filters) if filters else None
-        table = dataset.to_table(filter=expression)
-        return table.to_pandas()
+        frame = dataset.to_table(filter=expression).to_pandas()
+        if not distinct or SELECTION not in frame.columns:
+            return frame
+        identity = [c for c in frame.columns if c != SELECTION and not pd.api.types.is_object_dtype(frame[c])]
+        identity += [c for c in ("mode", "split") if c in frame.columns and c not in identity]
+        return frame.drop_duplicates(subset=identity, ignore_index=True)
 
     def _entry_path(self, run: dict[str, Any], kind: str) -> str:
         base = self._fs_and_base[1]
         return storage.join(base, RUNS_DIR, f"{run['dataset']}-{run['model']}-{run['seed']}-{kind}.json")
 
+    def _entry_files(self) -> dict[str, str]:
+        """The per-run manifest entries: file name -> path; entries of the first release's
+        ``runs/`` folder first, so a newer entry of the same name in ``_runs/`` wins."""
+        fs, base = self._fs_and_base
+        found = {}
+        for folder in (*LEGACY_RUNS_DIRS, RUNS_DIR):
+            selector = pafs.FileSelector(storage.join(base, folder), allow_not_found=True)
+            found.update({info.base_name: info.path for info in fs.get_file_info(selector)
+                          if info.base_name.endswith(".json") and not info.base_name.startswith("_")})
+        return found
+
     def _entries(self) -> dict[str, bytes]:
         """The per-run manifest entries: file name -> JSON bytes."""
-        fs, base = self._fs_and_base
-        selector = pafs.FileSelector(storage.join(base, RUNS_DIR), allow_not_found=True)
-        return {
-            info.base_name: storage.read_bytes(fs, info.path) for info in fs.get_file_info(selector)
-            if info.base_name.endswith(".json") and not info.base_name.startswith("_")
-        }
+        fs, _ = self._fs_and_base
+        return {name: storage.read_bytes(fs, path) for name, path in self._entry_files().items()}
 
     def read_manifest(self) -> dict[str, Any]:
         """The study's manifest, merged from the per-run entries (always up to date); a
         study with no entries gives its ``manifest.json`` as written, if any."""
         entries = self._entries()
         fs, base = self._fs_and_base
-        written = storage.join(base, "manifest.json")
-        if not entries and storage.exists(fs, written):
-            return json.loads(storage.read_bytes(fs, written))
+        for name in (MANIFEST, *LEGACY_MANIFESTS):
+            written = storage.join(base, name)
+            if not entries and storage.exists(fs, written):
+                return json.loads(storage.read_bytes(fs, written))
         return _summary(self.study, entries)
 
     def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str]) -> str:
-        """Record this sweep's runs and refresh ``manifest.json``.
+        """Record this sweep's runs and refresh ``_manifest.json``.
 
-        Each run is its own entry file ``runs/<dataset>-<model>-<seed>-<kind>.json``
+        Each run is its own entry file ``_runs/<dataset>-<model>-<seed>-<kind>.json``
         (``kind`` is ``config["ablation"]["kind"]``; written atomically, no
         read-modify-write), so concurrent sweeps never drop each other's runs, and a
-        synapse or cumulative sweep keeps the neuron sweep's config beside its own. ``manifest.json``, the readable summary, is rebuilt from every entry until
+        synapse or cumulative sweep keeps the neuron sweep's config beside its own. ``_manifest.json``, the readable summary, is rebuilt from every entry until
         the entries are unchanged after its rename: whichever sweep renames last has seen
         all entries written before it.
         """
@@ -271,7 +302,8 @@ class ResultStore:
             entry = {"updated": updated, "config": config, "versions": versions, "run": run}
             kind = config.get("ablation", {}).get("kind", "sweep")
             storage.write_bytes_atomic(fs, self._entry_path(run, kind), json.dumps(entry, indent=2, default=str).encode())
-        path = storage.join(base, "manifest.json")
+        self._migrate_legacy_manifest()
+        path = storage.join(base, MANIFEST)
         entries = self._entries()
         while True:
             storage.write_bytes_atomic(fs, path, json.dumps(_summary(self.study, entries), indent=2).encode())
@@ -281,8 +313,35 @@ class ResultStore:
             entries = latest
 
 
-RUNS_DIR = "runs"
-"""Folder of the per-run manifest entries beside ``manifest.json``."""
+    def _migrate_legacy_manifest(self) -> None:
+        """Move a first-release study's ``runs/*.json`` into ``_runs/`` and drop its
+        ``manifest.json`` (rebuilt as ``_manifest.json``): names without a leading ``_`` inside
+        the Parquet tree stop pyarrow and pandas from reading the whole study. Parts are never
+        touched."""
+        fs, base = self._fs_and_base
+        for name, path in self._entry_files().items():
+            if not path.startswith(storage.join(base, RUNS_DIR) + "/"):
+                storage.write_bytes_atomic(fs, storage.join(base, RUNS_DIR, name), storage.read_bytes(fs, path))
+                fs.delete_file(path)
+        for folder in LEGACY_RUNS_DIRS:
+            if storage.exists(fs, storage.join(base, folder)):
+                fs.delete_dir(storage.join(base, folder))
+        for name in LEGACY_MANIFESTS:
+            if storage.exists(fs, storage.join(base, name)):
+                fs.delete_file(storage.join(base, name))
+
+
+MANIFEST = "_manifest.json"
+"""The study's readable manifest, at its top. Like every non-Parquet file inside a study its
+name starts with ``_``, which pyarrow's (and so pandas', DuckDB's, Polars') dataset discovery
+skips: a whole study reads as one Hive-partitioned dataset."""
+
+RUNS_DIR = "_runs"
+"""Folder of the per-run manifest entries beside :data:`MANIFEST`."""
+
+LEGACY_MANIFESTS: tuple[str, ...] = ("manifest.json",)
+LEGACY_RUNS_DIRS: tuple[str, ...] = ("runs",)
+"""Names the first release used; read, and migrated on the next write."""
 
 
 def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
@@ -340,7 +399,8 @@ def list_studies(root: str) -> list[str] | None:
     return sorted(
         info.base_name for info in children(base)
         if info.type == pafs.FileType.Directory
-        and any(c.base_name in ("manifest.json", RUNS_DIR) or c.base_name.startswith("kind=") for c in children(info.path))
+        and any(c.base_name in (MANIFEST, RUNS_DIR, *LEGACY_MANIFESTS, *LEGACY_RUNS_DIRS)
+                or c.base_name.startswith("kind=") for c in children(info.path))
     )
 
 

@@ -10,6 +10,7 @@ only when a sweep starts (after the configuration has been validated).
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -60,9 +61,16 @@ class Executor(Protocol):
 
 
 EXECUTORS: dict[str, str] = {"ray": "sweep.run.ray_executor"}
-"""Executor name -> module with a ``connect(ray_spec) -> Executor`` function."""
+"""Executor name -> module with ``connect(ray_spec) -> Executor`` and ``shutdown()``."""
 
 
 def connect(spec: RaySpec, name: str = "ray") -> Executor:
     """Start or join the executor ``name`` (imported only now)."""
     return importlib.import_module(EXECUTORS[name]).connect(spec)
+
+
+def shutdown() -> None:
+    """Stop whatever executor this process started (its module's ``shutdown()``), if any."""
+    for module in EXECUTORS.values():
+        if module in sys.modules:
+            sys.modules[module].shutdown()

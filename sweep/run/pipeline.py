@@ -149,7 +149,8 @@ def run(cfg: RunSpec) -> SweepSummary:
     if writable:  # a read-only study got here only if complete: nothing to record
         store.write_manifest(asdict(cfg), runs, versions())
     kind = phases[-1]
-    results = store.read(kind.name, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)])
+    results = store.read(kind.name, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)],
+                         distinct=False)
     measured = measured_splits(cfg.ablation, split_sizes(data))
     results = results[results["seed"].isin(cfg.seeds) & results["split"].isin(measured)]
     if "selection" in results:

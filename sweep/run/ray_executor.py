@@ -77,6 +77,11 @@ def _check_gpus(cfg: RaySpec) -> int:
     return n_actors
 
 
+def shutdown() -> None:
+    """Stop this process's Ray (a local one with all its processes)."""
+    ray.shutdown()
+
+
 @ray.remote(num_cpus=1)
 def _import_worker_modules() -> None:
     import sweep.data.models  # noqa: F401  sklearn, scipy and the kernels: ~2 s per new process here
@@ -126,9 +131,15 @@ local Ray the workers are the user's own foreground work. A cluster keeps Ray's 
 nodes are dedicated, and there the low priority keeps the raylet and GCS responsive."""
 
 
+TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+"""Where Ray announces, on every start, that token authentication is on: noise for a private
+local Ray that listens on 127.0.0.1 only (the authentication itself stays on)."""
+
+
 def _start(cfg: RaySpec, local: bool) -> None:
     if local:
         os.environ.setdefault("RAY_worker_niceness", WORKER_NICENESS)
+        logging.getLogger(TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
     ray.init(
         address=cfg.address or "local",  # null: a new Ray, never one recorded in /tmp/ray
         num_cpus=cfg.num_cpus if local else None,
