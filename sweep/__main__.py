@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from sweep.hydra_config import config_dir, override_error, register_schema, to_run_spec
+from sweep.hydra_config import config_dir, help_text, override_error, register_schema, to_run_spec
 
 register_schema()
 
@@ -35,11 +35,14 @@ INTERRUPTED = 130
 def cli() -> None:
     """Entry point: report a bad override in one line (exit 2), else run through Hydra; Ctrl-C
     is one line (exit 130): every finished part is on disk, and the same command resumes."""
-    problem = override_error(sys.argv[1:])
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+    if {"--help", "-h"} & set(sys.argv[1:]):
+        print(help_text())
+        sys.exit(0)
     try:
+        problem = override_error(sys.argv[1:])
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
         main()
     except KeyboardInterrupt:
         from sweep.run.executor import shutdown

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
 from sweep import spec
+from sweep.kernels.modes import NEURON_MODES
 from sweep.kinds import ABLATIONS, AblationSettings
 
 
@@ -57,6 +58,43 @@ def register_schema() -> None:
     store.store(name="run_schema", node=_mutable(spec.RunSpec))
     for name, ablation in ABLATIONS.items():
         store.store(group="ablation", name=f"{name}_schema", node=_mutable(ablation.settings))
+
+
+HELP_HEAD = """\
+python -m sweep: exact ablation sweeps of scikit-learn MLPs, on a laptop or a Ray cluster.
+
+It trains the networks a configuration names (model, dataset, seeds), removes every hidden neuron
+on its own (or every synapse, or growing sets of units in an order), measures the accuracy change
+exactly (the same predictions as editing the weights and calling sklearn), and writes one Parquet
+row per ablation under paths.results. A rerun skips what is done; `python -m analysis` reports it.
+
+Start with:
+  python -m sweep                                  NN_392 on the bundled digits, every neuron removed
+  python -m sweep model=nn_392 dataset=mnist dataset.data_dir=DIR dataset.val_fraction=0.1
+                                                   the paper's network on MNIST, selections on val
+  python -m analysis results                       the report of every study under results/
+"""
+
+
+def _allowed(cls: type, prefix: str) -> list[str]:
+    """``  prefix.key: a, b, c`` for every field of ``cls`` with a choices list."""
+    return [f"  {prefix}{f.name}: {', '.join(map(str, f.metadata['choices']))}"
+            for f in dataclasses.fields(cls) if "choices" in f.metadata]
+
+
+def help_text() -> str:
+    """``--help``: what the tool does, where to start, the config groups and the allowed values
+    (read from the registries, like the validation)."""
+    conf = Path(config_dir())
+    groups = [f"  {g.name}: {', '.join(sorted(y.stem for y in g.glob('*.yaml')))}"
+              for g in sorted(conf.iterdir()) if g.is_dir()]
+    lines = [HELP_HEAD, "Config groups (group=option; each YAML holds only what differs from the defaults):", *groups, ""]
+    lines += ["Allowed values:", *_allowed(spec.ModelSpec, "model."), *_allowed(spec.DatasetSpec, "dataset.")]
+    for name, ablation in ABLATIONS.items():
+        lines += [f" ablation={name}: {ablation.description}", *_allowed(ablation.settings, "ablation.")]
+    lines += [" neuron modes:", *(f"  {name}: {mode.description}" for name, mode in NEURON_MODES.items()), ""]
+    lines += ["Every key and its value: python -m sweep --cfg job      Hydra's own flags: python -m sweep --hydra-help"]
+    return "\n".join(lines)
 
 
 def to_run_spec(cfg: DictConfig) -> spec.RunSpec:

@@ -1,0 +1,108 @@
+"""The command lines as a newcomer meets them: help, one-line errors, exit codes, Ctrl-C."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.__main__ import main as analysis_main
+from sweep.data.datasets import load_dataset
+from tests.conftest import MNIST_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = REPO / "tests" / "fixtures" / "release_0_1"
+
+
+def sweep_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "sweep", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_says_what_the_tool_does_and_lists_the_allowed_values(tmp_path):
+    result = sweep_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("python -m sweep: exact ablation sweeps")
+    assert "powered by Hydra" not in result.stdout and "_schema" not in result.stdout
+    assert "  ablation: cumulative, neurons, synapses" in result.stdout
+    assert "  ablation.modes: zero, remove, mean" in result.stdout
+    assert "  dataset.name: digits, mnist, svhn" in result.stdout
+
+
+def test_hydra_names_the_job_sweep(tmp_path):
+    result = sweep_cli("--cfg", "hydra", cwd=tmp_path)
+    assert result.returncode == 0 and "  name: sweep\n" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("-m", "model=nn_392,nn_392_196", "dataset.val_fraction=0.1,1.5"),
+     "error: dataset.val_fraction=1.5 is out of range; expected a number in [0, 1)"),
+    (("dataset.valfraction=0.1",), "error: dataset.valfraction is not a setting; did you mean dataset.val_fraction?"),
+    (("+dataset.verify=false",), "error: dataset.verify is not a setting; known keys: name, data_dir"),
+    (("+dataset.md5=null",), "error: dataset.md5 is not a setting"),
+    (("ablation.orders=[random]",), "error: ablation.orders is not a setting; did you mean ablation.modes? "
+                                    "(settings of ablation=neurons:"),
+    (("experiment=amjad",), "error: In 'config': Could not find 'experiment/amjad' Available options in 'experiment': paper"),
+])
+def test_mistakes_are_one_line_with_exit_code_2(tmp_path, args, message):
+    result = sweep_cli(*args, f"paths.results={tmp_path / 'r'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(message)
+    assert not (tmp_path / "r").exists()
+
+
+def test_analysis_names_a_truncated_part_and_writes_nothing(tmp_path, capsys):
+    root = tmp_path / "results"
+    shutil.copytree(FIXTURE, root)
+    part = sorted(root.rglob("part-*.parquet"))[3]
+    part.write_bytes(part.read_bytes()[:200])
+    out = tmp_path / "report"
+    assert analysis_main([str(root), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {part} is truncated or corrupt; rerun the sweep that wrote it")
+    assert len(error.strip().splitlines()) == 1 and not out.exists()
+    assert analysis_main([str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists(), reason="MNIST files not available")
+def test_a_folder_of_gunzipped_mnist_files_reads_like_the_originals(tmp_path):
+    for path in MNIST_DIR.glob("*.gz"):
+        (tmp_path / path.stem).write_bytes(gzip.decompress(path.read_bytes()))
+    ours = load_dataset("mnist", data_dir=str(tmp_path), split="official")
+    originals = load_dataset("mnist", data_dir=str(MNIST_DIR), split="official")
+    for a, b in zip(ours, originals):
+        np.testing.assert_array_equal(a, b)
+    corrupt = tmp_path / "t10k-labels-idx1-ubyte"
+    corrupt.write_bytes(corrupt.read_bytes()[:-1] + b"\x07")
+    with pytest.raises(Exception, match="t10k-labels-idx1-ubyte has md5 .* \\(corrupt file\\)"):
+        load_dataset("mnist", data_dir=str(tmp_path), split="official")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ctrl_c_is_one_line_and_exit_code_130(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "sweep", "model.hidden_layer_sizes=[1024,1024]", "model.name=big",
+               f"paths.results={tmp_path / 'r'}"]
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (tmp_path / "r" / "default").exists():  # past the checks
+        time.sleep(0.2)
+    time.sleep(5)  # Ray starting or the model training: either way a sweep in progress
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the foreground group
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip() and not line.startswith("training")]
+    assert lines == ["interrupted: finished parts are kept; run the same command again to resume"]
