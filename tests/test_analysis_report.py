@@ -52,12 +52,12 @@ def test_extra_section_builders(study_root: Path, tmp_path: Path) -> None:
 
 
 def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main([str(tmp_path / "missing")]) == 1
-    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path / "missing")]) == 2  # input errors: 2, as python -m sweep
+    assert main([str(tmp_path)]) == 2
     write_manifest(tmp_path, "a", [])
-    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 1  # a manifest, no results
+    assert main([str(tmp_path), "--out", str(tmp_path / "out")]) == 2  # a manifest, no results
     write_manifest(tmp_path, "b", [])
-    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and all(line.startswith("error: ") for line in err)
     assert "does not exist" in err[0] and "holds no study" in err[1]
