@@ -10,7 +10,7 @@ import pytest
 
 from analysis import report
 from analysis.__main__ import main
-from analysis.sections import Section
+from analysis.sections import Section, Table
 from tests.test_analysis_fixtures import trained_study, write_manifest
 
 
@@ -40,12 +40,12 @@ def test_cli_writes_the_report(study_root: Path, tmp_path: Path, capsys: pytest.
         assert (out / "tables" / f"{name}.csv").exists(), name
     impact = pd.read_csv(out / "tables" / "impact.csv")
     assert len(impact) == 2 * 2 * 2  # seeds x splits x layers
-    assert "## Held-out pruning" in (out / "report.md").read_text()
+    assert "## 5. Held-out pruning" in (out / "report.md").read_text()  # sections are numbered
 
 
 def test_extra_section_builders(study_root: Path, tmp_path: Path) -> None:
     def extra(results: str, study: str, out_dir: Path) -> list[Section]:
-        return [Section("Extra", ["hello"], {"extra": pd.DataFrame({"a": [1]})})]
+        return [Section("Extra", ["hello"], {"extra": Table(pd.DataFrame({"a": [1]}), "one row")})]
 
     index = report.write_report(study_root, out_dir=tmp_path, builders=[extra])
     assert "hello" in index.read_text() and (tmp_path / "tables" / "extra.csv").exists()
