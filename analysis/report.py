@@ -68,7 +68,7 @@ h1,h2,h3,figcaption,nav,table,.lede,.note,.context{font-family:system-ui,-apple-
 "Segoe UI",Roboto,"Helvetica Neue",Arial,"DejaVu Sans",sans-serif}
 h1{font-size:2rem;line-height:1.2;margin:0 0 .6rem}
 h2{font-size:1.35rem;margin:2.6rem 0 .8rem;padding-bottom:.3rem;border-bottom:1px solid var(--rule)}
-h2 .num{color:var(--muted);margin-right:.5rem}
+h2 .num{color:var(--muted);margin-right:.2rem}
 p,li{max-width:46rem}
 .lede{color:var(--muted);font-size:.9rem;line-height:1.5}
 .summary{background:#f1f6fc;border-left:4px solid var(--accent);padding:.4rem 1.4rem .8rem;
@@ -216,7 +216,7 @@ def render_html(title: str, sections: Sequence[Section], out_dir: Path) -> str:
                 + "".join(f'<li><a href="#s{i}">{esc(s.title)}</a></li>'
                           for i, s in enumerate(sections, start=1)) + "</ol></nav>")
     for i, section, tables, figures in _numbered(sections):
-        body.append(f'<section id="s{i}"><h2><span class="num">{i}</span>{esc(section.title)}</h2>')
+        body.append(f'<section id="s{i}"><h2><span class="num">{i}</span> {esc(section.title)}</h2>')
         body += [f"<p>{esc(p)}</p>" for p in section.paragraphs]
         for n, name, table in tables:
             frame, context = displayed(table.frame)
