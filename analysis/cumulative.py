@@ -377,7 +377,7 @@ def _selectivity_section(units: pd.DataFrame, neurons: pd.DataFrame, out_dir: Pa
     rho = table["rho"].dropna()
     summary = [
         f"Class selectivity and the effect of removing a unit correlate with Spearman rho "
-        f"{value_range(rho)} ({count(len(rho), 'layer')})."
+        f"{value_range(rho)} (one rho per network, split and layer: {len(rho)} in all)."
     ] if len(rho) else []
     caption = ("Spearman correlation between each unit's class selectivity and its single-removal "
                "effect, per network, mode, split and layer (n: units).")

@@ -510,9 +510,12 @@ def stability_sections(results: str, study: str, out_dir: Path) -> list[Section]
 
 
 def _shown(n: int, verb: str, how: str) -> str:
-    """``"up to 8 of the 12 images it fixes (how)"``, ``"empty: it fixes no image"``."""
-    return (f"up to {SHOWN_IMAGES} of the {count(n, 'image')} it {verb} ({how})" if n else
-            f"empty: it {verb} no image")
+    """What a row of the fixed / broken figure shows: ``"8 of the 12 images it fixes (how)"``,
+    ``"the 2 images it fixes (how)"``, ``"empty: it fixes no image"``."""
+    if not n:
+        return f"empty: it {verb} no image"
+    some = f"{SHOWN_IMAGES} of the {n} images" if n > SHOWN_IMAGES else f"the {count(n, 'image')}"
+    return f"{some} it {verb} ({how})"
 
 
 def _neuron_figures(results: str, study: str, key: dict[str, Any], row: pd.Series,
