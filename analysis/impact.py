@@ -59,7 +59,9 @@ def impact_table(df: pd.DataFrame, runs: pd.DataFrame | None = None, q: float = 
     counts = pd.crosstab(
         [rows[k] for k in LAYER_KEYS], rows["category"]
     ).reindex(columns=list(CATEGORIES), fill_value=0)
-    table = pd.DataFrame({"accuracy_base": groups["accuracy_base"].first(), "n_units": groups.size()})
+    table = pd.DataFrame(
+        {"accuracy_base": groups["accuracy_base"].first(), "n_units": groups.size()}
+    )
     for category in CATEGORIES:
         table[f"n_{category}"] = counts[category]
     for category in CATEGORIES:

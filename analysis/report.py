@@ -49,7 +49,9 @@ READING_NOTE = (
 )
 """The paragraph under the title: units and names used throughout the report."""
 
-CONTEXT_COLUMNS: tuple[str, ...] = ("dataset", "model", "seed", "mode", "split", "scope", "stat_split")
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "dataset", "model", "seed", "mode", "split", "scope", "stat_split"
+)
 """Key columns a rendered table leaves out when they hold one value, named in its caption."""
 
 MISSING = "–"
@@ -124,7 +126,7 @@ def format_cell(value: object, column: str) -> str:
     digits for other floats."""
     if pd.api.types.is_scalar(value) and pd.isna(value):
         return MISSING
-    if isinstance(value, float):
+    if pd.api.types.is_float(value):
         return f"{value:.2f}" if _in_percent(column) else f"{value:.4g}"
     return str(value)
 
@@ -216,7 +218,8 @@ def render_html(title: str, sections: Sequence[Section], out_dir: Path) -> str:
                 + "".join(f'<li><a href="#s{i}">{esc(s.title)}</a></li>'
                           for i, s in enumerate(sections, start=1)) + "</ol></nav>")
     for i, section, tables, figures in _numbered(sections):
-        body.append(f'<section id="s{i}"><h2><span class="num">{i}</span> {esc(section.title)}</h2>')
+        body.append(f'<section id="s{i}"><h2><span class="num">{i}</span> '
+                    f"{esc(section.title)}</h2>")
         body += [f"<p>{esc(p)}</p>" for p in section.paragraphs]
         for n, name, table in tables:
             frame, context = displayed(table.frame)

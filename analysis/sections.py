@@ -242,7 +242,8 @@ def impact_summary(table: pd.DataFrame) -> list[str]:
     verdict = (f"none survives FDR at q = {Q} (exact McNemar tests), so none stands out from "
                f"{split}-set noise" if fdr == 0 else f"{fdr} survive FDR at q = {Q}")
     lines = [f"Harmful neurons, whose removal alone raises {split} accuracy: {share}; {verdict}."]
-    best = rows.sort_values(["max_effect", *LAYER_KEYS], ascending=[False, *[True] * len(LAYER_KEYS)]).iloc[0]
+    order = [False] + [True] * len(LAYER_KEYS)
+    best = rows.sort_values(["max_effect", *LAYER_KEYS], ascending=order).iloc[0]
     lines.append(
         f"The largest gain from removing one neuron is {_pp(best['max_effect'])}: unit "
         f"{int(best['max_unit'])} of layer {int(best['layer'])} of {family_label(best.to_dict())}."
@@ -294,8 +295,8 @@ def impact_sections(results: str, study: str, out_dir: Path) -> list[Section]:
     significant = rows[rows["significant"] & (rows["category"] == "harmful")]
     columns = [*FAMILY_KEYS, "layer", "unit", "effect", "broken", "fixed", "p_mcnemar", "q_value"]
     n = len(significant)
-    finding = (f"{count(n, 'harmful neuron')} {'has' if n == 1 else 'have'} a Benjamini-Hochberg "
-               f"q-value <= {Q}" if n else f"No harmful neuron has a Benjamini-Hochberg q-value <= {Q}")
+    finding = (f"{count(n, 'harmful neuron')} {'has' if n == 1 else 'have'}" if n else
+               "No harmful neuron has") + f" a Benjamini-Hochberg q-value <= {Q}"
     significance = Table(
         in_units(significant[columns].reset_index(drop=True), pp=["effect"]),
         f"Harmful neurons that survive FDR at q = {Q}: effect, images their removal breaks and "
@@ -378,9 +379,9 @@ def _bootstrap_finding(r: Any) -> str:
                 f"set to resample; {noise}.")
     return (
         f"{head} has {count(r.n_harmful, 'harmful neuron')} on the full test split, {r.n_stable} "
-        f"of which {'stays' if r.n_stable == 1 else 'stay'} harmful in at least {100 * STABLE:.0f} % of {N_BOOT} resamples of the "
-        f"test rows; the resampled harmful sets overlap the full one with mean Jaccard "
-        f"{r.mean_jaccard:.2f}."
+        f"of which {'stays' if r.n_stable == 1 else 'stay'} harmful in at least "
+        f"{100 * STABLE:.0f} % of {N_BOOT} resamples of the test rows; the resampled harmful "
+        f"sets overlap the full one with mean Jaccard {r.mean_jaccard:.2f}."
     )
 
 
@@ -480,8 +481,9 @@ def stability_sections(results: str, study: str, out_dir: Path) -> list[Section]
     tables = {
         "seed_shares": Table(
             shares,
-            f"Share of helpful, neutral and harmful neurons in each layer across seeds, in %: "
-            f"mean and {100 * CONFIDENCE:.0f} % Student-t interval (low, high; clipped to 0–100).",
+            "Share of helpful, neutral and harmful neurons in each layer across seeds, in %: "
+            f"mean and {100 * CONFIDENCE:.0f} % Student-t interval (low, high; clipped to "
+            "0–100).",
             interval_note(int(shares["n_seeds"].min()), CONFIDENCE) if len(shares) else "",
         ),
         "seed_ks": Table(ks, "Two-sample Kolmogorov-Smirnov tests between the effect "
@@ -570,8 +572,8 @@ def _neuron_figures(results: str, study: str, key: dict[str, Any], row: pd.Serie
             ))
     text = (
         f"The most harmful neuron of {family_label(key)} is unit {unit} of layer {layer} "
-        f"(effect {_pp(row['effect'])}): removing it fixes {count(len(change.fixed), 'test image')} "
-        f"and breaks {len(change.broken)}."
+        f"(effect {_pp(row['effect'])}): removing it fixes "
+        f"{count(len(change.fixed), 'test image')} and breaks {len(change.broken)}."
     )
     return text, figures
 
@@ -620,8 +622,9 @@ def _pruning_finding(r: Any) -> str:
     chosen = (f"the one neuron of {head} that is" if r.n_selected == 1 else
               f"together the {r.n_selected} neurons of {head} that are")
     return (
-        f"Removing {chosen} harmful on the validation split ({r.mode}) changes test accuracy by {_pp(r.joint_effect)} (from "
-        f"{100 * r.accuracy_base:.2f} % to {100 * r.accuracy:.2f} %){singles}."
+        f"Removing {chosen} harmful on the validation split ({r.mode}) changes test accuracy by "
+        f"{_pp(r.joint_effect)} (from {100 * r.accuracy_base:.2f} % to {100 * r.accuracy:.2f} %)"
+        f"{singles}."
     )
 
 
@@ -655,6 +658,7 @@ def pruning_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         "together, measured on the test split: accuracy before and after, the joint change, "
         "the sum of their single test effects, and the log-loss before and after."
     )
-    units = in_units(table, pp=["joint_effect", "sum_single_effects"], pct=["accuracy_base", "accuracy"])
+    units = in_units(table, pp=["joint_effect", "sum_single_effects"],
+                     pct=["accuracy_base", "accuracy"])
     return [Section("Held-out pruning", [_pruning_finding(r) for r in table.itertuples()],
                     {"heldout_pruning": Table(units, caption)}, [], summary)]
