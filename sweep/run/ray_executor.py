@@ -50,7 +50,8 @@ def connect(cfg: RaySpec) -> "RayExecutor":
     """
     if not ray.is_initialized():
         _init(cfg)
-        _warm_up()
+        if cfg.address is None:
+            _warm_up()
     _check_gpus(cfg)
     return RayExecutor(cfg)
 
@@ -89,8 +90,8 @@ def _import_worker_modules() -> None:
 
 
 def _warm_up() -> None:
-    """Start one worker per CPU importing what tasks need, without waiting for them: the
-    imports overlap the driver's data loading instead of delaying the first training task."""
+    """Start one worker per CPU of a local Ray importing what tasks need, without waiting for
+    them: the imports overlap the driver's data loading instead of delaying the first task."""
     for _ in range(cluster_cpus()):
         _import_worker_modules.remote()
 
