@@ -17,8 +17,8 @@ import threading
 import time
 from unittest import mock
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import ray
@@ -297,13 +297,6 @@ class GpuShardWorker:
         if key not in self._inputs:
             self._inputs = {key: to_device(*ray.get(refs), self.device)}
         return run_shard(shard, *self._inputs[key], store, metadata)
-
-
-def _as_completed(refs: Iterable[ray.ObjectRef]) -> Iterator[tuple[ray.ObjectRef, Any]]:
-    pending = list(refs)
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        yield ready[0], _get(ready[0])
 
 
 def _get(ref: ray.ObjectRef) -> Any:
