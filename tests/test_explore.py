@@ -47,8 +47,9 @@ def explorer(results: Path) -> Explorer:
 
 
 def test_unit_lists_read_units_and_ranges_once_each() -> None:
-    units = parse_units(" 1:2-4, 0:7;0:7  1:3\n0:0 ", (32, 16))
-    assert units == [(0, 0), (0, 7), (1, 2), (1, 3), (1, 4)]
+    units = parse_units(" 1:2-4, 0:7;0:7  1:3\n0:0 0:8 ", (32, 16))
+    assert units == [(0, 0), (0, 7), (0, 8), (1, 2), (1, 3), (1, 4)]
+    assert format_units(units) == "0:0, 0:7-8, 1:2-4"
     assert parse_units(format_units(units), (32, 16)) == units
 
 

@@ -51,6 +51,9 @@ TEXTAREA_CHARS = 10 * MAX_QUESTION_CHARS
 """What the unit-list box accepts: longer than :data:`MAX_QUESTION_CHARS`, so an over-long
 list gets its message instead of being cut silently."""
 
+HEAD_CHARS = 300
+"""Most characters of the unit list repeated above an answer."""
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 1.5rem 2rem; color: #222; }
 h1 { font-size: 1.4rem; margin: 1rem 0 0.5rem; }
@@ -427,8 +430,9 @@ def _callbacks(app: Dash, explorer: Explorer) -> None:
         except ExploreError as error:
             return None, str(error)
         elapsed = 1000 * (time.perf_counter() - start)
+        listed = format_units(units)
         head = (f"Removing {count(len(units), 'unit')} together ({mode}) on {view.key.label}: "
-                f"{format_units(units) if len(units) <= 20 else format_units(units[:20]) + ', ...'}")
+                f"{listed if len(listed) <= HEAD_CHARS else listed[:HEAD_CHARS] + ' ...'}")
         return html.Div([
             html.P(head, id="answer-head"), answer_table(answers),
             html.P(f"answered in {elapsed:.0f} ms", className="note"),

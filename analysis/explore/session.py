@@ -198,8 +198,15 @@ def parse_units(text: str | None, hidden_sizes: tuple[int, ...]) -> list[Unit]:
 
 
 def format_units(units: list[Unit]) -> str:
-    """``0:3, 0:17, 1:5`` (what :func:`parse_units` reads)."""
-    return ", ".join(f"{layer}:{unit}" for layer, unit in units)
+    """``0:3, 0:17-19, 1:5``: sorted, consecutive units as ranges (what :func:`parse_units`
+    reads)."""
+    runs: list[list[int]] = []  # [layer, first, last]
+    for layer, unit in sorted(units):
+        if runs and runs[-1][0] == layer and runs[-1][2] == unit - 1:
+            runs[-1][2] = unit
+        else:
+            runs.append([layer, unit, unit])
+    return ", ".join(f"{l}:{a}" if a == b else f"{l}:{a}-{b}" for l, a, b in runs)
 
 
 def inside(root: str, location: str) -> bool:
