@@ -18,7 +18,6 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from analysis.explore.session import parse_units
@@ -148,12 +147,28 @@ def test_clicking_a_unit_opens_it_with_its_exact_removal(page: webdriver.Chrome,
     # weights, 8 top images, 10 class views, changed images, the synapse map
     assert len(images) >= 1 + 8 + 10 + 1 and all(ok and width > 0 for ok, width in images)
     assert len(page.find_elements(By.CSS_SELECTOR, "#broken-images img")) == min(expected["broken"][0], 8)
+    page.find_element(By.ID, "add-profile").click()
+    open_tab(page, "ask")
+    wait(page).until(lambda p: p.find_element(By.ID, "question").get_attribute("value") == f"{layer}:{unit}")
 
 
-def ask(page: webdriver.Chrome, question: str) -> None:
+def test_a_row_of_the_units_table_opens_its_unit(page: webdriver.Chrome) -> None:
+    open_tab(page, "unit")
+    cell = wait(page).until(EC.element_to_be_clickable(
+        (By.CSS_SELECTOR, ".ag-row[row-id='0:7'] .ag-cell[col-id='unit']")))
+    cell.click()
+    wait(page).until(EC.text_to_be_present_in_element((By.ID, "unit-title"), "Unit 7 of layer 0"))
+    assert len(page.find_elements(By.CSS_SELECTOR, "#class-views .tile")) == 10
+
+
+def clear_question(page: webdriver.Chrome) -> None:
     open_tab(page, "ask")
     page.find_element(By.ID, "clear").click()
     wait(page).until(lambda p: p.find_element(By.ID, "question").get_attribute("value") == "")
+
+
+def ask(page: webdriver.Chrome, question: str) -> None:
+    clear_question(page)
     page.find_element(By.ID, "question").send_keys(question)
     page.find_element(By.ID, "ask").click()
 
@@ -193,9 +208,7 @@ def test_asking_about_two_units_matches_ablate_joint(page: webdriver.Chrome, res
 ])
 def test_malformed_questions_get_a_message(page: webdriver.Chrome, question: str, message: str) -> None:
     if len(question) > 100:  # typing 24,000 characters key by key takes minutes
-        open_tab(page, "ask")
-        page.find_element(By.ID, "clear").click()
-        wait(page).until(lambda p: p.find_element(By.ID, "question").get_attribute("value") == "")
+        clear_question(page)
         box = page.find_element(By.ID, "question")
         page.execute_script("arguments[0].value = arguments[1]", box, question[:-1])
         box.send_keys(question[-1])  # one real keystroke so React sees the value
@@ -212,7 +225,7 @@ def test_units_are_picked_on_val_from_the_page(page: webdriver.Chrome, results: 
 
     val = analysis.load(results, kind="neuron", filters=[("seed", "=", 0), ("split", "=", "val")])
     harmful = sorted(zip(val.loc[val["effect"] > 0, "layer"], val.loc[val["effect"] > 0, "unit"]))
-    open_tab(page, "ask")
+    clear_question(page)
     page.find_element(By.ID, "pick-harmful").click()
     wait(page).until(lambda p: p.find_element(By.ID, "question").get_attribute("value"))
     assert parse_units(page.find_element(By.ID, "question").get_attribute("value"), (32, 16)) == harmful

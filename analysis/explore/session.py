@@ -274,11 +274,6 @@ class ModelView:
         self.test_activations = [np.asarray(a) for a in hidden_activations(self.net, self.data.X_test)]
         self._values: dict[str, list[np.ndarray]] = {}
 
-    @property
-    def modes(self) -> list[str]:
-        """Neuron modes of this network's sweep (any of them can be asked live)."""
-        return sorted(self.rows["mode"].unique())
-
     def values(self, mode: str) -> list[np.ndarray]:
         """Replacement values of every hidden unit in ``mode`` (``mean``: over val, else train)."""
         if mode not in NEURON_MODES:
