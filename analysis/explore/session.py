@@ -5,10 +5,12 @@ tables, unit profiles and joint ablations, and show what it returns. Results are
 through :mod:`analysis.load` (so through ``sweep.results``); a model artifact is opened only
 when it lies inside the results root the explorer was given.
 
-Live answers use the joint-ablation kernel's own steps (``sweep.kernels.joint``): the
-unablated predictions of each split are computed once, and each question runs one forward
-pass with its units replaced, measured by ``sweep.kernels.metrics.ablation_metrics``, so
-every number equals :func:`sweep.kernels.ablate_joint` on the same units.
+Live answers use the running state of the joint-ablation kernel (``sweep.kernels.joint``),
+as cumulative curves do: the unablated forward pass of each split is computed once per mode;
+a question copies it and ablates its units into it (a rank-k change of the next layer, later
+layers recomputed on the changed rows), measured by ``sweep.kernels.metrics.ablation_metrics``,
+so the numbers are those of :func:`sweep.kernels.ablate_joint` on the same units (tested) at
+a fraction of its cost (no pass over the input layer).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from analysis.load import (
 from analysis.stability import share_intervals
 from sweep.data.datasets import DATASETS, DatasetSplits, image_shape, reference_inputs
 from sweep.kernels import NEURON_MODES, class_index, hidden_activations, unit_replacements
-from sweep.kernels.joint import as_units, initial_state
+from sweep.kernels.joint import State, as_units, initial_state
 from sweep.kernels.metrics import ablation_metrics
 from sweep.kernels.network import Network
 from sweep.kinds.unit import statistics_split
@@ -218,7 +220,7 @@ def inside(root: str, location: str) -> bool:
 
 
 class LiveSplit:
-    """One split of a network, its unablated predictions computed once.
+    """One split of a network: its unablated forward pass, run once per mode.
 
     Parameters
     ----------
@@ -231,12 +233,22 @@ class LiveSplit:
     def __init__(self, net: Network, name: str, X: np.ndarray, y: np.ndarray) -> None:
         self.net, self.name, self.X, self.y = net, name, X, y
         self.y_index = class_index(net, y)
-        zero = unit_replacements(net, "zero")
-        self.base_pred, self.base_loss = initial_state(net, X, as_units([], net), zero).evaluate(self.y_index)
+        self._base: dict[str, State] = {}
+        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).evaluate(self.y_index)
 
-    def answer(self, units: np.ndarray, values: list[np.ndarray]) -> SplitAnswer:
-        """``units`` (k, 2) replaced by ``values[layer]`` together, measured on this split."""
-        pred, loss = initial_state(self.net, self.X, units, values).evaluate(self.y_index)
+    def base(self, mode: str, values: list[np.ndarray]) -> State:
+        """The unablated running state whose ablated units take ``values`` (those of ``mode``)."""
+        if mode not in self._base:
+            self._base[mode] = initial_state(self.net, self.X, as_units([], self.net), values)
+        return self._base[mode]
+
+    def answer(self, units: np.ndarray, mode: str, values: list[np.ndarray]) -> SplitAnswer:
+        """``units`` (k >= 1, 2) replaced by ``values[layer]`` (those of ``mode``) together,
+        measured on this split: the unablated state copied and the units ablated into it
+        (a rank-k change of the next layer, as cumulative curves do)."""
+        state = self.base(mode, values).copy()
+        state.ablate(units)
+        pred, loss = state.evaluate(self.y_index)
         m = {k: v[0] for k, v in ablation_metrics(self.y_index, self.base_pred, self.base_loss,
                                                    pred[None], loss[None], len(self.net.classes)).items()}
         right_before, right_after = self.base_pred == self.y_index, pred == self.y_index
@@ -346,7 +358,7 @@ class ModelView:
         row = self.effects(mode, "test")
         row = row[(row["layer"] == layer) & (row["unit"] == unit)]
         class_effect = np.asarray(row["class_effect"].iloc[0], dtype=float) if len(row) else None
-        removal = self.splits["test"].answer(np.array([[layer, unit]]), self.values(mode))
+        removal = self.splits["test"].answer(np.array([[layer, unit]]), mode, self.values(mode))
         return UnitProfile(layer, unit, input_projection(self.net, layer, unit), classes, class_effect,
                            class_activation, top, a[top], class_views, removal, self.synapses(layer, unit))
 
@@ -398,7 +410,7 @@ class ModelView:
         """Ablate ``units`` together in ``mode``; one answer per split (val first, if any)."""
         values = self.values(mode)
         checked = as_checked(self.net, units)
-        return [self.splits[s].answer(checked, values) for s in ("val", "test") if s in self.splits]
+        return [self.splits[s].answer(checked, mode, values) for s in ("val", "test") if s in self.splits]
 
 
 def as_checked(net: Network, units: list[Unit]) -> np.ndarray:
