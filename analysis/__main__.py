@@ -17,9 +17,6 @@ from analysis.report import write_report
 USAGE_ERROR = 2
 """Exit status of a bad command line or unreadable input, as ``python -m sweep`` and argparse use."""
 
-INTERRUPTED = 130
-"""Exit status after Ctrl-C, as ``python -m sweep``."""
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0, or 2 with a one-line error on stderr)."""
@@ -45,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def explore(argv: Sequence[str]) -> int:
-    """``explore RESULTS [--study S] [--port P]``: serve until Ctrl-C; 2 with one line on
-    stderr for a missing extra or unreadable results."""
+    """``explore RESULTS [--study S] [--port P]``: serve until Ctrl-C (then 0); 2 with one
+    line on stderr for a missing extra, unreadable results or a port that is taken."""
     parser = argparse.ArgumentParser(
         prog="python -m analysis explore",
         description="Serve an interactive explorer of one study on 127.0.0.1 (the URL printed "
@@ -72,8 +69,6 @@ def explore(argv: Sequence[str]) -> int:
     except OSError as error:  # the port is taken
         print(f"error: cannot listen on port {args.port}: {error.strerror}", file=sys.stderr)
         return USAGE_ERROR
-    except KeyboardInterrupt:
-        return INTERRUPTED
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -208,10 +209,18 @@ def test_the_app_refuses_requests_without_the_token(explorer: Explorer) -> None:
     assert client.get("/_dash-layout").status_code == 200  # the cookie now carries the token
 
 
-def test_explore_errors_are_one_line_with_exit_code_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+def test_explore_errors_are_one_line_with_exit_code_2(results: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["explore", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err == f"error: results folder {str(tmp_path / 'missing')!r} does not exist\n"
+    pytest.importorskip("dash", reason="the explore extra")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["explore", str(results), "--port", str(port)]) == 2
+    assert capsys.readouterr() == ("", f"error: cannot listen on port {port}: Address already in use\n")
     monkeypatch.setattr("analysis.explore.EXTRA_PACKAGES", ("dash", "no_such_module_for_explore"))
     assert main(["explore", str(tmp_path)]) == 2
     assert capsys.readouterr().err == (

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import socket
 import time
 from typing import Any
 
@@ -446,10 +447,18 @@ def serve(explorer: Explorer, port: int = 0) -> None:
     Parameters
     ----------
     port : int — 0 (default) for a free port
+
+    Raises
+    ------
+    OSError
+        If the port cannot be listened on (taken, or privileged).
     """
     token = secrets.token_urlsafe(24)
     app = make_app(explorer, token)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server(HOST, port, app.server, threaded=True)
-    print(f"http://{HOST}:{server.server_port}/?token={token}", flush=True)
-    server.serve_forever()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind((HOST, port))  # OSError when taken (Werkzeug would exit by itself)
+        listener.listen()
+        server = make_server(HOST, port, app.server, threaded=True, fd=listener.fileno())
+        print(f"http://{HOST}:{server.port}/?token={token}", flush=True)
+        server.serve_forever()
