@@ -1,4 +1,8 @@
-"""``python -m analysis RESULTS [--study S] [--out DIR]``: write the report folder."""
+"""``python -m analysis RESULTS [--study S] [--out DIR]``: write the report folder.
+
+``python -m analysis explore RESULTS [--study S] [--port P]``: serve the interactive explorer
+(:mod:`analysis.explore`) on 127.0.0.1 and print its URL.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ USAGE_ERROR = 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0, or 2 with a one-line error on stderr)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["explore"]:
+        return explore(argv[1:])
     parser = argparse.ArgumentParser(
-        prog="python -m analysis", description="Tables, statistics and figures of an ablation study."
-    )
+        prog="python -m analysis", description="Tables, statistics and figures of an ablation study "
+        "(python -m analysis explore RESULTS: the interactive explorer).")
     parser.add_argument("results", help="results root (local path or pyarrow URI)")
     parser.add_argument("--study", help="study to analyse (default: the only one there is)")
     parser.add_argument("--out", help="report folder (default: reports/<study>)")
@@ -31,6 +38,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     print(index)
+    return 0
+
+
+def explore(argv: Sequence[str]) -> int:
+    """``explore RESULTS [--study S] [--port P]``: serve until Ctrl-C (then 0); 2 with one
+    line on stderr for a missing extra, unreadable results or a port that is taken."""
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis explore",
+        description="Serve an interactive explorer of one study on 127.0.0.1 (the URL printed "
+                    "carries a random access token).")
+    parser.add_argument("results", help="results root (local path or pyarrow URI)")
+    parser.add_argument("--study", help="study to explore (default: the only one there is)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    args = parser.parse_args(argv)
+    from analysis.explore import missing_extra
+
+    if hint := missing_extra():
+        print(f"error: {hint}", file=sys.stderr)
+        return USAGE_ERROR
+    from analysis.explore.app import serve
+    from analysis.explore.session import Explorer
+
+    try:
+        explorer = Explorer(args.results, args.study)
+        serve(explorer, args.port)
+    except AnalysisError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except OSError as error:  # the port is taken
+        print(f"error: cannot listen on port {args.port}: {error.strerror}", file=sys.stderr)
+        return USAGE_ERROR
     return 0
 
 

@@ -120,6 +120,27 @@ def input_projection(net: Network, layer: int, unit: int) -> np.ndarray:
     return vector
 
 
+def image_grid(values: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:
+    """A per-input-pixel vector as the image it is drawn as.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_features,)
+    shape : image shape, e.g. ``(28, 28)`` or ``(32, 32, 3)``, or None; when it is None or
+        its size is not ``n_features``, a near-square grid padded with NaN instead
+
+    Returns
+    -------
+    ndarray of shape ``shape`` or (rows, columns), float64
+    """
+    values = np.asarray(values, dtype=float)
+    if shape is None or math.prod(shape) != values.size:
+        side = math.ceil(math.sqrt(values.size))
+        shape = (math.ceil(values.size / side), side)
+        values = np.pad(values, (0, math.prod(shape) - values.size), constant_values=np.nan)
+    return values.reshape(shape)
+
+
 def plot_vector_image(values: np.ndarray, shape: tuple[int, ...], ax: Axes, title: str = "",
                       label: str = "") -> None:
     """A per-input-pixel vector drawn as an image, on a diverging scale centred at 0.
@@ -132,11 +153,7 @@ def plot_vector_image(values: np.ndarray, shape: tuple[int, ...], ax: Axes, titl
     """
     values = np.asarray(values, dtype=float)
     limit = max(float(np.abs(values).max()), 1e-12)
-    if math.prod(shape) != values.size:
-        side = math.ceil(math.sqrt(values.size))
-        shape = (math.ceil(values.size / side), side)
-        values = np.pad(values, (0, math.prod(shape) - values.size), constant_values=np.nan)
-    image = values.reshape(shape)
+    image = image_grid(values, shape)
     if image.ndim == 3:
         ax.imshow(np.clip(0.5 + image / (2 * limit), 0, 1), interpolation="nearest")
     else:

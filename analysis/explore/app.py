@@ -1,0 +1,464 @@
+"""The explorer's web app: Dash pages over an :class:`~analysis.explore.session.Explorer`.
+
+The only module that imports the web libraries (Dash, its AG Grid, Plotly, Flask and
+Werkzeug, all from the ``explore`` extra). Every script and style is served by Dash from the
+installed packages (``serve_locally=True``); images are ``data:`` URIs. The server listens
+on 127.0.0.1 only and refuses every request that carries neither the session's random token
+(``?token=``, as printed) nor the cookie set by the first request that did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import socket
+import time
+from typing import Any
+
+import dash_ag_grid as dag
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from flask import Response, request
+from plotly.subplots import make_subplots
+from werkzeug.serving import make_server
+
+from analysis.explore.images import input_png, signed_png
+from analysis.explore.session import (
+    MAX_QUESTION_CHARS,
+    SHOWN_CHANGES,
+    Explorer,
+    ExploreError,
+    ModelKey,
+    ModelView,
+    SplitAnswer,
+    UnitProfile,
+    format_units,
+    parse_units,
+)
+from analysis.sections import Q, count, interval_note
+from sweep.kernels import NEURON_MODES
+
+HOST = "127.0.0.1"
+"""The only interface the explorer listens on."""
+
+MAX_REQUEST_BYTES = 1 << 20
+"""Largest request body the server reads (the ask form is far smaller)."""
+
+TEXTAREA_CHARS = 10 * MAX_QUESTION_CHARS
+"""What the unit-list box accepts: longer than :data:`MAX_QUESTION_CHARS`, so an over-long
+list gets its message instead of being cut silently."""
+
+HEAD_CHARS = 300
+"""Most characters of the unit list repeated above an answer."""
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0 1.5rem 2rem; color: #222; }
+h1 { font-size: 1.4rem; margin: 1rem 0 0.5rem; }
+h3 { margin: 1.2rem 0 0.4rem; }
+.bar { display: flex; gap: 1rem; align-items: center; flex-wrap: wrap; }
+.bar > div { min-width: 14rem; }
+table.numbers { border-collapse: collapse; margin: 0.5rem 0; }
+table.numbers td, table.numbers th { border-bottom: 1px solid #ddd; padding: 0.2rem 0.6rem; text-align: right; }
+table.numbers th { background: #f3f3f3; }
+.tiles { display: flex; flex-wrap: wrap; gap: 0.6rem; }
+.tile { text-align: center; font-size: 0.8rem; }
+.tile img { display: block; border: 1px solid #ccc; image-rendering: pixelated; }
+.message { color: #b00020; font-weight: 600; margin: 0.4rem 0; min-height: 1.2rem; }
+.note { color: #555; font-size: 0.9rem; max-width: 60rem; }
+button { margin-right: 0.4rem; }
+textarea { width: 40rem; max-width: 100%; height: 4rem; font-family: monospace; }
+"""
+
+_CURVE_LINE = {"color": "#1f77b4", "width": 1}
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def pp(fraction: float) -> str:
+    """An accuracy change in signed percentage points, 2 decimals (``+0.28``)."""
+    return f"{100 * fraction:+.2f}"
+
+
+def pct(fraction: float) -> str:
+    """An accuracy in percent, 2 decimals (``97.56``)."""
+    return f"{100 * fraction:.2f}"
+
+
+def _table(header: list[str], rows: list[list[Any]], class_name: str = "numbers",
+           **attributes: Any) -> html.Table:
+    return html.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in header])),
+         html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows])],
+        className=class_name, **attributes)
+
+
+def _tile(src: str, caption: str, **attributes: Any) -> html.Div:
+    return html.Div([html.Img(src=src), html.Span(caption)], className="tile", **attributes)
+
+
+def changed_tiles(view: ModelView, answer: SplitAnswer) -> html.Div:
+    """The first :data:`SHOWN_CHANGES` images an answer breaks and fixes, each captioned
+    with its true label and the prediction before → after."""
+    X, y = view.splits[answer.split].X, view.splits[answer.split].y
+    blocks = []
+    for name, rows in (("broken", answer.broken_rows), ("fixed", answer.fixed_rows)):
+        tiles = [_tile(input_png(X[r], view.shape),
+                       f"true {y[r]}, pred {answer.base_labels[r]}→{answer.labels[r]}",
+                       **{"data-row": str(r)})
+                 for r in rows[:SHOWN_CHANGES]]
+        shown = f"first {len(tiles)} of " if len(rows) > len(tiles) else ""
+        title = f"{name} on {answer.split}: {shown}{count(len(rows), 'image')}"
+        blocks.append(html.Div([html.H4(title), html.Div(tiles or "none", className="tiles")],
+                               id=f"{name}-images"))
+    return html.Div(blocks)
+
+
+def answer_table(answers: list[SplitAnswer]) -> html.Table:
+    """One row per split: images, accuracy before and after (%), the change (pp), broken,
+    fixed and the exact McNemar p-value."""
+    header = ["split", "images", "accuracy before (%)", "after (%)", "change (pp)", "broken",
+              "fixed", "McNemar p"]
+    body = [html.Tr([html.Td(v, className=c) for v, c in zip(
+        [a.split, str(a.n_samples), pct(a.accuracy_base), pct(a.accuracy), pp(a.effect),
+         str(a.broken), str(a.fixed), f"{a.p_mcnemar:.4g}"],
+        ["split", "n", "before", "after", "change", "broken", "fixed", "p"])],
+        **{"data-split": a.split}) for a in answers]
+    return html.Table([html.Thead(html.Tr([html.Th(h) for h in header])), html.Tbody(body)],
+                      className="numbers", id="answer-table")
+
+
+# --------------------------------------------------------------------------- views
+
+
+def counts_table(view: ModelView, mode: str) -> html.Div:
+    """Helpful / neutral / harmful neurons per split and layer, with FDR survivors."""
+    impact = view.impact(mode)
+    rows = [[r.split, r.layer, r.n_units, r.n_helpful, r.n_neutral, r.n_harmful, r.n_harmful_fdr,
+             pct(r.accuracy_base), "" if pd.isna(r.max_unit) else f"{pp(r.max_effect)} (unit {r.max_unit})"]
+            for r in impact.itertuples()]
+    return _table(["split", "layer", "units", "helpful", "neutral", "harmful",
+                   f"harmful, FDR q≤{Q}", "accuracy (%)", "largest gain (pp)"], rows, id="counts")
+
+
+def curves_figure(view: ModelView, mode: str) -> go.Figure:
+    """Sorted single-neuron effects of every layer on test (the paper's figure); each point
+    carries its ``[layer, unit]`` so a click selects the unit."""
+    rows = view.effects(mode, "test")
+    layers = sorted(rows["layer"].unique())
+    figure = make_subplots(rows=1, cols=max(len(layers), 1), subplot_titles=[f"layer {l}" for l in layers])
+    for i, layer in enumerate(layers, start=1):
+        part = rows[rows["layer"] == layer].sort_values(["effect", "unit"], ascending=[False, True])
+        figure.add_trace(go.Scatter(
+            x=np.arange(len(part)), y=100 * part["effect"], mode="lines+markers", line=_CURVE_LINE,
+            marker={"size": 6}, customdata=part[["layer", "unit"]].to_numpy().tolist(),
+            hovertemplate="unit %{customdata[1]}<br>%{y:+.2f} pp<extra></extra>", showlegend=False,
+        ), row=1, col=i)
+        figure.add_hline(y=0, line={"color": "red", "width": 1}, row=1, col=i)
+        figure.update_xaxes(title_text="neuron (sorted by effect)", row=1, col=i)
+    figure.update_yaxes(title_text="test accuracy change on removal (pp)", row=1, col=1)
+    figure.update_layout(height=340, margin={"l": 60, "r": 10, "t": 30, "b": 40}, clickmode="event")
+    return figure
+
+
+def stability_block(view: ModelView, mode: str) -> html.Div:
+    """Shares of each category across this model's seeds with t-intervals (two seeds or more)."""
+    shares = view.seed_shares(mode)
+    if shares.empty:
+        return html.P("One seed of this model: cross-seed stability needs two or more.", className="note")
+    rows = [[r.split, r.layer, r.n_seeds] + [f"{getattr(r, f'pct_{c}_mean'):.1f} "
+                                              f"({getattr(r, f'pct_{c}_low'):.1f}–{getattr(r, f'pct_{c}_high'):.1f})"
+                                              for c in ("helpful", "neutral", "harmful")]
+            for r in shares.itertuples()]
+    return html.Div([
+        _table(["split", "layer", "seeds", "helpful % (95 % CI)", "neutral %", "harmful %"], rows,
+               id="stability"),
+        html.P(interval_note(int(shares["n_seeds"].min())), className="note"),
+    ])
+
+
+def unit_columns(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """AG Grid column definitions of :meth:`ModelView.unit_table` (sortable, filterable)."""
+    formats = {"effect_pp": "+.2f", "val_effect_pp": "+.2f", "p_mcnemar": ".3g"}
+    names = {"effect_pp": "effect test (pp)", "val_effect_pp": "effect val (pp)",
+             "p_mcnemar": "McNemar p (test)", "mutual_information": "MI (bits)",
+             "entropy": "entropy (bits)", "activation_rate": "firing rate"}
+    return [{"field": c, "headerName": names.get(c, c),
+             "filter": "agNumberColumnFilter",
+             "valueFormatter": {"function": f"params.value == null ? '' : d3.format('{formats.get(c, '.3f')}')(params.value)"}}
+            if c not in ("layer", "unit") else {"field": c, "filter": "agNumberColumnFilter", "width": 90}
+            for c in table.columns]
+
+
+def bar_figure(classes: np.ndarray, values: np.ndarray, title: str, axis: str) -> go.Figure:
+    """A bar per class."""
+    figure = go.Figure(go.Bar(x=[str(c) for c in classes], y=values, marker_color="#1f77b4"))
+    figure.update_layout(title=title, height=260, width=360, margin={"l": 50, "r": 10, "t": 40, "b": 40},
+                         xaxis_title="class", yaxis_title=axis)
+    return figure
+
+
+def profile_view(view: ModelView, profile: UnitProfile, mode: str) -> html.Div:
+    """The unit view: what the unit looks for and what removing it does."""
+    r = profile.removal
+    shape, X, y = view.shape, view.data.X_test, view.data.y_test
+    layer, unit = profile.layer, profile.unit
+    drawn = "incoming weights" if layer == 0 else "incoming weights projected to input space"
+    graphs: list[Any] = [html.Div([html.H4(drawn), html.Img(src=signed_png(profile.weights, shape),
+                                                            id="unit-weights")], className="tile")]
+    if profile.class_effect is not None:
+        graphs.append(dcc.Graph(figure=bar_figure(profile.classes, 100 * profile.class_effect,
+                                                  "per-class effect (test)", "accuracy change (pp)"),
+                                config={"displayModeBar": False}))
+    graphs.append(dcc.Graph(figure=bar_figure(profile.classes, profile.class_activation,
+                                              "mean output per class (test)", "output"),
+                            config={"displayModeBar": False}))
+    top = [_tile(input_png(X[i], shape), f"label {y[i]}, output {v:.2f}")
+           for i, v in zip(profile.top_rows, profile.top_values)]
+    views = [_tile(input_png(v, shape) if np.isfinite(v).any() else signed_png(np.zeros_like(v), shape),
+                   f"class {c}" if np.isfinite(v).any() else f"class {c}: never fires")
+             for c, v in zip(profile.classes, profile.class_views)]
+    parts = [
+        html.H3(f"Unit {unit} of layer {layer}", id="unit-title"),
+        html.P([f"Removed alone ({mode}): test accuracy {pp(r.effect)} pp "
+                f"({pct(r.accuracy_base)} % → {pct(r.accuracy)} %), breaks {r.broken}, fixes {r.fixed}, "
+                f"McNemar p = {r.p_mcnemar:.4g}. ",
+                html.Button("add to question", id="add-profile")], id="unit-summary"),
+        html.Div(graphs, className="bar"),
+        html.H4("top-activating test images"), html.Div(top, className="tiles", id="top-images"),
+        html.H4("what each class looks like to this unit: test images of the class averaged, "
+                "weighted by the unit's rectified output (Bau)"),
+        html.Div(views, className="tiles", id="class-views"),
+        changed_tiles(view, r),
+    ]
+    if profile.synapses is not None:
+        source = shape if layer == 0 else None
+        parts += [html.H4(f"incoming synapses removed one at a time: test effect per "
+                          f"{'input pixel' if layer == 0 else f'unit of layer {layer - 1}'} "
+                          "(red raises accuracy; not swept: 0)"),
+                  html.Img(src=signed_png(100 * profile.synapses, source), id="synapse-map")]
+    return html.Div(parts)
+
+
+# --------------------------------------------------------------------------- app
+
+
+def layout(explorer: Explorer) -> html.Div:
+    """The page: a model and mode picker over three tabs (overview, unit, ask)."""
+    keys = explorer.keys
+    modes = sorted(explorer.neurons["mode"].unique())
+    picker = html.Div([
+        html.Div([html.Label("network"), dcc.Dropdown(
+            id="model", options=[{"label": k.label, "value": k.value} for k in keys],
+            value=keys[0].value, clearable=False)]),
+        html.Div([html.Label("mode"), dcc.Dropdown(
+            id="mode", options=modes, value="zero" if "zero" in modes else modes[0], clearable=False)]),
+    ], className="bar")
+    overview = html.Div([
+        html.P(id="run-line", className="note"),
+        html.H3("Single-neuron effects on test (click a point to open its unit)"),
+        dcc.Graph(id="curves", config={"displaylogo": False}),
+        html.H3("Helpful, neutral and harmful neurons"), html.Div(id="counts-block"),
+        html.H3("Across seeds"), html.Div(id="stability-block"),
+    ])
+    unit = html.Div([
+        html.Div(id="profile", children=html.P("Click a unit in the overview or the table below.")),
+        html.H3("All hidden units"),
+        html.P(className="note", id="units-note"),
+        dag.AgGrid(id="units", columnDefs=[], rowData=[],
+                   getRowId="params.data.layer + ':' + params.data.unit",
+                   defaultColDef={"sortable": True, "filter": True, "resizable": True, "flex": 1},
+                   dashGridOptions={"pagination": True, "paginationPageSize": 20},
+                   style={"height": "420px"}),
+    ])
+    ask = html.Div([
+        html.P("Units to remove together, as layer:unit or layer:first-last (e.g. 0:3, 0:17, 1:0-9); "
+               "chosen units come from the val sweep, never from test.", className="note"),
+        dcc.Textarea(id="question", value="", maxLength=TEXTAREA_CHARS),
+        html.Div([
+            html.Button("add selected unit", id="add-selected"),
+            html.Button("harmful on val", id="pick-harmful"),
+            html.Button("top k by val effect", id="pick-top"),
+            dcc.Input(id="top-k", type="number", value=5, min=1, step=1, style={"width": "5rem"}),
+            html.Button("clear", id="clear"),
+        ]),
+        html.Div(id="pick-message", className="message"),
+        html.Div([html.Label("mode "), dcc.Dropdown(id="ask-mode", options=list(NEURON_MODES),
+                                                    value="zero", clearable=False,
+                                                    style={"width": "12rem"}),
+                  html.Button("ask", id="ask")], className="bar"),
+        html.Div(id="ask-message", className="message"),
+        html.Div(id="answer"),
+    ])
+    return html.Div([
+        html.H1(f"Ablation explorer: study {explorer.study}"),
+        picker,
+        dcc.Store(id="selected"),
+        dcc.Tabs(id="tabs", value="overview", children=[
+            dcc.Tab(overview, label="Overview", value="overview", id="tab-overview"),
+            dcc.Tab(unit, label="Unit", value="unit", id="tab-unit"),
+            dcc.Tab(ask, label="Ask", value="ask", id="tab-ask"),
+        ]),
+    ])
+
+
+def make_app(explorer: Explorer, token: str) -> Dash:
+    """The Dash app of ``explorer``, refusing requests without ``token``.
+
+    Parameters
+    ----------
+    explorer : Explorer
+    token : str — the access token (the URL's ``?token=``)
+    """
+    app = Dash(__name__, title="ablation explorer", update_title=None, serve_locally=True,
+               include_assets_files=False, suppress_callback_exceptions=True)
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + STYLE + "</style>")
+    app.layout = layout(explorer)
+    _guard(app, token)
+    _callbacks(app, explorer)
+    return app
+
+
+def _guard(app: Dash, token: str) -> None:
+    """Refuse every request without the token (query) or the cookie a tokened request set."""
+    server = app.server
+    server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    cookie = "explore-" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+    @server.before_request
+    def check() -> Response | None:
+        given = request.args.get("token") or request.cookies.get(cookie) or ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return Response("403 Forbidden: open the explorer with the URL it printed "
+                            "(it carries the access token)\n", status=403, mimetype="text/plain")
+        return None
+
+    @server.after_request
+    def remember(response: Response) -> Response:
+        if request.args.get("token"):
+            response.set_cookie(cookie, token, httponly=True, samesite="Strict")
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+
+def _view(explorer: Explorer, model: str) -> ModelView:
+    return explorer.view(ModelKey.parse(model))
+
+
+def _callbacks(app: Dash, explorer: Explorer) -> None:
+    @app.callback(Output("run-line", "children"), Output("curves", "figure"),
+                  Output("counts-block", "children"), Output("stability-block", "children"),
+                  Output("units", "rowData"), Output("units", "columnDefs"),
+                  Output("units-note", "children"),
+                  Input("model", "value"), Input("mode", "value"))
+    def overview(model: str, mode: str) -> tuple[Any, ...]:
+        view = _view(explorer, model)
+        run = view.run
+        accuracies = ", ".join(f"{s} {pct(run[f'{s}_accuracy'])} %" for s in ("train", "val", "test")
+                               if run.get(f"{s}_accuracy") is not None)
+        line = (f"{view.key.label}: hidden layers {list(view.net.hidden_sizes)}, "
+                f"{view.net.activation}; accuracy {accuracies}.")
+        table = view.unit_table(mode)
+        records = table.astype(object).where(table.notna(), None).to_dict("records")
+        note = ("Every hidden unit: sort or filter a column, click a row to open the unit. Statistics of "
+                "the unit's output (selectivity; entropy and mutual information with the label of its "
+                f"firing, in bits) are computed on {view.statistics['split'].iloc[0]}.")
+        return (line, curves_figure(view, mode), counts_table(view, mode), stability_block(view, mode),
+                records, unit_columns(table), note)
+
+    @app.callback(Output("selected", "data"), Output("tabs", "value"),
+                  Input("curves", "clickData"), Input("units", "cellClicked"), Input("model", "value"),
+                  prevent_initial_call=True)
+    def select(click: dict | None, cell: dict | None, model: str) -> tuple[Any, Any]:
+        if ctx.triggered_id == "curves" and click:
+            layer, unit = click["points"][0]["customdata"]
+            return {"layer": int(layer), "unit": int(unit)}, "unit"
+        if ctx.triggered_id == "units" and cell and cell.get("rowId"):
+            layer, unit = cell["rowId"].split(":")
+            return {"layer": int(layer), "unit": int(unit)}, no_update
+        return None, no_update
+
+    @app.callback(Output("profile", "children"),
+                  Input("selected", "data"), Input("mode", "value"), State("model", "value"))
+    def unit_page(selected: dict | None, mode: str, model: str) -> Any:
+        if not selected:
+            return html.P("Click a unit in the overview or the table below.")
+        view = _view(explorer, model)
+        try:
+            return profile_view(view, view.profile(selected["layer"], selected["unit"], mode), mode)
+        except ExploreError as error:
+            return html.P(str(error), className="message")
+
+    @app.callback(Output("question", "value"), Output("pick-message", "children"),
+                  Input("add-selected", "n_clicks"), Input("pick-harmful", "n_clicks"),
+                  Input("pick-top", "n_clicks"), Input("clear", "n_clicks"),
+                  Input("add-profile", "n_clicks"),
+                  State("question", "value"), State("selected", "data"), State("model", "value"),
+                  State("ask-mode", "value"), State("top-k", "value"), prevent_initial_call=True)
+    def pick(*args: Any) -> tuple[Any, str]:
+        question, selected, model, mode, k = args[-5:]
+        trigger = ctx.triggered_id
+        if not ctx.triggered[0]["value"]:  # a button just drawn, not clicked
+            return no_update, no_update
+        view = _view(explorer, model)
+        try:
+            if trigger == "clear":
+                return "", ""
+            if trigger in ("add-selected", "add-profile"):
+                if not selected:
+                    raise ExploreError("no unit selected: click one in the overview or the unit table")
+                typed = parse_units(question, view.net.hidden_sizes) if (question or "").strip() else []
+                return format_units(sorted({*typed, (selected["layer"], selected["unit"])})), ""
+            rule = "harmful" if trigger == "pick-harmful" else "top"
+            return format_units(view.choose(rule, mode, int(k) if k is not None else None)), ""
+        except ExploreError as error:
+            return no_update, str(error)
+
+    @app.callback(Output("answer", "children"), Output("ask-message", "children"),
+                  Input("ask", "n_clicks"), State("question", "value"), State("model", "value"),
+                  State("ask-mode", "value"), prevent_initial_call=True)
+    def answer(_: int, question: str | None, model: str, mode: str) -> tuple[Any, str]:
+        view = _view(explorer, model)
+        start = time.perf_counter()
+        try:
+            units = parse_units(question, view.net.hidden_sizes)
+            answers = view.ask(units, mode)
+        except ExploreError as error:
+            return None, str(error)
+        elapsed = 1000 * (time.perf_counter() - start)
+        listed = format_units(units)
+        head = (f"Removing {count(len(units), 'unit')} together ({mode}) on {view.key.label}: "
+                f"{listed if len(listed) <= HEAD_CHARS else listed[:HEAD_CHARS] + ' ...'}")
+        return html.Div([
+            html.P(head, id="answer-head"), answer_table(answers),
+            html.P(f"answered in {elapsed:.0f} ms", className="note"),
+            changed_tiles(view, answers[-1]),
+        ]), ""
+
+
+def serve(explorer: Explorer, port: int = 0) -> None:
+    """Serve ``explorer`` on 127.0.0.1 until interrupted, printing its URL first.
+
+    Parameters
+    ----------
+    port : int — 0 (default) for a free port
+
+    Raises
+    ------
+    OSError
+        If the port cannot be listened on (taken, or privileged).
+    """
+    token = secrets.token_urlsafe(24)
+    app = make_app(explorer, token)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind((HOST, port))  # OSError when taken (Werkzeug would exit by itself)
+        listener.listen()
+        server = make_server(HOST, port, app.server, threaded=True, fd=listener.fileno())
+        print(f"http://{HOST}:{server.port}/?token={token}", flush=True)
+        server.serve_forever()

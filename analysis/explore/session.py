@@ -1,0 +1,481 @@
+"""What the explorer knows and computes: one study's rows, its networks, and live answers.
+
+No web library here: the pages (:mod:`analysis.explore.app`) ask an :class:`Explorer` for
+tables, unit profiles and joint ablations, and show what it returns. Results are read only
+through :mod:`analysis.load` (so through ``sweep.results``); a model artifact is opened only
+when it lies inside the results root the explorer was given.
+
+Live answers use the running state of the joint-ablation kernel (``sweep.kernels.joint``),
+as cumulative curves do: the unablated forward pass of each split is computed once per mode;
+a question copies it and ablates its units into it (a rank-k change of the next layer, later
+layers recomputed on the changed rows), measured by ``sweep.kernels.metrics.ablation_metrics``,
+so the numbers are those of :func:`sweep.kernels.ablate_joint` on the same units (tested) at
+a fraction of its cost (no pass over the input layer).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.figures import input_projection
+from analysis.impact import impact_table
+from analysis.load import (
+    AnalysisError,
+    check_parts,
+    has_kind,
+    load,
+    load_data,
+    load_manifest,
+    load_network,
+    resolve_study,
+)
+from analysis.stability import share_intervals
+from sweep.data.datasets import DATASETS, DatasetSplits, image_shape, reference_inputs
+from sweep.kernels import NEURON_MODES, class_index, hidden_activations, unit_replacements
+from sweep.kernels.joint import State, as_units, initial_state
+from sweep.kernels.metrics import ablation_metrics
+from sweep.kernels.network import Network
+from sweep.kinds.unit import statistics_split
+from sweep.kernels.unitstats import unit_statistics
+
+Unit = tuple[int, int]
+"""(hidden layer, unit index)."""
+
+MAX_QUESTION_CHARS = 20_000
+"""Longest unit list the ask form reads (every unit of NN_392_196 written out is ~4,500)."""
+
+TOP_IMAGES = 8
+"""Top-activating test images shown per unit."""
+
+SHOWN_CHANGES = 8
+"""Broken and fixed test images shown per answer."""
+
+TABLE_STATISTICS = ("selectivity", "entropy", "mutual_information", "activation_rate")
+"""Unit statistics (``sweep.kernels.unitstats.STATISTICS``) in the units table."""
+
+_TOKEN = re.compile(r"^(\d+):(\d+)(?:-(\d+))?$")
+
+
+class ExploreError(AnalysisError):
+    """A question the explorer cannot answer; the message is shown on the page as it is."""
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """One trained network of the study."""
+
+    dataset: str
+    model: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        """``digits/nn_392 seed 0``."""
+        return f"{self.dataset}/{self.model} seed {self.seed}"
+
+    @property
+    def value(self) -> str:
+        """``digits|nn_392|0``: the key as one string (a dropdown value); see :meth:`parse`."""
+        return f"{self.dataset}|{self.model}|{self.seed}"
+
+    @classmethod
+    def parse(cls, value: str) -> ModelKey:
+        dataset, model, seed = value.split("|")
+        return cls(dataset, model, int(seed))
+
+
+@dataclass(frozen=True)
+class SplitAnswer:
+    """A joint ablation measured on one split.
+
+    Attributes
+    ----------
+    split : str — ``val`` or ``test``
+    n_samples : int
+    accuracy_base, accuracy, effect : float — fractions; ``effect = accuracy - accuracy_base``
+    broken, fixed : int — rows that go right -> wrong / wrong -> right
+    p_mcnemar : float — exact McNemar p-value of ``broken`` against ``fixed``
+    broken_rows, fixed_rows : ndarray of int — those rows' indices in the split
+    base_labels, labels : ndarray of shape (n_samples,) — predicted labels before and after
+    """
+
+    split: str
+    n_samples: int
+    accuracy_base: float
+    accuracy: float
+    effect: float
+    broken: int
+    fixed: int
+    p_mcnemar: float
+    broken_rows: np.ndarray
+    fixed_rows: np.ndarray
+    base_labels: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class UnitProfile:
+    """What one hidden unit looks for and what removing it does, on the test split.
+
+    Attributes
+    ----------
+    layer, unit : int
+    weights : ndarray of shape (n_features,) — incoming weights in input space
+        (:func:`analysis.figures.input_projection`)
+    classes : ndarray of shape (n_classes,) — class labels
+    class_effect : ndarray of shape (n_classes,) or None — per-class accuracy change of its
+        single ablation (fractions; None when the sweep lacks the unit)
+    class_activation : ndarray of shape (n_classes,) — mean output per true class
+    top_rows, top_values : ndarray of shape (TOP_IMAGES,) — the test rows it responds to
+        most, and its output on each
+    class_views : ndarray of shape (n_classes, n_features) — per class, the mean input
+        weighted by the unit's rectified output (above ``act(0)``); NaN where it never fires
+    removal : SplitAnswer — the unit ablated alone (the explorer's mode)
+    synapses : ndarray of shape (n_sources,) or None — effect of each incoming synapse in
+        fractions (0 where not swept), when a synapse sweep holds this unit
+    """
+
+    layer: int
+    unit: int
+    weights: np.ndarray
+    classes: np.ndarray
+    class_effect: np.ndarray | None
+    class_activation: np.ndarray
+    top_rows: np.ndarray
+    top_values: np.ndarray
+    class_views: np.ndarray
+    removal: SplitAnswer
+    synapses: np.ndarray | None
+
+
+def parse_units(text: str | None, hidden_sizes: tuple[int, ...]) -> list[Unit]:
+    """Read a typed unit list: ``layer:unit`` or ``layer:first-last``, separated by commas,
+    semicolons or spaces; duplicates count once.
+
+    Returns
+    -------
+    list of (layer, unit), sorted
+
+    Raises
+    ------
+    ExploreError
+        On an empty or over-long list, a token that is not a unit, or a unit the network
+        lacks (the message names it and what exists).
+    """
+    text = text or ""
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ExploreError(f"the unit list is too long ({len(text):,} characters; at most "
+                           f"{MAX_QUESTION_CHARS:,})")
+    tokens = [t for t in re.split(r"[\s,;]+", text.strip()) if t]
+    if not tokens:
+        raise ExploreError("choose at least one unit, e.g. 0:3, 0:17 or a range 1:0-9")
+    units: set[Unit] = set()
+    for token in tokens:
+        match = _TOKEN.match(token)
+        if match is None:
+            raise ExploreError(f"cannot read {token[:40]!r}: write a unit as layer:unit (0:3) "
+                               "or a range as layer:first-last (0:10-19)")
+        layer, first = int(match[1]), int(match[2])
+        last = int(match[3]) if match[3] is not None else first
+        if layer >= len(hidden_sizes):
+            raise ExploreError(f"layer {layer} does not exist: the network's hidden layers are "
+                               f"0-{len(hidden_sizes) - 1}")
+        for index in (first, last):
+            if index >= hidden_sizes[layer]:
+                raise ExploreError(f"unit {index} of layer {layer} does not exist: layer {layer} "
+                                   f"has units 0-{hidden_sizes[layer] - 1}")
+        if last < first:
+            raise ExploreError(f"the range {token!r} is empty: write it first-last")
+        units.update((layer, u) for u in range(first, last + 1))
+    return sorted(units)
+
+
+def format_units(units: list[Unit]) -> str:
+    """``0:3, 0:17-19, 1:5``: sorted, consecutive units as ranges (what :func:`parse_units`
+    reads)."""
+    runs: list[list[int]] = []  # [layer, first, last]
+    for layer, unit in sorted(units):
+        if runs and runs[-1][0] == layer and runs[-1][2] == unit - 1:
+            runs[-1][2] = unit
+        else:
+            runs.append([layer, unit, unit])
+    return ", ".join(f"{l}:{a}" if a == b else f"{l}:{a}-{b}" for l, a, b in runs)
+
+
+def inside(root: str, location: str) -> bool:
+    """Whether ``location`` (a path or URI) lies inside the results root ``root``."""
+    if "://" in root or "://" in location:
+        base = root.split("?")[0].rstrip("/") + "/"
+        return location.split("?")[0].startswith(base)
+    return Path(location).resolve().is_relative_to(Path(root).expanduser().resolve())
+
+
+class LiveSplit:
+    """One split of a network: its unablated forward pass, run once per mode.
+
+    Parameters
+    ----------
+    net : Network
+    name : str — the split's name
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,) — class labels
+    """
+
+    def __init__(self, net: Network, name: str, X: np.ndarray, y: np.ndarray) -> None:
+        self.net, self.name, self.X, self.y = net, name, X, y
+        self.y_index = class_index(net, y)
+        self._base: dict[str, State] = {}
+        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).evaluate(self.y_index)
+
+    def base(self, mode: str, values: list[np.ndarray]) -> State:
+        """The unablated running state whose ablated units take ``values`` (those of ``mode``)."""
+        if mode not in self._base:
+            self._base[mode] = initial_state(self.net, self.X, as_units([], self.net), values)
+        return self._base[mode]
+
+    def answer(self, units: np.ndarray, mode: str, values: list[np.ndarray]) -> SplitAnswer:
+        """``units`` (k >= 1, 2) replaced by ``values[layer]`` (those of ``mode``) together,
+        measured on this split: the unablated state copied and the units ablated into it
+        (a rank-k change of the next layer, as cumulative curves do)."""
+        state = self.base(mode, values).copy()
+        state.ablate(units)
+        pred, loss = state.evaluate(self.y_index)
+        m = {k: v[0] for k, v in ablation_metrics(self.y_index, self.base_pred, self.base_loss,
+                                                   pred[None], loss[None], len(self.net.classes)).items()}
+        right_before, right_after = self.base_pred == self.y_index, pred == self.y_index
+        return SplitAnswer(
+            self.name, int(m["n_samples"]), float(m["accuracy_base"]), float(m["accuracy"]),
+            float(m["effect"]), int(m["broken"]), int(m["fixed"]), float(m["p_mcnemar"]),
+            np.flatnonzero(right_before & ~right_after), np.flatnonzero(~right_before & right_after),
+            self.net.classes[self.base_pred], self.net.classes[pred],
+        )
+
+
+class ModelView:
+    """One trained network of the study: its sweep rows, weights, data and live answers.
+
+    Parameters
+    ----------
+    explorer : Explorer — the study it belongs to
+    key : ModelKey
+    run : dict — its manifest entry
+    """
+
+    def __init__(self, explorer: Explorer, key: ModelKey, run: dict[str, Any]) -> None:
+        self.explorer, self.key, self.run = explorer, key, run
+        neurons = explorer.neurons
+        self.rows = neurons[(neurons["dataset"] == key.dataset) & (neurons["model"] == key.model)
+                            & (neurons["seed"] == key.seed)]
+        self.net: Network = load_network(run)
+        self.data: DatasetSplits = load_data(run)
+        name = run["dataset_params"]["name"]
+        shape = image_shape(name) if name in DATASETS else None
+        self.shape = shape if shape and int(np.prod(shape)) == self.net.coefs[0].shape[0] else None
+        self.splits = {"test": LiveSplit(self.net, "test", self.data.X_test, self.data.y_test)}
+        if len(self.data.X_val):
+            self.splits["val"] = LiveSplit(self.net, "val", self.data.X_val, self.data.y_val)
+        self.test_activations = [np.asarray(a) for a in hidden_activations(self.net, self.data.X_test)]
+        self._values: dict[str, list[np.ndarray]] = {}
+
+    def values(self, mode: str) -> list[np.ndarray]:
+        """Replacement values of every hidden unit in ``mode`` (``mean``: over val, else train)."""
+        if mode not in NEURON_MODES:
+            raise ExploreError(f"unknown mode {mode!r}; expected one of {', '.join(NEURON_MODES)}")
+        if mode not in self._values:
+            reference = reference_inputs(self.data.X_train, self.data.X_val) if mode == "mean" else None
+            self._values[mode] = unit_replacements(self.net, mode, reference)
+        return self._values[mode]
+
+    # ----------------------------------------------------------------------- overview
+
+    def impact(self, mode: str) -> pd.DataFrame:
+        """:func:`analysis.impact.impact_table` of this network in ``mode`` (every split)."""
+        return impact_table(self.rows[self.rows["mode"] == mode])
+
+    def effects(self, mode: str, split: str) -> pd.DataFrame:
+        """Single-neuron rows of one mode and split (``layer, unit, effect, p_mcnemar, ...``)."""
+        rows = self.rows[(self.rows["mode"] == mode) & (self.rows["split"] == split)]
+        return rows.sort_values(["layer", "unit"]).reset_index(drop=True)
+
+    def seed_shares(self, mode: str) -> pd.DataFrame:
+        """:func:`analysis.stability.share_intervals` of this dataset and model's seeds in
+        ``mode`` (empty with one seed)."""
+        neurons = self.explorer.neurons
+        same = neurons[(neurons["dataset"] == self.key.dataset) & (neurons["model"] == self.key.model)
+                       & (neurons["mode"] == mode)]
+        return share_intervals(impact_table(same))
+
+    @functools.cached_property
+    def statistics(self) -> pd.DataFrame:
+        """Every unit's statistics (``sweep.kernels.unit_statistics``, as ``kind=unit``
+        computes them) on val when there is one, else train; column ``split`` says which."""
+        split = statistics_split({"val": len(self.data.X_val)})
+        X, y = (self.data.X_val, self.data.y_val) if split == "val" else (self.data.X_train, self.data.y_train)
+        return pd.DataFrame(unit_statistics(self.net, X, y)).assign(split=split)
+
+    def unit_table(self, mode: str) -> pd.DataFrame:
+        """One row per hidden unit: ``layer, unit``, the test effect (``effect_pp``) and its
+        McNemar p-value, the val effect (``val_effect_pp``) when swept, and
+        :data:`TABLE_STATISTICS`."""
+        table = self.statistics[["layer", "unit", *TABLE_STATISTICS]].copy()
+        table[list(TABLE_STATISTICS)] += 0.0  # no -0.000 in the table
+        for split, prefix in (("test", ""), ("val", "val_")):
+            rows = self.effects(mode, split)
+            if len(rows):
+                picked = rows[["layer", "unit", "effect", "p_mcnemar"]].rename(
+                    columns={"effect": f"{prefix}effect_pp", "p_mcnemar": f"{prefix}p_mcnemar"})
+                picked[f"{prefix}effect_pp"] *= 100
+                table = table.merge(picked, on=["layer", "unit"], how="left")
+        front = [c for c in ("layer", "unit", "effect_pp", "p_mcnemar", "val_effect_pp") if c in table]
+        return table[front + list(TABLE_STATISTICS)]
+
+    # ----------------------------------------------------------------------- one unit
+
+    def profile(self, layer: int, unit: int, mode: str) -> UnitProfile:
+        """:class:`UnitProfile` of one unit (test split)."""
+        (layer, unit), = as_checked(self.net, [(layer, unit)])
+        a = self.test_activations[layer][:, unit]
+        y_index = self.splits["test"].y_index
+        classes = self.net.classes
+        n_classes = len(classes)
+        counts = np.bincount(y_index, minlength=n_classes)
+        class_activation = np.bincount(y_index, weights=a, minlength=n_classes) / np.maximum(counts, 1)
+        fired = np.maximum(a - self.net.act.at_zero, 0.0)
+        one_hot = (y_index[:, None] == np.arange(n_classes)).astype(float) * fired[:, None]
+        mass = one_hot.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            class_views = (one_hot.T @ self.data.X_test) / mass[:, None]
+        top = np.argsort(-a, kind="stable")[:TOP_IMAGES]
+        row = self.effects(mode, "test")
+        row = row[(row["layer"] == layer) & (row["unit"] == unit)]
+        class_effect = np.asarray(row["class_effect"].iloc[0], dtype=float) if len(row) else None
+        removal = self.splits["test"].answer(np.array([[layer, unit]]), mode, self.values(mode))
+        return UnitProfile(layer, unit, input_projection(self.net, layer, unit), classes, class_effect,
+                           class_activation, top, a[top], class_views, removal, self.synapses(layer, unit))
+
+    def synapses(self, layer: int, unit: int) -> np.ndarray | None:
+        """Test effect of each synapse into ``unit`` of hidden ``layer`` (fractions, 0 where not
+        swept), from the study's synapse sweep; None without one."""
+        if not self.explorer.has_synapses:
+            return None
+        rows = load(self.explorer.results, self.explorer.study, "synapse", filters=[
+            ("dataset", "=", self.key.dataset), ("model", "=", self.key.model),
+            ("seed", "=", self.key.seed), ("split", "=", "test"), ("layer", "=", layer),
+            ("target", "=", unit)])
+        if rows.empty:
+            return None
+        values = np.zeros(self.net.coefs[layer].shape[0])
+        values[rows["source"].to_numpy()] = rows["effect"].to_numpy()
+        return values
+
+    # ----------------------------------------------------------------------- questions
+
+    def choose(self, rule: str, mode: str, k: int | None = None) -> list[Unit]:
+        """Units chosen on the val sweep (selection hygiene: never on test).
+
+        Parameters
+        ----------
+        rule : ``"harmful"`` (effect > 0 on val) or ``"top"`` (the ``k`` largest val effects)
+        k : int — for ``"top"``
+
+        Raises
+        ------
+        ExploreError
+            Without a val sweep in ``mode``, or on a ``k`` that is not a positive integer.
+        """
+        val = self.effects(mode, "val")
+        if val.empty:
+            raise ExploreError(f"this network has no val sweep in mode {mode}: units are chosen "
+                               "on val (rerun the sweep with dataset.val_fraction=0.1), or type them")
+        if rule == "harmful":
+            chosen = val[val["effect"] > 0]
+        else:
+            if k is None or not 1 <= k <= len(val):
+                raise ExploreError(f"k must be a whole number from 1 to {len(val)}")
+            chosen = val.sort_values(["effect", "layer", "unit"], ascending=[False, True, True]).head(k)
+        if chosen.empty:
+            raise ExploreError(f"no unit is harmful on val in mode {mode}")
+        return sorted((int(l), int(u)) for l, u in zip(chosen["layer"], chosen["unit"]))
+
+    def ask(self, units: list[Unit], mode: str) -> list[SplitAnswer]:
+        """Ablate ``units`` together in ``mode``; one answer per split (val first, if any)."""
+        values = self.values(mode)
+        checked = as_checked(self.net, units)
+        return [self.splits[s].answer(checked, mode, values) for s in ("val", "test") if s in self.splits]
+
+
+def as_checked(net: Network, units: list[Unit]) -> np.ndarray:
+    """``units`` as an int64 array of shape (k, 2), at least one, every one in the network.
+
+    Raises
+    ------
+    ExploreError
+        With the kernel's message (``sweep.kernels.as_units``) or for an empty set.
+    """
+    if not len(units):
+        raise ExploreError("choose at least one unit, e.g. 0:3, 0:17 or a range 1:0-9")
+    try:
+        return as_units(units, net)
+    except ValueError as error:
+        raise ExploreError(str(error)) from error
+
+
+class Explorer:
+    """One study of a results root, opened for exploring.
+
+    Parameters
+    ----------
+    results : path or URI of the results root (the only place read from, besides the
+        dataset files the manifest names)
+    study : str, optional — see :func:`analysis.load.resolve_study`
+
+    Raises
+    ------
+    AnalysisError
+        If the study is missing, has a broken part, no neuron sweep, or no network whose
+        model artifact lies inside ``results``.
+    """
+
+    def __init__(self, results: str | os.PathLike[str], study: str | None = None) -> None:
+        self.results = os.fspath(results)
+        self.study = resolve_study(self.results, study)
+        check_parts(self.results, self.study)
+        if not has_kind(self.results, self.study, "neuron"):
+            raise AnalysisError(f"study {self.study!r} has no neuron sweep to explore "
+                                "(run python -m sweep first)")
+        self.neurons = load(self.results, self.study, "neuron")
+        self.has_synapses = has_kind(self.results, self.study, "synapse")
+        runs = {ModelKey(r["dataset"], r["model"], int(r["seed"])): r
+                for r in load_manifest(self.results, self.study).get("runs", [])}
+        swept = {ModelKey(d, m, int(s)) for d, m, s in
+                 self.neurons[["dataset", "model", "seed"]].drop_duplicates().itertuples(index=False)}
+        self.runs = {k: runs[k] for k in sorted(swept & runs.keys(), key=lambda k: k.value)
+                     if runs[k].get("model_path") and inside(self.results, runs[k]["model_path"])}
+        if not self.runs:
+            raise AnalysisError(f"no network of study {self.study!r} has its model inside "
+                                f"{self.results!r}")
+        self._views: dict[ModelKey, ModelView] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def keys(self) -> list[ModelKey]:
+        """The networks that can be explored, sorted."""
+        return list(self.runs)
+
+    def view(self, key: ModelKey) -> ModelView:
+        """The :class:`ModelView` of one network (loaded once, shared by every page)."""
+        if key not in self.runs:
+            raise ExploreError(f"no network {key.label} in study {self.study!r}")
+        with self._lock:
+            if key not in self._views:
+                self._views[key] = ModelView(self, key, self.runs[key])
+            return self._views[key]
