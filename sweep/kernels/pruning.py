@@ -39,6 +39,7 @@ from sweep.kernels.modes import ablated_neuron_network, neuron_mode
 from sweep.kernels.network import Network, class_index, forward, forward_pass, predicted_index
 from sweep.kernels.neurons import ablate_neurons
 from sweep.kernels.orders import make_order, scope_units
+from sweep.kernels.screen import gain_tables
 
 PRUNING_METHODS: tuple[str, ...] = ("greedy", "single_shot", "magnitude", "activation", "random")
 """How the next unit to remove is chosen (see the module docstring)."""
@@ -193,8 +194,18 @@ class PrunedPass:
         return ablation_metrics(y_index, base_pred, base_loss, pred[None], loss[None], len(self.net_np.classes))
 
 
+Tables = dict[int, tuple[np.ndarray, np.ndarray]]
+"""Hidden layer -> its :func:`~sweep.kernels.screen.gain_tables`, computed once on the unpruned
+network (they bound every pruned copy's)."""
+
+
 def single_unit_ranking(
-    base: BaseState, candidates: np.ndarray, values: list[np.ndarray], mode: str, metrics: str = "full"
+    base: BaseState,
+    candidates: np.ndarray,
+    values: list[np.ndarray],
+    mode: str,
+    metrics: str = "full",
+    tables: Tables | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate removed on its own from the network of ``base``: rows right and loss.
 
@@ -205,6 +216,7 @@ def single_unit_ranking(
     values : list of ndarray — replacement values per hidden layer
     mode : str
     metrics : str — ``full`` (exact loss) or ``accuracy`` (loss NaN, screened: faster)
+    tables : Tables, optional — the screening tables of the candidates' layers (``accuracy``)
 
     Returns
     -------
@@ -218,6 +230,7 @@ def single_unit_ranking(
         columns = ablate_neurons(
             base.net, base.inputs[0], base.y_np, int(layer), candidates[at, 1], mode,
             metrics=metrics, base=base, replacement=values[layer],
+            screen_tables=None if tables is None else tables.get(int(layer)),
         )
         right[at] = n_right - columns["broken"] + columns["fixed"]
         loss[at] = columns["loss"]
@@ -230,14 +243,16 @@ def rank(candidates: np.ndarray, right: np.ndarray, loss: np.ndarray) -> np.ndar
     return np.lexsort((candidates[:, 1], candidates[:, 0], loss, -right))
 
 
-def greedy_choice(base: BaseState, candidates: np.ndarray, values: list[np.ndarray], mode: str) -> int:
+def greedy_choice(
+    base: BaseState, candidates: np.ndarray, values: list[np.ndarray], mode: str, tables: Tables | None = None
+) -> int:
     """Position in ``candidates`` (m, 2) of the unit whose removal keeps the selection
     split's accuracy highest (ties: lower loss, then lower ``(layer, unit)``).
 
     The accuracy of every candidate comes from one screened sweep; the exact loss is then
     computed only for the candidates tied at the best accuracy.
     """
-    right, _ = single_unit_ranking(base, candidates, values, mode, metrics="accuracy")
+    right, _ = single_unit_ranking(base, candidates, values, mode, "accuracy", tables)
     tied = np.flatnonzero(right == right.max())
     if len(tied) == 1:
         return int(tied[0])
@@ -331,9 +346,10 @@ def pruning_path(
     ]
     removed = [(-1, -1)]
     remaining = units
+    tables = {int(layer): gain_tables(net, int(layer)) for layer in np.unique(units[:, 0])} if order is None else None
     for step in range(limit):
         if order is None:
-            pick = greedy_choice(selection.state(), remaining, values, mode)
+            pick = greedy_choice(selection.state(), remaining, values, mode, tables)
         else:
             pick = int(np.flatnonzero((remaining == order[step]).all(axis=1))[0])
         layer, unit = (int(v) for v in remaining[pick])
