@@ -13,10 +13,12 @@ Timed, with 2 BLAS threads:
   every step, val and test recorded after each);
 - ``naive_s``: the same path recomputed from scratch: at every step, for every remaining unit,
   copy the weights, edit them (the removed units and the candidate) and run sklearn's
-  ``predict_proba`` on val; timed on ``--naive-steps`` seeded steps and extrapolated (its cost
-  per candidate does not depend on the step); its choices there are compared with the path's;
-- ``fresh_base_s``: the kernel's sweep, but with the pruned network's forward pass recomputed
-  (``prepare``) at every step instead of updated by rank-1 changes; timed on the same steps.
+  ``predict_proba`` on val; timed on ``--naive-steps`` seeded steps and extrapolated to all
+  ``K (K + 1) / 2`` candidates (its cost per candidate does not depend on the step); its choices
+  there are compared with the path's;
+- ``fresh_base_s``: the kernel's sweep (screening tables recomputed too), but with the pruned
+  network's forward pass recomputed (``prepare``) at every step instead of updated by rank-1
+  changes; timed on ``--fresh-steps`` seeded steps, their mean times the number of steps.
 
 Exactness: on ``--check-steps`` seeded steps (plus the first and last) the recorded val and test
 accuracy must equal sklearn's with those units' weights edited (``oracle_mismatches``).
@@ -47,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from sweep.data import models
 from sweep.data.datasets import load_dataset
 from sweep.hydra_config import compose_run
-from sweep.kernels import ablated_neuron_network, prepare, unit_replacements
+from sweep.kernels import prepare, unit_replacements
 from sweep.kernels.network import Network
 from sweep.kernels.pruning import greedy_choice, pruning_path
 
@@ -91,10 +93,11 @@ def naive_step(clf: Any, removed: list[tuple[int, int]], remaining: list[tuple[i
 def fresh_step(net: Network, removed: list[tuple[int, int]], remaining: np.ndarray, X, y, values) -> float:
     """One greedy step with the pruned net's forward pass recomputed (``prepare``): seconds."""
     start = time.perf_counter()
-    pruned = net
-    for layer, unit in removed:
-        pruned = ablated_neuron_network(pruned, layer, unit, MODE, float(values[layer][unit]))
-    greedy_choice(prepare(pruned, X, y), remaining, values, MODE)
+    coefs, intercepts = [w.copy() for w in net.coefs], [b.copy() for b in net.intercepts]
+    for layer, unit in removed:  # zero mode, as ablated_neuron_network, in one copy
+        coefs[layer][:, unit] = 0.0
+        intercepts[layer][unit] = 0.0
+    greedy_choice(prepare(net.with_weights(tuple(coefs), tuple(intercepts)), X, y), remaining, values, MODE)
     return time.perf_counter() - start
 
 
@@ -103,6 +106,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default=os.environ.get("SWEEP_MNIST_DIR", str(ROOT.parent / "shared/data/mnist")))
     parser.add_argument("--models", default=None, help="a sweep's models folder (paths.results/models)")
     parser.add_argument("--naive-steps", type=int, default=3, help="steps recomputed from scratch")
+    parser.add_argument("--fresh-steps", type=int, default=12, help="steps timed with a fresh forward pass")
     parser.add_argument("--check-steps", type=int, default=8, help="seeded steps checked against sklearn")
     parser.add_argument("--out", default=str(ROOT / "bench" / "pruning.json"))
     args = parser.parse_args()
@@ -120,17 +124,17 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     sampled = sorted(rng.choice(K, size=min(args.naive_steps, K), replace=False).tolist())
-    naive_per_candidate, fresh_times, choice_mismatches = [], [], 0
     all_units = [(0, u) for u in range(net.hidden_sizes[0])]
+    remaining = lambda t: [u for u in all_units if u not in set(order[:t])]  # noqa: E731
+    naive_per_candidate, choice_mismatches = [], 0
     for t in sampled:
-        remaining = [u for u in all_units if u not in set(order[:t])]
-        choice, seconds = naive_step(clf, order[:t], remaining, data.X_val, data.y_val)
-        naive_per_candidate.append(seconds / len(remaining))
+        choice, seconds = naive_step(clf, order[:t], remaining(t), data.X_val, data.y_val)
+        naive_per_candidate.append(seconds / len(remaining(t)))
         choice_mismatches += choice != order[t]
-        fresh_times.append(fresh_step(net, order[:t], np.array(remaining), data.X_val, data.y_val, values) / len(remaining))
-    candidates = K * (K + 1) / 2  # the candidates of all steps: K, K - 1, ..., 1
-    naive_s = float(np.mean(naive_per_candidate)) * candidates
-    fresh_s = float(np.mean(fresh_times)) * candidates
+    naive_s = float(np.mean(naive_per_candidate)) * K * (K + 1) / 2  # candidates: K, K - 1, ..., 1
+    fresh_sampled = sorted(rng.choice(K, size=min(args.fresh_steps, K), replace=False).tolist())
+    fresh = [fresh_step(net, order[:t], np.array(remaining(t)), data.X_val, data.y_val, values) for t in fresh_sampled]
+    fresh_s = float(np.mean(fresh)) * K
 
     checked = sorted({0, K, *rng.choice(np.arange(1, K), size=min(args.check_steps, K - 1), replace=False).tolist()})
     oracle_mismatches, loss_diff = 0, 0.0
@@ -154,6 +158,7 @@ def main() -> None:
         "naive_extrapolated_from_steps": sampled,
         "ratio": naive_s / greedy_s,
         "fresh_base_s": fresh_s,
+        "fresh_base_extrapolated_from_steps": fresh_sampled,
         "ratio_fresh_base": fresh_s / greedy_s,
         "choice_mismatches": f"{choice_mismatches} of {len(sampled)} steps",
         "oracle_checked_steps": checked,
