@@ -102,11 +102,11 @@ class PrunedPass:
         them for ``net``: ``inputs[m]`` of shape ``(n, n_in_m)``, ``pre[m]`` of shape
         ``(n, n_out_m)`` (up to rounding: rows that could round to another class are
         recomputed exactly by :meth:`state`)
-    _state : BaseState, optional — :meth:`state`, until the next removal
     y : ndarray of shape (n,) — class labels
     values : list of ndarray — each hidden layer's replacement values, shape ``(width_l,)``
         (computed on the unpruned network)
     mode : str — a key of :data:`~sweep.kernels.modes.NEURON_MODES`
+    _state : BaseState, optional — :meth:`state`, until the next removal
     """
 
     net: Network
@@ -165,7 +165,11 @@ class PrunedPass:
         """The pass as a :class:`~sweep.kernels.basestate.BaseState`, its near-tie rows'
         predictions, probabilities and losses recomputed from the edited weights on all
         rows, exactly as sklearn's ``predict`` (so ``pred`` is sklearn's on every row)."""
-        base = state_from_pass(self.net, self.inputs, self.pre, self.y)
+        if self._state is None:
+            self._state = self._settled(state_from_pass(self.net, self.inputs, self.pre, self.y))
+        return self._state
+
+    def _settled(self, base: BaseState) -> BaseState:
         tie = to_numpy(base.tie)
         if not tie.any():
             return base
