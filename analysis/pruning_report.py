@@ -31,8 +31,8 @@ FAMILY: list[str] = ["dataset", "model", "mode", "scope"]
 METHOD_ORDER: tuple[str, ...] = ("greedy", "single_shot", "magnitude", "activation", "random")
 """Methods in the order tables and legends list them."""
 
-CLIP_PP = -10.0
-"""Lowest test-accuracy change drawn (pp): the curves' interesting part is near 0."""
+Y_RANGE_PP: tuple[float, float] = (-10.0, 1.0)
+"""Test-accuracy changes drawn (pp): the curves' interesting part is near 0."""
 
 
 def _methods(df: pd.DataFrame) -> list[str]:
@@ -160,7 +160,8 @@ def gain_table(chosen: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
 
 def plot_pruning(curves: pd.DataFrame, ax: Axes, title: str = "") -> None:
     """Test accuracy change (pp) against the fraction removed, one line per method with its
-    interval across seeds; ``random`` in black with the band of its paths.
+    interval across seeds; ``random`` in black with the band of its paths; clipped to
+    :data:`Y_RANGE_PP`.
 
     Parameters
     ----------
@@ -169,16 +170,16 @@ def plot_pruning(curves: pd.DataFrame, ax: Axes, title: str = "") -> None:
     for method in _methods(curves):
         curve = curves[curves["method"] == method].sort_values("fraction")
         color = "black" if method == "random" else None
-        clip = lambda s: np.maximum(100 * s.to_numpy(), CLIP_PP)  # noqa: E731
+        clip = lambda s: np.clip(100 * s.to_numpy(), *Y_RANGE_PP)  # noqa: E731
         (line,) = ax.plot(curve["fraction"], clip(curve["mean"]), label=method, color=color, lw=1.2)
         if method == "random":
             ax.fill_between(curve["fraction"], clip(curve["band_low"]), clip(curve["band_high"]), color="black",
-                            alpha=0.12, lw=0)
+                            alpha=0.15, lw=0)
         elif (curve["high"] > curve["low"]).any():
             ax.fill_between(curve["fraction"], clip(curve["low"]), clip(curve["high"]), color=line.get_color(),
-                            alpha=0.25, lw=0)
+                            alpha=0.15, lw=0)
     ax.axhline(0.0, color="red", lw=0.8)
-    ax.set_ylim(CLIP_PP, None)
+    ax.set_ylim(*Y_RANGE_PP)
     ax.set_xlim(0, 1)
     ax.set_xlabel("fraction of hidden units removed (chosen on val)")
     ax.set_ylabel("test accuracy change (pp)")
@@ -211,15 +212,20 @@ def _family_findings(key: dict, removable: pd.DataFrame, gains: pd.DataFrame, ba
         f"(mean, {100 * LEVEL:.0f} % interval across seeds); the best is {best['method']}, which removes "
         f"{_percent(best['fraction_0.1pp'])} within 0.1 pp and {_percent(best['fraction_1pp'])} within 1 pp."
     ]
-    raised = gains[gains["raised"] > 0]
-    chosen = ", ".join(f"{r.method} {100 * r.mean_test_effect:+.2f} pp" for r in gains.itertuples())
+    raised, lowered = gains[gains["raised"] > 0], gains[gains["lowered"] > 0]
+    paths = int(gains["paths"].sum())
+    chosen = ", ".join(
+        f"{r.method} {100 * r.mean_test_effect:+.2f} pp at {_percent(r.mean_fraction)} removed" for r in gains.itertuples()
+    )
     lines.append(
-        f"Pruned to its best val accuracy, each method changes test accuracy by (mean over paths) {chosen}; "
-        + (f"{int(raised['raised'].sum())} of {int(gains['paths'].sum())} paths raise it significantly "
-           f"(exact McNemar p < {ALPHA:g}: {', '.join(raised['method'])})."
-           if len(raised) else
-           f"none of the {int(gains['paths'].sum())} paths raises it beyond noise (exact McNemar, p < {ALPHA:g}; "
-           f"smallest p {gains['min_p'].min():.2g}).")
+        f"Pruned to its best val accuracy (the last such step), each method changes test accuracy by (mean over "
+        f"paths) {chosen}; "
+        + (f"{int(raised['raised'].sum())} of {paths} paths raise it significantly "
+           f"(exact McNemar p < {ALPHA:g}: {', '.join(raised['method'])})"
+           if len(raised) else f"none of the {paths} paths raises it beyond noise (exact McNemar, p < {ALPHA:g})")
+        + (f", {int(lowered['lowered'].sum())} lower it significantly "
+           f"({', '.join(f'{r.method} {int(r.lowered)} of {int(r.paths)}' for r in lowered.itertuples())})."
+           if len(lowered) else ", none lowers it significantly.")
     )
     return lines
 
