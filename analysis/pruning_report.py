@@ -127,14 +127,15 @@ def val_chosen_steps(df: pd.DataFrame) -> pd.DataFrame:
         rows the pruned net gets wrong / right that the unpruned net got right / wrong).
     """
     keys = [*FAMILY, "seed", "method", "repetition"]
-    val = df[df["split"] == "val"].sort_values([*keys, "effect", "step"], ascending=[True] * len(keys) + [False, False])
+    ascending = [True] * len(keys) + [False, False]
+    val = df[df["split"] == "val"].sort_values([*keys, "effect", "step"], ascending=ascending)
     best = val.groupby(keys, sort=True, observed=True).head(1)[[*keys, "step", "fraction", "effect"]]
     best = best.rename(columns={"effect": "val_effect"})
     test = df[df["split"] == "test"][[*keys, "step", "effect", "broken", "fixed", "p_mcnemar"]]
     out = best.merge(test.rename(columns={"effect": "test_effect"}), on=[*keys, "step"])
     order = ["dataset", "model", "seed", "mode", "scope", "method", "repetition"]
-    return out[[*order, "step", "fraction", "val_effect", "test_effect", "broken", "fixed", "p_mcnemar"]].sort_values(
-        order, ignore_index=True)
+    columns = [*order, "step", "fraction", "val_effect", "test_effect", "broken", "fixed", "p_mcnemar"]
+    return out[columns].sort_values(order, ignore_index=True)
 
 
 def gain_table(chosen: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
@@ -207,7 +208,8 @@ def _family_findings(key: dict, removable: pd.DataFrame, gains: pd.DataFrame, ba
     )
     best = removable.sort_values("fraction_0.5pp", ascending=False, kind="stable").iloc[0]
     lines = [
-        f"On {label} (unpruned test accuracy {_percent(base)}, {seeds} seed{'s' if seeds > 1 else ''}), the share of hidden units "
+        f"On {label} (unpruned test accuracy {_percent(base)}, {seeds} seed{'s' if seeds > 1 else ''}), "
+        "the share of hidden units "
         f"removable before test accuracy first falls more than 0.5 pp is: {parts} "
         f"(mean, {100 * LEVEL:.0f} % interval across seeds); the best is {best['method']}, which removes "
         f"{_percent(best['fraction_0.1pp'])} within 0.1 pp and {_percent(best['fraction_1pp'])} within 1 pp."
@@ -256,7 +258,8 @@ def _claim(removable: pd.DataFrame, gains: pd.DataFrame) -> str:
     verdict = ("so removing units can improve efficiency, and here accuracy too"
                if raised else "so removing the influence of specific neurons improves efficiency as compression "
                "(fewer units at an unchanged accuracy), not as an accuracy gain")
-    return f"The paper's claim, measured with selection on val and report on test: {compress}; {gain}; {verdict}."
+    return (f"The paper's claim, measured with selection on val and report on test: {compress}; {gain}; "
+            f"{verdict}.")
 
 
 def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
@@ -275,7 +278,8 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         models = sorted(rows["model"].unique())
         figure = fig.new_figure(5.0 * len(models), 3.8)
         for ax, model in zip(np.atleast_1d(figure.subplots(1, len(models))), models):
-            plot_pruning(rows[rows["model"] == model], ax, family_label({**dict(zip(panel_keys, key)), "model": model}))
+            title = family_label({**dict(zip(panel_keys, key)), "model": model})
+            plot_pruning(rows[rows["model"] == model], ax, title)
         figures.append(fig.save_figure(figure, out_dir / "figures", figure_slug("pruning", *key)))
     paragraphs = []
     base = df[(df["split"] == "test") & (df["step"] == 0)].groupby(FAMILY, observed=True)["accuracy"].mean()

@@ -119,7 +119,9 @@ class PrunedPass:
     _state: BaseState | None = None
 
     @classmethod
-    def start(cls, net: Network, X: Any, y: np.ndarray, values: list[np.ndarray], mode: str) -> PrunedPass:
+    def start(
+        cls, net: Network, X: Any, y: np.ndarray, values: list[np.ndarray], mode: str
+    ) -> PrunedPass:
         """The unpruned pass of ``net`` (numpy or torch, same backend as ``X``) on ``(X, y)``."""
         xp = namespace(X)
         inputs, pre = forward_pass(net, X)
@@ -131,7 +133,8 @@ class PrunedPass:
         if isinstance(self.inputs[0], np.ndarray):
             return net_np
         convert = CONVERTERS["torch"](str(array_device(self.inputs[0])))
-        return net_np.with_weights(tuple(map(convert, net_np.coefs)), tuple(map(convert, net_np.intercepts)))
+        coefs, intercepts = tuple(map(convert, net_np.coefs)), tuple(map(convert, net_np.intercepts))
+        return net_np.with_weights(coefs, intercepts)
 
     def remove(self, layer: int, unit: int) -> None:
         """Remove hidden unit ``unit`` of hidden layer ``layer`` (not removed yet), in place."""
@@ -150,7 +153,8 @@ class PrunedPass:
         if not changed.any():
             return
         device = array_device(h)
-        rows = xp.asarray(np.flatnonzero(changed), device=device) if changed.mean() <= SPARSE_ROWS else slice(None)
+        sparse = changed.mean() <= SPARSE_ROWS
+        rows = xp.asarray(np.flatnonzero(changed), device=device) if sparse else slice(None)
         level = layer + 1
         self.pre[level][rows] += d[rows][:, None] * w[None, :]
         if level == len(self.net.coefs) - 1:
@@ -195,7 +199,8 @@ class PrunedPass:
         """:data:`~sweep.kernels.metrics.METRIC_COLUMNS` of one outcome ``(pred, loss)``
         against another (the unpruned network's), each of shape (n,); columns of length 1."""
         y_index = class_index(self.net_np, self.y)
-        return ablation_metrics(y_index, base_pred, base_loss, pred[None], loss[None], len(self.net_np.classes))
+        n_classes = len(self.net_np.classes)
+        return ablation_metrics(y_index, base_pred, base_loss, pred[None], loss[None], n_classes)
 
 
 Tables = dict[int, tuple[np.ndarray, np.ndarray]]
@@ -248,7 +253,11 @@ def rank(candidates: np.ndarray, right: np.ndarray, loss: np.ndarray) -> np.ndar
 
 
 def greedy_choice(
-    base: BaseState, candidates: np.ndarray, values: list[np.ndarray], mode: str, tables: Tables | None = None
+    base: BaseState,
+    candidates: np.ndarray,
+    values: list[np.ndarray],
+    mode: str,
+    tables: Tables | None = None,
 ) -> int:
     """Position in ``candidates`` (m, 2) of the unit whose removal keeps the selection
     split's accuracy highest (ties: lower loss, then lower ``(layer, unit)``).
@@ -344,13 +353,16 @@ def pruning_path(
     passes = {name: PrunedPass.start(net, X, y, values, mode) for name, (X, y) in splits.items()}
     unpruned = {name: p.outcome() for name, p in passes.items()}
     selection = passes[SELECTION_SPLIT]
-    order = None if method == "greedy" else fixed_order(method, net, selection, units, seed, repetition, scope)
+    order = None
+    if method != "greedy":
+        order = fixed_order(method, net, selection, units, seed, repetition, scope)
     steps: list[dict[str, dict[str, np.ndarray]]] = [
         {name: p.metrics(*unpruned[name], *unpruned[name]) for name, p in passes.items()}
     ]
     removed = [(-1, -1)]
     remaining = units
-    tables = {int(layer): gain_tables(net, int(layer)) for layer in np.unique(units[:, 0])} if order is None else None
+    layers = np.unique(units[:, 0]).tolist()
+    tables = {layer: gain_tables(net, layer) for layer in layers} if order is None else None
     for step in range(limit):
         if order is None:
             pick = greedy_choice(selection.state(), remaining, values, mode, tables)

@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 
 from sweep.kernels import NEURON_MODES, scope_units
-from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, SELECTION_SPLIT, pruning_path, removal_limit
+from sweep.kernels.pruning import (
+    PRUNING_COLUMNS,
+    PRUNING_METHODS,
+    SELECTION_SPLIT,
+    pruning_path,
+    removal_limit,
+)
 from sweep.kinds.base import (
     Ablation,
     AblationSettings,
@@ -49,7 +55,9 @@ class PruningSettings(AblationSettings):
 
     kind: str = "pruning"
     modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
-    methods: list[str] = field(default_factory=lambda: list(PRUNING_METHODS), metadata={"choices": PRUNING_METHODS})
+    methods: list[str] = field(
+        default_factory=lambda: list(PRUNING_METHODS), metadata={"choices": PRUNING_METHODS}
+    )
     scopes: list[str] = field(default_factory=lambda: ["network"])
     max_removed: Optional[float] = field(default=None, metadata={"interval": (0.0, None, False)})
     tolerance: Optional[float] = field(default=None, metadata={"interval": (0.0, 1.0, True, True)})
@@ -112,7 +120,9 @@ PATH_KEYS: list[str] = ["dataset", "model", "seed", "mode", "scope", "method", "
 """Columns identifying one pruning path."""
 
 
-def removable_fractions(df: pd.DataFrame, within_pp: tuple[float, ...] = WITHIN_PP, split: str = "test") -> pd.DataFrame:
+def removable_fractions(
+    df: pd.DataFrame, within_pp: tuple[float, ...] = WITHIN_PP, split: str = "test"
+) -> pd.DataFrame:
     """Per path, the largest fraction removed before ``split`` accuracy first falls more than
     ``w`` percentage points below the unpruned network's, for each ``w`` of ``within_pp``.
 
