@@ -79,6 +79,7 @@ def test_report_section(tmp_path: Path) -> None:
     [section] = pr.report_sections(str(tmp_path / "results"), "s", out)
     assert section.title == "Pruning chosen on val, measured on test"
     assert "greedy 62.5 %" in section.paragraphs[0] and "2 seeds" in section.paragraphs[0]
+    assert "Most removed within 0.1 pp, greedy (37.5 %); within 0.5 pp, greedy (62.5 %)" in section.paragraphs[0]
     assert "1 of 6 paths raise it significantly (exact McNemar p < 0.05: greedy), none lowers" in section.paragraphs[1]
     assert "greedy +0.10 pp at 50.0 % removed" in section.paragraphs[1]
     assert "1 of 6 val-chosen pruned networks are significantly more accurate on test" in section.paragraphs[2]
