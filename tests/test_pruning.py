@@ -24,6 +24,7 @@ from sweep.kernels.pruning import (
     rank,
     removal_limit,
 )
+from sweep.kernels.screen import gain_tables
 from sweep.kinds.pruning import PruningSettings, removable_fractions
 from tests.nets import ACTIVATIONS, digits, trained_mlp
 
@@ -120,6 +121,21 @@ def test_greedy_equals_brute_force_greedy_on_sklearn(activation: str, mode: str)
         equal = [u for u in remaining if scores[u] == scores[unit]]
         assert unit == min(equal), k
         remaining.remove(unit)
+
+
+@pytest.mark.parametrize("mode", NEURON_MODES)
+def test_screening_tables_of_the_unpruned_net_bound_every_pruned_copys(mode: str) -> None:
+    clf = trained_mlp("tanh")
+    net, data = Network.from_classifier(clf), splits()
+    values = unit_replacements(net, mode, data["val"][0])
+    pruned = PrunedPass.start(net, *data["val"], values, mode)
+    for layer, unit in [(1, 2), (0, 5), (1, 0), (0, 0)]:
+        pruned.remove(layer, unit)
+    for layer in (0, 1):
+        for before, after in zip(gain_tables(net, layer), gain_tables(pruned.net, layer)):
+            assert np.all(after <= before + 1e-12)
+        moved = gain_tables(net, layer)[0] - gain_tables(pruned.net, layer)[0]
+        assert layer == 1 or moved.max() > 0  # removing layer-1 units did shrink the bounds
 
 
 def test_tie_rule_accuracy_then_loss_then_layer_and_unit() -> None:

@@ -10,14 +10,15 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from sweep.kernels import NEURON_MODES, scope_units
-from sweep.kernels.pruning import (
+from sweep.kernels import (
+    NEURON_MODES,
     PRUNING_COLUMNS,
     PRUNING_METHODS,
-    SELECTION_SPLIT,
     pruning_path,
     removal_limit,
+    scope_units,
 )
+from sweep.kernels.pruning import SELECTION_SPLIT
 from sweep.kinds.base import (
     Ablation,
     AblationSettings,
