@@ -19,13 +19,15 @@ from analysis.load import (
 )
 from analysis.pruning import ablated_network, heldout_pruning, prediction_change
 from analysis.report import SECTION_BUILDERS, write_report
-from analysis.sections import Section
+from analysis.sections import Figure, Section, Table
 from analysis.stability import bootstrap_harmful, seed_ks, seed_matching, share_intervals
 
 __all__ = [
     "SECTION_BUILDERS",
     "AnalysisError",
+    "Figure",
     "Section",
+    "Table",
     "ablated_network",
     "bootstrap_harmful",
     "heldout_pruning",

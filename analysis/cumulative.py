@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from scipy.integrate import trapezoid
@@ -18,7 +19,15 @@ from scipy.stats import ConstantInputWarning, spearmanr
 
 from analysis import figures as fig
 from analysis.load import RUN_KEYS, has_kind, load, load_manifest
-from analysis.sections import Section, family_label, figure_slug
+from analysis.sections import (
+    Figure,
+    Section,
+    Table,
+    count,
+    family_label,
+    figure_slug,
+    value_range,
+)
 
 CURVE_KEYS: list[str] = [*RUN_KEYS, "mode", "split", "scope"]
 """Columns identifying one family of cumulative curves (one network, mode, split, scope)."""
@@ -67,12 +76,12 @@ def mean_and_interval(
     """Per group of ``keys``: the mean of ``value``, its central ``level`` percentile interval
     and the group size, in columns named ``names`` (mean, low, high, count)."""
     tail = (1 - level) / 2
-    mean, low, high, count = names
+    mean, low, high, size = names
     aggregations = {
         mean: "mean",
         low: lambda s: s.quantile(tail),
         high: lambda s: s.quantile(1 - tail),
-        count: "size",
+        size: "size",
     }
     return df.groupby(keys, sort=True)[value].agg(**aggregations).reset_index()
 
@@ -257,7 +266,8 @@ def plot_selectivity_importance(
             rows["effect"] * 100,
             s=6,
             alpha=0.6,
-            label=f"layer {layer} (rho = {rho[layer]:.2f})",
+            label=f"layer {layer} (rho = {rho[layer]:.2f})" if not np.isnan(rho[layer])
+            else f"layer {layer} (no rho: constant)",
         )
     ax.axhline(0.0, color="red", linewidth=1)
     ax.set_xlabel(stat.replace("_", " "))
@@ -309,12 +319,35 @@ def _cumulative_section(df: pd.DataFrame, out_dir: Path) -> Section:
     keys = _present(df, CURVE_KEYS)
     figures, paragraphs = [], []
     for key, family in band.groupby(keys, sort=True):
+        label = family_label(dict(zip(keys, key)))
         figure = fig.new_figure()
-        plot_cumulative(family, figure.subplots(), family_label(dict(zip(keys, key))))
-        figures.append(fig.save_figure(figure, out_dir / "figures", figure_slug("cumulative", *key)))
+        plot_cumulative(family, figure.subplots(), label)
+        random = family[family["order"] == "random"]
+        repetitions = int(random["n"].max()) if len(random) else 0
+        band_text = (f" The random order is black, its band holding {100 * LEVEL:.0f} % of its "
+                     f"{repetitions} repetitions." if repetitions > 1 else "")
+        figures.append(Figure(
+            fig.save_figure(figure, out_dir / "figures", figure_slug("cumulative", *key)),
+            f"Cumulative ablation of {label}: accuracy as growing sets of units are removed, one "
+            f"line per order in which they are removed.{band_text}",
+        ))
     for _, family in table.groupby(keys, sort=True):
         paragraphs.append(_auc_finding(family))
-    return Section("Cumulative ablation", paragraphs, {"cumulative_auc": table}, figures)
+    worst = table.sort_values(["auc", "order"]).groupby(keys, sort=True)["order"].first()
+    common = worst.value_counts()
+    areas = table.loc[table["order"] == common.index[0], "auc"]
+    summary = [
+        f"In cumulative ablation the most damaging order is {common.index[0]} "
+        f"({common.iloc[0]} of {count(len(worst), 'curve family', 'curve families')}; area "
+        f"under its accuracy curve {value_range(areas, '.3f')})."
+    ]
+    caption = (
+        "Area under each cumulative accuracy curve divided by the number of units it removes "
+        "(the mean accuracy along the curve), per order: mean over repetitions "
+        f"and the central {100 * LEVEL:.0f} % of them (low, high)."
+    )
+    return Section("Cumulative ablation", paragraphs, {"cumulative_auc": Table(table, caption)},
+                   figures, summary)
 
 
 def _selectivity_section(units: pd.DataFrame, neurons: pd.DataFrame, out_dir: Path) -> Section:
@@ -323,18 +356,33 @@ def _selectivity_section(units: pd.DataFrame, neurons: pd.DataFrame, out_dir: Pa
     figures = []
     keys = _present(joined, [*RUN_KEYS, "mode", "split"])
     for key, rows in joined.groupby(keys, sort=True):
+        label = family_label(dict(zip(keys, key)))
         figure = fig.new_figure()
-        plot_selectivity_importance(rows, figure.subplots(), title=family_label(dict(zip(keys, key))))
-        figures.append(fig.save_figure(figure, out_dir / "figures", figure_slug("selectivity", *key)))
+        plot_selectivity_importance(rows, figure.subplots(), title=label)
+        stat_split = ", ".join(sorted(rows["stat_split"].unique()))
+        figures.append(Figure(
+            fig.save_figure(figure, out_dir / "figures", figure_slug("selectivity", *key)),
+            f"Class selectivity of each unit (measured on the {stat_split} split) of {label} "
+            "against the change of accuracy when it alone is removed, in pp; one colour per "
+            "layer, Spearman's rho per layer in the legend.",
+        ))
     paragraphs = [
-        f"{r.dataset}/{r.model} seed {r.seed} ({r.mode}, {r.split}) layer {r.layer}: Spearman rho "
-        f"between class selectivity and removal effect {r.rho:.3f} "
-        f"(p = {r.p_value:.3g}, n = {r.n})."
+        f"{r.dataset}/{r.model} seed {r.seed} ({r.mode}, {r.split}) layer {r.layer}: "
+        + (f"Spearman rho between class selectivity and removal effect {r.rho:.3f} "
+           f"(p = {r.p_value:.3g}, n = {r.n})." if not np.isnan(r.rho) else
+           f"no Spearman rho between class selectivity and removal effect (one of them is "
+           f"constant over the {r.n} units).")
         for r in table.itertuples()
     ]
-    return Section(
-        "Class selectivity against importance", paragraphs, {"selectivity_spearman": table}, figures
-    )
+    rho = table["rho"].dropna()
+    summary = [
+        f"Class selectivity and the effect of removing a unit correlate with Spearman rho "
+        f"{value_range(rho)} (one rho per network, split and layer: {len(rho)} in all)."
+    ] if len(rho) else []
+    caption = ("Spearman correlation between each unit's class selectivity and its single-removal "
+               "effect, per network, mode, split and layer (n: units).")
+    return Section("Class selectivity against importance", paragraphs,
+                   {"selectivity_spearman": Table(table, caption)}, figures, summary)
 
 
 def _memorization_section(
@@ -350,9 +398,15 @@ def _memorization_section(
     keys = _present(curves, ["model", "mode", "split", "scope"])
     figures = []
     for key, rows in curves.groupby(keys, sort=True):
+        family = dict(zip(keys, key))
         figure = fig.new_figure()
-        plot_memorization(rows, figure.subplots(), family_label(dict(zip(keys, key))))
-        figures.append(fig.save_figure(figure, out_dir / "figures", figure_slug("memorization", *key)))
+        plot_memorization(rows, figure.subplots(), family_label(family))
+        figures.append(Figure(
+            fig.save_figure(figure, out_dir / "figures", figure_slug("memorization", *key)),
+            f"Memorization: accuracy of {family['model']} on the {family['split']} split divided "
+            "by the unablated accuracy, as random sets of units are removed, one line per "
+            f"label-noise level (band: the central {100 * LEVEL:.0f} % of its curves).",
+        ))
     areas = area_under_curves(df[df["order"] == "random"]).merge(
         label_noise_levels(manifest), on=RUN_KEYS
     )
@@ -375,11 +429,21 @@ def _memorization_section(
             "These curves are measured on held-out data, where a network trained on random labels is at "
             "chance; measure on the labels each network was trained on with ablation.splits=[train]."
         )
+    levels = table.groupby("label_noise", sort=True)["mean"].mean()
+    summary = [
+        "Under random ablation, networks keep a normalised area of "
+        + ", ".join(f"{area:.2f} at label noise {noise:g}" for noise, area in levels.items())
+        + " (1 = no loss): the lower, the sooner they break."
+    ]
+    caption = ("Normalised area under the random-ablation curves (accuracy divided by the "
+               "unablated one) per label-noise level: mean and standard deviation over the "
+               "curves of every seed and repetition (size).")
     return Section(
         "Memorization: ablation robustness against label noise",
         paragraphs,
-        {"memorization_auc": table},
+        {"memorization_auc": Table(table, caption)},
         figures,
+        summary,
     )
 
 

@@ -11,10 +11,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from sweep.kernels.network import Network
 
 DIVERGING = "RdBu_r"
+
+MAX_TICKS = 5
+"""Most tick labels on an effect axis (narrow panels in a report's figure row)."""
+
+MAX_BARS = 60
+"""Effects spanning at most this many one-image steps get one histogram bar per step."""
 
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
@@ -41,16 +48,38 @@ def plot_sorted_effects(df: pd.DataFrame, ax: Axes, title: str = "") -> None:
     effect = np.sort(df["effect"].to_numpy())[::-1] * 100
     ax.plot(np.arange(len(effect)), effect, marker=".", linewidth=1)
     ax.axhline(0.0, color="red", linewidth=1)
+    ax.yaxis.set_major_locator(MaxNLocator(MAX_TICKS))
     ax.set_xlabel("neuron (sorted by effect)")
     ax.set_ylabel("accuracy change on removal (pp)")
     ax.set_title(title)
 
 
+def effect_bins(effect_pp: np.ndarray, n_samples: int | None = None) -> np.ndarray | int:
+    """Histogram bins of effects in pp: one bar per possible value when the effects are
+    changes of ``n_samples`` predictions spanning at most :data:`MAX_BARS` steps of
+    ``100 / n_samples`` pp, else 5 to 50 equal bins."""
+    if n_samples:
+        step = 100.0 / n_samples
+        steps = np.rint(effect_pp / step)
+        if steps.max() - steps.min() <= MAX_BARS:
+            return (np.arange(steps.min(), steps.max() + 2) - 0.5) * step
+    return min(50, max(5, len(effect_pp) // 4))
+
+
 def plot_effect_histogram(df: pd.DataFrame, ax: Axes, title: str = "") -> None:
-    """Histogram of one layer's per-neuron effects (``effect`` column), zero marked in red."""
+    """Histogram of one layer's per-neuron effects in pp, zero marked in red.
+
+    Parameters
+    ----------
+    df : DataFrame — neuron rows of one layer (``effect``; with ``n_samples``, one bar per
+        one-prediction step, see :func:`effect_bins`)
+    """
     effect = df["effect"].to_numpy() * 100
-    ax.hist(effect, bins=min(50, max(5, len(effect) // 4)), color="tab:gray")
+    n_samples = int(df["n_samples"].iloc[0]) if "n_samples" in df.columns else None
+    ax.hist(effect, bins=effect_bins(effect, n_samples), color="tab:gray")
     ax.axvline(0.0, color="red", linewidth=1)
+    ax.xaxis.set_major_locator(MaxNLocator(MAX_TICKS))
+    ax.yaxis.set_major_locator(MaxNLocator(MAX_TICKS, integer=True))
     ax.set_xlabel("accuracy change on removal (pp)")
     ax.set_ylabel("neurons")
     ax.set_title(title)
@@ -131,6 +160,9 @@ def plot_changed_images(
 ) -> None:
     """Two rows of images: up to ``n`` rows an ablation fixes (top) and breaks (bottom).
 
+    Each image is titled with its true label and the prediction before -> after the
+    ablation; a row with no image says "none".
+
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features) — raw inputs
@@ -148,7 +180,10 @@ def plot_changed_images(
             image = X[r].reshape(shape)
             low, high = float(image.min()), float(image.max())
             ax.imshow((image - low) / (high - low or 1.0), cmap="gray_r" if image.ndim == 2 else None)
-            ax.set_title(f"y={y[r]} {base[r]}→{ablated[r]}", fontsize=8)
+            ax.set_title(f"true {y[r]}\npred {base[r]}→{ablated[r]}", fontsize=8)
+        if not len(rows):
+            ax_row[0].text(0.5, 0.5, "none", transform=ax_row[0].transAxes, ha="center",
+                           va="center", color="gray")
         ax_row[0].text(-0.1, 0.5, f"{name} ({len(rows)})", transform=ax_row[0].transAxes,
                        rotation=90, ha="right", va="center")
 

@@ -42,23 +42,26 @@ def impact_table(df: pd.DataFrame, runs: pd.DataFrame | None = None, q: float = 
     ----------
     df : DataFrame of neuron rows (see :func:`with_categories`)
     runs : DataFrame, optional — :func:`analysis.load.runs_table`; adds ``train_accuracy``
-        and ``test_accuracy``
     q : float — FDR level of ``n_harmful_fdr``
 
     Returns
     -------
     DataFrame
-        ``LAYER_KEYS``, [``train_accuracy``, ``test_accuracy``], ``n_units``, ``n_<category>``
-        and ``pct_<category>`` (percent of the layer) for each category, ``max_effect`` and
-        ``max_unit`` (the unit whose removal gains most; the lowest index on ties),
-        ``n_harmful_fdr`` (harmful neurons with BH q-value <= ``q``).
+        ``LAYER_KEYS``, [``train_accuracy``], ``accuracy_base`` (the unablated network's
+        accuracy on the row's split), ``n_units``, ``n_<category>`` and ``pct_<category>``
+        (percent of the layer) for each category, ``max_effect`` and ``max_unit`` (the unit
+        whose removal gains most, the lowest index on ties; ``<NA>`` when no removal raises
+        accuracy), ``n_harmful_fdr`` (harmful neurons with BH q-value <= ``q``).
+        Accuracies and effects are fractions.
     """
     rows = with_categories(df, q)
     groups = rows.groupby(LAYER_KEYS, sort=True)
     counts = pd.crosstab(
         [rows[k] for k in LAYER_KEYS], rows["category"]
     ).reindex(columns=list(CATEGORIES), fill_value=0)
-    table = pd.DataFrame({"n_units": groups.size()})
+    table = pd.DataFrame(
+        {"accuracy_base": groups["accuracy_base"].first(), "n_units": groups.size()}
+    )
     for category in CATEGORIES:
         table[f"n_{category}"] = counts[category]
     for category in CATEGORIES:
@@ -66,14 +69,13 @@ def impact_table(df: pd.DataFrame, runs: pd.DataFrame | None = None, q: float = 
     best = rows.sort_values([*LAYER_KEYS, "effect", "unit"], ascending=[True] * len(LAYER_KEYS) + [False, True])
     best = best.groupby(LAYER_KEYS, sort=True).head(1).set_index(LAYER_KEYS)
     table["max_effect"] = best["effect"]
-    table["max_unit"] = best["unit"]
+    table["max_unit"] = best["unit"].astype("Int64").where(best["effect"] > 0)
     harmful_fdr = rows["significant"] & (rows["category"] == "harmful")
     table["n_harmful_fdr"] = harmful_fdr.groupby([rows[k] for k in LAYER_KEYS]).sum()
     table = table.reset_index()
     if runs is not None:
-        accuracies = runs[[*RUN_KEYS, "train_accuracy", "test_accuracy"]]
-        table = table.merge(accuracies, on=RUN_KEYS, how="left")
-        front = [*LAYER_KEYS, "train_accuracy", "test_accuracy"]
+        table = table.merge(runs[[*RUN_KEYS, "train_accuracy"]], on=RUN_KEYS, how="left")
+        front = [*LAYER_KEYS, "train_accuracy"]
         table = table[front + [c for c in table.columns if c not in front]]
     return table
 

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analysis.stats import (
     CATEGORIES,
@@ -59,6 +60,21 @@ def share_intervals(impact: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
     return pd.DataFrame(rows, columns=columns)
 
 
+def interval_half_width(n: int, confidence: float = 0.95) -> float:
+    """Half-width of the Student-t interval of a mean of ``n`` values, in standard deviations
+    of those values: ``t((1 + confidence) / 2, n - 1) / sqrt(n)`` (8.98 for two values at 95 %,
+    2.48 for three, 1.24 for five).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` < 2 (no interval from one value).
+    """
+    if n < 2:
+        raise ValueError(f"a t-interval needs at least two values, got {n}")
+    return float(stats.t.ppf((1 + confidence) / 2, n - 1) / np.sqrt(n))
+
+
 def seed_ks(df: pd.DataFrame) -> pd.DataFrame:
     """Pairwise two-sample KS tests between seeds' effect distributions, per layer.
 
@@ -96,7 +112,8 @@ def seed_matching(
     -------
     DataFrame
         ``layer, seed_a, seed_b, mean_correlation`` (of the matched pairs) and the keys of
-        :func:`analysis.stats.matched_agreement`.
+        :func:`analysis.stats.matched_agreement`; ``harmful_jaccard`` is NaN where neither
+        seed has a harmful neuron in the layer (there is no set to compare).
     """
     rows = []
     seeds = sorted(activations)
@@ -110,7 +127,11 @@ def seed_matching(
             rows.append({"layer": int(layer), "seed_a": a, "seed_b": b,
                          "mean_correlation": float(corr.mean()),
                          **matched_agreement(effects[a], effects[b], match)})
-    return pd.DataFrame(rows)
+    matched = pd.DataFrame(rows)
+    if rows:
+        neither = (matched["harmful_a"] == 0) & (matched["harmful_b"] == 0)
+        matched["harmful_jaccard"] = matched["harmful_jaccard"].mask(neither)
+    return matched
 
 
 class BootstrapResult(NamedTuple):

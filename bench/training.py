@@ -7,15 +7,17 @@ For each dataset and load (``quiet``, or ``busy``: two ``yes > /dev/null`` loops
 priority, as a laptop with a browser and an IDE open) it times, in one run:
 
 - ``plain``: ``MLPClassifier(random_state=0).fit`` in this process with one BLAS thread;
-- ``sweep``: the ``train`` step of ``python -m sweep`` (``pipeline.run``'s own clock: the
-  object-store copy of the data, the Ray task, saving the artifact), with this release's
-  defaults: one BLAS thread per training task, local Ray workers at niceness 0;
+- ``sweep``: the fit inside the sweep's Ray training task (the ``train_seconds`` its artifact
+  records), with this release's defaults: one BLAS thread per training task, local Ray workers
+  at niceness 0; and ``sweep_step``: the whole ``train`` step of ``python -m sweep``
+  (``pipeline.run``'s own clock: the object-store copy of the data, scheduling, a worker
+  process's imports if none is ready, the fit, scoring and saving the artifact);
 - ``first_release`` (digits only, skipped with ``--no-first-release``): the same with the first
   release's settings: two BLAS threads per task on this 2-core machine and Ray's worker
-  niceness of 15.
+  niceness of 15; stopped after ``--first-release-limit`` seconds (recorded as not finished).
 
-It reports each time, the ratio sweep / plain (target <= 1.5) and whether the sweep's weights
-are bit-identical to the plain fit's, and writes ``--out`` (JSON).
+It reports each time, the ratios sweep / plain (target <= 1.5) and sweep_step / plain, and
+whether the sweep's weights are bit-identical to the plain fit's, and writes ``--out`` (JSON).
 """
 
 from __future__ import annotations
@@ -60,23 +62,35 @@ def load(kind: str) -> Iterator[None]:
             loop.wait()
 
 
-def sweep_training(overrides: list[str], root: Path, niceness: str) -> tuple[float, Path]:
-    """The ``train`` seconds of a fresh ``python -m sweep`` run in a child process (its own
-    Ray, started with ``RAY_worker_niceness=niceness``) and the trained model's path."""
+def sweep_training(
+    overrides: list[str], root: Path, niceness: str, limit: float | None = None
+) -> tuple[float, float, Path]:
+    """The fit seconds (inside the training task) and the ``train`` step seconds of a fresh
+    ``python -m sweep`` run in a child process (its own Ray, started with
+    ``RAY_worker_niceness=niceness``), and the trained model's path.
+
+    Raises
+    ------
+    subprocess.TimeoutExpired
+        If ``limit`` seconds pass first (the run is stopped).
+    """
     code = (
         "import json, sys\n"
         "from sweep.hydra_config import compose_run\nfrom sweep.run import pipeline\n"
         "summary = pipeline.run(compose_run(sys.argv[1:]))\n"
-        "print(json.dumps({'train': summary.seconds['train'], 'model': summary.runs[0]['model_path']}))\n"
+        "run = summary.runs[0]\n"
+        "print(json.dumps({'fit': run['timings']['train_seconds'], 'step': summary.seconds['train'],"
+        " 'model': run['model_path']}))\n"
     )
     env = {**os.environ, "RAY_worker_niceness": niceness, "PYTHONPATH": str(ROOT)}
     args = [*overrides, f"paths.results={root}", "progress=false", "ray.num_cpus=2"]
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True,
+                         timeout=limit)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["train"], Path(result["model"])
+    return result["fit"], result["step"], Path(result["model"])
 
 
-def measure(dataset: str, load_kind: str, first_release: bool, tmp: Path) -> dict:
+def measure(dataset: str, load_kind: str, first_release: bool, tmp: Path, limit: float) -> dict:
     overrides = ["model=nn_392", "ablation.layers=[0]", "ablation.metrics=accuracy", *DATASETS[dataset]]
     spec = compose_run(overrides)
     data = load_dataset(**spec.dataset.loader_params())
@@ -85,14 +99,19 @@ def measure(dataset: str, load_kind: str, first_release: bool, tmp: Path) -> dic
         start = time.perf_counter()
         plain = train_classifier(spec.model, data.X_train, data.y_train, seed=0, threads=1)
         row["plain_s"] = time.perf_counter() - start
-        row["sweep_s"], model = sweep_training(overrides, tmp / f"{dataset}-{load_kind}", "0")
+        row["sweep_s"], row["sweep_step_s"], model = sweep_training(overrides, tmp / f"{dataset}-{load_kind}", "0")
         if first_release:
-            row["first_release_s"], _ = sweep_training(
-                [*overrides, "ray.threads_per_worker=2"], tmp / f"{dataset}-{load_kind}-old", "15")
+            try:
+                row["first_release_s"], row["first_release_step_s"], _ = sweep_training(
+                    [*overrides, "ray.threads_per_worker=2"], tmp / f"{dataset}-{load_kind}-old", "15", limit)
+            except subprocess.TimeoutExpired:
+                row["first_release_s"] = row["first_release_step_s"] = None
+                row["first_release_stopped_after_s"] = limit
     net = load_network(str(model))
     row["identical_weights"] = all(
         np.array_equal(a, b) for a, b in zip([*net.coefs, *net.intercepts], [*plain.coefs_, *plain.intercepts_]))
     row["ratio"] = row["sweep_s"] / row["plain_s"]
+    row["step_ratio"] = row["sweep_step_s"] / row["plain_s"]
     return row
 
 
@@ -101,6 +120,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["digits", "mnist"], choices=list(DATASETS))
     parser.add_argument("--loads", nargs="+", default=["quiet", "busy"], choices=["quiet", "busy"])
     parser.add_argument("--no-first-release", action="store_true")
+    parser.add_argument("--first-release-limit", type=float, default=300.0, help="seconds")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("training.json"))
     args = parser.parse_args()
     rows = []
@@ -108,11 +128,14 @@ def main() -> None:
         for dataset in args.datasets:
             for load_kind in args.loads:
                 first = dataset == "digits" and not args.no_first_release
-                row = measure(dataset, load_kind, first, Path(tmp))
+                row = measure(dataset, load_kind, first, Path(tmp), args.first_release_limit)
                 rows.append(row)
-                old = f", first release {row['first_release_s']:.1f} s" if "first_release_s" in row else ""
-                print(f"{dataset:7s} {load_kind:5s}: plain {row['plain_s']:.1f} s, sweep {row['sweep_s']:.1f} s "
-                      f"(ratio {row['ratio']:.2f}){old}, identical weights: {row['identical_weights']}", flush=True)
+                old = "" if "first_release_s" not in row else (
+                    f", first release not done after {args.first_release_limit:.0f} s" if row["first_release_s"] is None else
+                    f", first release fit {row['first_release_s']:.1f} s (step {row['first_release_step_s']:.1f} s)")
+                print(f"{dataset:7s} {load_kind:5s}: plain {row['plain_s']:.1f} s, sweep fit {row['sweep_s']:.1f} s "
+                      f"(ratio {row['ratio']:.2f}), step {row['sweep_step_s']:.1f} s (ratio {row['step_ratio']:.2f})"
+                      f"{old}, identical weights: {row['identical_weights']}", flush=True)
     report = {"cpu_count": os.cpu_count(), "machine": platform.machine(), "load_average": os.getloadavg(), "runs": rows}
     args.out.write_text(json.dumps(report, indent=2))
     print(f"written: {args.out}")

@@ -231,6 +231,6 @@ def test_report_sections(tmp_path: Path) -> None:
         "Class selectivity against importance",
     ]
     assert "most damaging order is effect_low (area 0.125)" in sections[0].paragraphs[1]
-    assert all(p.exists() for s in sections for p in s.figures)
+    assert all(f.path.exists() for s in sections for f in s.figures)
     index = write_report(tmp_path / "results", "s", out, builders=[ac.report_sections])
     assert "Cumulative ablation" in index.read_text()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from analysis import figures as fig
 from sweep.kernels.network import Network
@@ -59,3 +60,36 @@ def test_changed_images_and_synapses(tmp_path: Path) -> None:
     figure = fig.new_figure(8, 3)
     fig.plot_synapse_effects(synapses, 64, (8, 8), *figure.subplots(1, 2))
     _saved(figure, tmp_path, "synapses")
+
+
+def _overlap(boxes: list) -> bool:
+    return any(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:]))
+
+
+def test_effect_histogram_of_a_large_test_set(tmp_path: Path) -> None:
+    # MNIST-sized: 7,000 test images, effects of -21 to +7 images (-0.3 to +0.1 pp)
+    steps = np.random.default_rng(0).integers(-21, 8, size=392)
+    rows = neuron_rows(list(steps / 7000), n=7000)
+    figure = fig.new_figure(10, 3.2)  # the report's row of three panels
+    axes = figure.subplots(1, 3)
+    fig.plot_sorted_effects(rows, axes[0])
+    fig.plot_effect_histogram(rows, axes[1])
+    fig.plot_class_effects(rows, axes[2])
+    canvas = FigureCanvasAgg(figure)  # no display
+    canvas.draw()
+    bars = axes[1].patches
+    assert len(bars) == steps.max() - steps.min() + 1  # one bar per image gained or lost
+    np.testing.assert_allclose(bars[0].get_x(), (steps.min() - 0.5) * 100 / 7000)
+    assert sum(b.get_height() for b in bars) == 392
+    low, high = axes[1].get_xlim()
+    labels = [t for t in axes[1].get_xticklabels() if low <= t.get_position()[0] <= high]
+    assert 3 <= len(labels) <= fig.MAX_TICKS + 1
+    boxes = sorted((t.get_window_extent(canvas.get_renderer()) for t in labels), key=lambda b: b.x0)
+    assert not _overlap(boxes)
+    _saved(figure, tmp_path, "histogram")
+
+
+def test_effect_bins() -> None:
+    np.testing.assert_allclose(fig.effect_bins(np.array([-1.0, 0.0, 2.0]), 100), [-1.5, -0.5, 0.5, 1.5, 2.5])
+    assert fig.effect_bins(np.linspace(-50, 50, 40), 100) == 10  # 100 steps: equal bins instead
+    assert fig.effect_bins(np.zeros(400)) == 50

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from analysis.impact import impact_table
-from analysis.stability import bootstrap_harmful, seed_ks, seed_matching, share_intervals
+from analysis.stability import (
+    bootstrap_harmful,
+    interval_half_width,
+    seed_ks,
+    seed_matching,
+    share_intervals,
+)
 from analysis.stats import jaccard, match_units, matched_agreement, pairwise_ks
 from sweep.kernels import ablate_neurons
 from sweep.data.datasets import load_dataset
@@ -90,3 +96,19 @@ def test_bootstrap_harmful(tmp_path: Path) -> None:
     assert ((freq * 8) == np.round(freq * 8)).all() and ((0 <= freq) & (freq <= 1)).all()
     again = bootstrap_harmful(net, data.X_test, data.y_test, layer=0, n_boot=8, seed=3)
     np.testing.assert_array_equal(again.jaccard, result.jaccard)
+
+
+def test_seed_matching_without_harmful_neurons_has_no_overlap() -> None:
+    act = [np.random.default_rng(2).normal(size=(30, 3))]
+    df = pd.concat([neuron_rows([-0.01, 0.0, -0.02], seed=0), neuron_rows([0.0, -0.01, 0.01], seed=1),
+                    neuron_rows([0.0, -0.03, -0.01], seed=2)])
+    matched = seed_matching(df, {0: act, 1: act, 2: act}).set_index(["seed_a", "seed_b"])
+    assert np.isnan(matched.loc[(0, 2), "harmful_jaccard"])  # neither has a harmful neuron
+    assert matched.loc[(0, 1), "harmful_jaccard"] == 0.0  # seed 1 has one, seed 0 none
+
+
+def test_interval_half_width() -> None:
+    assert interval_half_width(2) == pytest.approx(12.706204736174707 / np.sqrt(2))
+    assert interval_half_width(3) == pytest.approx(4.302652729911275 / np.sqrt(3))
+    with pytest.raises(ValueError, match="at least two values, got 1"):
+        interval_half_width(1)

@@ -53,9 +53,9 @@ def test_concurrent_manifest_writers_keep_every_run(tmp_path):
                for run in runs]
     for thread in threads:
         thread.join()
-    manifest = json.loads((tmp_path / "study" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "study" / "_manifest.json").read_text())
     assert manifest["runs"] == runs == store.read_manifest()["runs"]
-    assert sorted(p.name for p in (tmp_path / "study" / "runs").iterdir()) == [f"digits-m-{s}-sweep.json" for s in range(8)]
+    assert sorted(p.name for p in (tmp_path / "study" / "_runs").iterdir()) == [f"digits-m-{s}-sweep.json" for s in range(8)]
 
 
 def test_a_part_with_the_wrong_row_count_is_redone(tmp_path):
@@ -124,5 +124,5 @@ def test_two_sweeps_into_one_results_root_at_once(ray_cluster, run_config, tmp_p
         thread.join()
     df = pd.read_parquet(f"{summaries[0].results}/kind=synapse")
     assert len(df) == 2 * (64 * 64 + 64 * 32 + 32 * 10) and not df.duplicated(SYNAPSE_KEYS).any()
-    manifest = json.loads(Path(summaries[0].results, "manifest.json").read_text())
+    manifest = json.loads(Path(summaries[0].results, "_manifest.json").read_text())
     assert [r["seed"] for r in manifest["runs"]] == [0, 1]

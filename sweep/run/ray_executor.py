@@ -17,8 +17,8 @@ import threading
 import time
 from unittest import mock
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import ray
@@ -50,7 +50,8 @@ def connect(cfg: RaySpec) -> "RayExecutor":
     """
     if not ray.is_initialized():
         _init(cfg)
-        _warm_up()
+        if cfg.address is None:
+            _warm_up()
     _check_gpus(cfg)
     return RayExecutor(cfg)
 
@@ -89,8 +90,8 @@ def _import_worker_modules() -> None:
 
 
 def _warm_up() -> None:
-    """Start one worker per CPU importing what tasks need, without waiting for them: the
-    imports overlap the driver's data loading instead of delaying the first training task."""
+    """Start one worker per CPU of a local Ray importing what tasks need, without waiting for
+    them: the imports overlap the driver's data loading instead of delaying the first task."""
     for _ in range(cluster_cpus()):
         _import_worker_modules.remote()
 
@@ -296,13 +297,6 @@ class GpuShardWorker:
         if key not in self._inputs:
             self._inputs = {key: to_device(*ray.get(refs), self.device)}
         return run_shard(shard, *self._inputs[key], store, metadata)
-
-
-def _as_completed(refs: Iterable[ray.ObjectRef]) -> Iterator[tuple[ray.ObjectRef, Any]]:
-    pending = list(refs)
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        yield ready[0], _get(ready[0])
 
 
 def _get(ref: ray.ObjectRef) -> Any:
