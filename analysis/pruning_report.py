@@ -16,7 +16,7 @@ from scipy import stats
 
 from analysis import figures as fig
 from analysis.load import has_kind, load
-from analysis.sections import Section, family_label, figure_slug
+from analysis.sections import Figure, Section, Table, family_label, figure_slug, in_units, interval_note
 from sweep.kinds.pruning import WITHIN_PP, removable_fractions
 
 LEVEL = 0.95
@@ -288,12 +288,50 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         for ax, model in zip(np.atleast_1d(figure.subplots(1, len(models))), models):
             title = family_label({**dict(zip(panel_keys, key)), "model": model})
             plot_pruning(rows[rows["model"] == model], ax, title)
-        figures.append(fig.save_figure(figure, out_dir / "figures", figure_slug("pruning", *key)))
+        label = ", ".join(f"{k} {v}" for k, v in zip(panel_keys, key))
+        figures.append(Figure(
+            fig.save_figure(figure, out_dir / "figures", figure_slug("pruning", *key)),
+            f"Pruning chosen on val ({label}): change of test accuracy, in pp, against the fraction of "
+            "hidden units removed, one panel per model and one line per method (mean over seeds, "
+            f"shaded: its {100 * LEVEL:.0f} % t-interval across seeds); random is black, its band "
+            f"holding the central {100 * LEVEL:.0f} % of its paths. Changes below "
+            f"{Y_RANGE_PP[0]:g} pp are drawn at {Y_RANGE_PP[0]:g}.",
+        ))
     paragraphs = []
     base = df[(df["split"] == "test") & (df["step"] == 0)].groupby(FAMILY, observed=True)["accuracy"].mean()
     for key, family in removable.groupby(FAMILY, sort=True):
         family_gains = gains.merge(pd.DataFrame([dict(zip(FAMILY, key))]), on=FAMILY)
         paragraphs += _family_findings(dict(zip(FAMILY, key)), family, family_gains, float(base.loc[key]))
-    paragraphs.append(_claim(removable, gains))
-    tables = {"pruning_removable": removable, "pruning_val_chosen": chosen, "pruning_gains": gains}
-    return [Section("Pruning chosen on val, measured on test", paragraphs, tables, figures)]
+    claim = _claim(removable, gains)
+    paragraphs.append(claim)
+    return [Section("Pruning chosen on val, measured on test", paragraphs, _tables(removable, chosen, gains),
+                    figures, [claim])]
+
+
+def _tables(removable: pd.DataFrame, chosen: pd.DataFrame, gains: pd.DataFrame) -> dict[str, Table]:
+    """The section's tables in the report's units (shares in %, accuracy changes in pp)."""
+    shares = [c for c in removable.columns if c.startswith("fraction_")]
+    removable = in_units(removable.rename(columns={c: c.replace("fraction_", "within_") for c in shares}),
+                         pct=[c.replace("fraction_", "within_") for c in shares])
+    levels = " / ".join(f"{w:g}" for w in WITHIN_PP)
+    return {
+        "pruning_removable": Table(
+            removable,
+            f"Share of the hidden units each method removes before test accuracy first falls more than "
+            f"{levels} pp below the unpruned network's (within_<w>pp): mean over seeds (random: over its "
+            f"repetitions first) and its {100 * LEVEL:.0f} % t-interval across seeds (low, high).",
+            interval_note(int(removable["seeds"].min()), LEVEL),
+        ),
+        "pruning_val_chosen": Table(
+            in_units(chosen, pp=["val_effect", "test_effect"], pct=["fraction"]),
+            "Each path pruned to its best val accuracy (the last step reaching it): units removed, the "
+            "change of val and test accuracy against the unpruned network, the test rows it breaks "
+            "(right before, wrong after) and fixes, and the exact McNemar p of those two counts.",
+        ),
+        "pruning_gains": Table(
+            in_units(gains, pp=["mean_test_effect"], pct=["mean_fraction"]),
+            f"Per method, over its val-chosen paths: units removed and test accuracy change (means), and "
+            f"how many paths raise or lower test accuracy significantly (exact McNemar p < {ALPHA:g}; "
+            "min p: the smallest p).",
+        ),
+    }

@@ -83,6 +83,10 @@ def test_report_section(tmp_path: Path) -> None:
     assert "1 of 6 paths raise it significantly (exact McNemar p < 0.05: greedy), none lowers" in section.paragraphs[1]
     assert "greedy +0.10 pp at 50.0 % removed" in section.paragraphs[1]
     assert "1 of 6 val-chosen pruned networks are significantly more accurate on test" in section.paragraphs[2]
-    assert all(p.exists() and p.stat().st_size > 5000 for p in section.figures)
+    assert all(f.path.exists() and f.path.stat().st_size > 5000 for f in section.figures)
+    assert section.summary == section.paragraphs[-1:]
+    removable = section.tables["pruning_removable"].frame
+    assert list(removable.columns[-3:]) == ["within_1pp_pct", "within_1pp_low_pct", "within_1pp_high_pct"]
+    assert removable["within_0.5pp_pct"].max() == 62.5
     assert pr.report_sections(str(tmp_path / "results"), "none", out) == []
     assert "Pruning chosen on val" in write_report(tmp_path / "results", "s", out, builders=[pr.report_sections]).read_text()
