@@ -63,6 +63,9 @@ class Shard:
     cost : float
         Estimated multiply-adds of the whole shard (scheduling only: not part of the id
         nor of equality).
+    cut_short : bool
+        The part may hold fewer rows than ``n_rows`` (a pruning path ends at its stop rule);
+        ``n_rows`` is then the most it can hold. Not part of the id nor of equality.
     """
 
     run: RunKey
@@ -74,6 +77,7 @@ class Shard:
     stop: int
     selection: str = "-"
     cost: float = field(default=0.0, compare=False)
+    cut_short: bool = field(default=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -83,6 +87,10 @@ class Shard:
     @property
     def n_rows(self) -> int:
         return self.stop - self.start
+
+    def holds(self, rows: int) -> bool:
+        """Whether a part of ``rows`` rows is this shard's whole output."""
+        return 0 < rows <= self.n_rows if self.cut_short else rows == self.n_rows
 
 
 def shard_ranges(count: int, unit_cost: float, shard_cost: float) -> list[tuple[int, int]]:

@@ -138,6 +138,8 @@ GPU_KINDS = {
     "unit": (["ablation=cumulative", "ablation.orders=[random,selectivity_high]", "ablation.k_points=6",
               "ablation.repetitions=2"], ["split", "layer", "unit"]),
     "cumulative": (None, ["mode", "split", "scope", "order", "repetition", "k"]),
+    "pruning": (["ablation=pruning", "dataset.val_fraction=0.2", "ablation.repetitions=2", "ablation.max_removed=0.5"],
+                ["mode", "scope", "method", "repetition", "step", "split"]),
 }
 """Every result kind: the sweep that writes it (cumulative rides on the unit sweep) and its row keys."""
 

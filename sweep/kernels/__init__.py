@@ -11,6 +11,7 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
 - :mod:`~sweep.kernels.neurons`, :mod:`~sweep.kernels.synapses`: single ablations
 - :mod:`~sweep.kernels.joint`, :mod:`~sweep.kernels.cumulative`,
   :mod:`~sweep.kernels.orders`: unit sets, cumulative curves and their orders
+- :mod:`~sweep.kernels.pruning`: pruning paths chosen on val (greedy and fixed orders)
 - :mod:`~sweep.kernels.unitstats` (statistics registry), :mod:`~sweep.kernels.metrics`,
   :mod:`~sweep.kernels.selection`, :mod:`~sweep.kernels.oracle` (the naive reference)
 """
@@ -39,6 +40,7 @@ from sweep.kernels.network import (
 )
 from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons
 from sweep.kernels.orders import ORDER_KEYS, make_order, scope_units
+from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, pruning_path, removal_limit
 from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
 from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network
 from sweep.kernels.unitstats import QUANTIZERS, STATISTICS, UNIT_COLUMNS, unit_statistics
@@ -52,6 +54,8 @@ __all__ = [
     "NEURON_COLUMNS",
     "NEURON_MODES",
     "ORDER_KEYS",
+    "PRUNING_COLUMNS",
+    "PRUNING_METHODS",
     "QUANTIZERS",
     "STATISTICS",
     "SYNAPSE_COLUMNS",
@@ -79,6 +83,8 @@ __all__ = [
     "neuron_mode",
     "predicted_index",
     "prepare",
+    "pruning_path",
+    "removal_limit",
     "replacement_values",
     "scope_units",
     "select_synapses",

@@ -156,9 +156,28 @@ def prepare(net: Network, X: Any, y: np.ndarray) -> BaseState:
     -------
     BaseState
     """
+    inputs, pre = forward_pass(net, X)
+    return state_from_pass(net, inputs, pre, y)
+
+
+def state_from_pass(net: Network, inputs: list[Any], pre: list[Any], y: np.ndarray) -> BaseState:
+    """The :class:`BaseState` of a forward pass already computed (:func:`prepare` runs it;
+    :mod:`sweep.kernels.pruning` keeps one up to date as units are removed).
+
+    Parameters
+    ----------
+    net : Network — the weights the pass belongs to (numpy or torch)
+    inputs, pre : lists of arrays — as :func:`sweep.kernels.network.forward_pass` returns
+        them: ``inputs[m]`` of shape ``(n, n_in_m)``, ``pre[m]`` of shape ``(n, n_out_m)``
+    y : ndarray of shape (n_samples,) — class labels
+
+    Returns
+    -------
+    BaseState
+    """
+    X = inputs[0]
     xp, ops = namespace(X), ops_for(X)
     y_np = class_index(net, to_numpy(y) if not isinstance(y, np.ndarray) else y)
-    inputs, pre = forward_pass(net, X)
     y_b = xp.asarray(y_np, device=array_device(X))
     prob, loss = row_loss(xp, ops, ops.contiguous(pre[-1].T), y_b, net.out_activation)
     prob = ops.contiguous(prob.T)

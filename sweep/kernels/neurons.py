@@ -80,6 +80,7 @@ def ablate_neurons(
     base: BaseState | None = None,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     replacement: np.ndarray | None = None,
+    screen_tables: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Ablate each listed unit of one hidden layer on its own and measure on ``(X, y)``.
 
@@ -97,6 +98,9 @@ def ablate_neurons(
     chunk_elements : int — size of the largest temporary array of one pass
     replacement : ndarray of shape (hidden_sizes[layer],), optional — the layer's
         :func:`unit_replacements` for ``mode``, when already computed (else from ``reference``)
+    screen_tables : tuple of ndarray, optional — the layer's
+        :func:`~sweep.kernels.screen.gain_tables` (``metrics="accuracy"``), when already
+        computed: of ``net``, or of a network ``net`` only zeroes weights of (before pruning)
 
     Returns
     -------
@@ -112,7 +116,7 @@ def ablate_neurons(
         replacement = replacement_values(net_np, layer, mode, ref)
     values_np = np.asarray(replacement)
     values = base.asarray(values_np, dtype=base.pre[0].dtype)
-    screen = make_screen(base, layer) if metrics == "accuracy" else None
+    screen = make_screen(base, layer, screen_tables) if metrics == "accuracy" else None
     budget = row_budget(base, layer + 1, chunk_elements)
     batches = (
         batch

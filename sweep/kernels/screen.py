@@ -124,12 +124,31 @@ class Screen:
     peak_post: Any
 
 
-def make_screen(base: BaseState, matrix: int) -> Screen:
-    xp = base.xp
-    net = network_to_numpy(base.net)
+def gain_tables(net: Network, matrix: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_gain_table` of weight matrix ``matrix``'s units before and after their
+    activation, float64 numpy, each of shape ``(n_out, 2, n_classes, n_classes)``.
+
+    They depend on the later weight matrices only, and setting weights to 0 can only shrink
+    them (every propagated interval contains 0): the tables of a network bound those of any
+    copy with some of its later weights zeroed (a pruned one), so they can be computed once.
+    """
+    net = network_to_numpy(net)
     net = net.with_weights(tuple(w.astype(np.float64) for w in net.coefs), net.intercepts)
+    before, after = (_gain_table(net, matrix, b) for b in (True, False))
+    return before, after
+
+
+def make_screen(
+    base: BaseState, matrix: int, tables: tuple[np.ndarray, np.ndarray] | None = None
+) -> Screen:
+    """The :class:`Screen` of ``base`` for changes of weight matrix ``matrix``'s units.
+
+    ``tables``: :func:`gain_tables` when already computed (of ``base.net``, or of a network
+    that ``base.net`` only zeroes weights of); computed here otherwise.
+    """
+    xp = base.xp
     safety = 1 + base.tolerance
-    tables = [safety * _gain_table(net, matrix, before) for before in (True, False)]
+    tables = [safety * t for t in (gain_tables(base.net, matrix) if tables is None else tables)]
     scores = base.scores(base.logits.T).T
     top = scores[xp.arange(base.n, device=array_device(scores)), base.pred][:, None]
     slack = top - scores - 2 * base.tolerance * base.scale[:, None]

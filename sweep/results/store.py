@@ -143,7 +143,7 @@ class ResultStore:
         """The fingerprint a shard's part was written with, or None if the part is missing or
         broken (unreadable, another schema, another row count)."""
         footer = self._footer(self.part_path(shard))
-        if footer is None or not footer[0].equals(self.schemas[shard.kind]) or footer[1] != shard.n_rows:
+        if footer is None or not footer[0].equals(self.schemas[shard.kind]) or not shard.holds(footer[1]):
             return None
         return str(footer[2].get("fingerprint", ""))
 
@@ -203,8 +203,9 @@ class ResultStore:
 
     def write_part(self, shard: Shard, table: pa.Table, metadata: dict[str, Any]) -> str:
         """Write a shard's table atomically; ``metadata`` rides in the file's key-value metadata."""
-        if table.num_rows != shard.n_rows:
-            raise StoreError(f"shard {shard.id} produced {table.num_rows} rows, expected {shard.n_rows}")
+        if not shard.holds(table.num_rows):
+            bound = "at most " if shard.cut_short else ""
+            raise StoreError(f"shard {shard.id} produced {table.num_rows} rows, expected {bound}{shard.n_rows}")
         meta = {b"sweep": json.dumps(metadata, sort_keys=True, default=str).encode()}
         table = table.replace_schema_metadata(meta)
         buffer = io.BytesIO()

@@ -1,0 +1,395 @@
+"""Pruning paths: hidden units removed one at a time, chosen on the validation split, with the
+pruned network measured on every split after each step.
+
+Methods (:data:`PRUNING_METHODS`): ``greedy`` (at each step every remaining unit is ablated
+exactly and the one whose removal keeps val accuracy highest goes; ties: lower val loss, then
+lower ``(layer, unit)``), and orders fixed in advance: ``single_shot`` (the same key, computed
+once on the unpruned net), ``magnitude`` (smallest L2 norm of outgoing weights first),
+``activation`` (smallest mean absolute activation on val first) and ``random`` (the nested
+random orders of :func:`sweep.kernels.orders.make_order`).
+
+How a step stays exact and cheap
+--------------------------------
+:class:`PrunedPass` is the forward pass of the network with the removed units' weights edited
+(:func:`sweep.kernels.modes.ablated_neuron_network`), kept up to date: removing a unit of
+layer ``l`` adds a rank-1 term to the pre-activations of layer ``l + 1`` on the rows whose
+output changes, and only the later layers are recomputed (through
+:func:`~sweep.kernels.network.forward_pass`). Its rows whose top-2 logit gap is a near-tie
+(:data:`~sweep.kernels.basestate.TIE_TOLERANCE`) are recomputed with the edited weights on
+all rows, as ``MLPClassifier.predict`` does, so its predictions are sklearn's. A greedy step is
+then one single-neuron sweep (:func:`~sweep.kernels.neurons.ablate_neurons`, screened
+``accuracy`` metrics) over the remaining units with that pass as its base state, and the exact
+loss only for the units tied at the best accuracy. Pure numerics, numpy or torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from array_api_compat import device as array_device
+
+from sweep.kernels.backend import CONVERTERS, namespace, network_to_numpy, to_numpy
+from sweep.kernels.basestate import BaseState, state_from_pass
+from sweep.kernels.joint import SPARSE_ROWS
+from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, sample_log_loss
+from sweep.kernels.modes import ablated_neuron_network, neuron_mode
+from sweep.kernels.network import Network, class_index, forward, forward_pass, predicted_index
+from sweep.kernels.neurons import ablate_neurons
+from sweep.kernels.orders import make_order, scope_units
+from sweep.kernels.screen import gain_tables
+
+PRUNING_METHODS: tuple[str, ...] = ("greedy", "single_shot", "magnitude", "activation", "random")
+"""How the next unit to remove is chosen (see the module docstring)."""
+
+SELECTION_SPLIT = "val"
+"""The split every pruning choice is made on (selection hygiene: reported on the others)."""
+
+PRUNING_COLUMNS: dict[str, str] = {
+    "method": "str",
+    "scope": "str",
+    "repetition": "int64",
+    "step": "int64",
+    "fraction": "float64",
+    "split": "str",
+    "layer": "int64",
+    "unit": "int64",
+    **METRIC_COLUMNS,
+}
+"""Columns of :func:`pruning_path`: one row per step and split; ``step`` 0 is the unpruned
+network (``layer = unit = -1``), step ``k`` the network with the first ``k`` units removed,
+``(layer, unit)`` the one removed at step ``k``, ``fraction = k / (units in the scope)``; the
+metric columns compare the pruned network with the unpruned one on that split."""
+
+
+def removal_limit(max_removed: float | None, n_units: int) -> int:
+    """How many of ``n_units`` units a path may remove.
+
+    Parameters
+    ----------
+    max_removed : float, optional — ``None``: all; below 1: a fraction of ``n_units``
+        (rounded down); from 1 on: a count (a whole number, capped at ``n_units``)
+
+    Raises
+    ------
+    ValueError
+        If ``max_removed`` is not positive, or a count that is not a whole number.
+    """
+    if max_removed is None:
+        return n_units
+    if max_removed <= 0:
+        raise ValueError(f"ablation.max_removed must be positive, not {max_removed}")
+    if max_removed < 1:
+        return math.floor(max_removed * n_units + 1e-9)
+    if max_removed != int(max_removed):
+        raise ValueError(
+            f"ablation.max_removed={max_removed} is neither a fraction below 1 nor a whole count"
+        )
+    return min(int(max_removed), n_units)
+
+
+@dataclass
+class PrunedPass:
+    """The forward pass of a network with some hidden units removed in its weights.
+
+    Attributes
+    ----------
+    net : Network — the edited weights, on the data's backend
+    net_np : Network — the same weights, numpy (edited here, then moved to the backend)
+    inputs, pre : lists of arrays — as :func:`~sweep.kernels.network.forward_pass` returns
+        them for ``net``: ``inputs[m]`` of shape ``(n, n_in_m)``, ``pre[m]`` of shape
+        ``(n, n_out_m)`` (up to rounding: rows that could round to another class are
+        recomputed exactly by :meth:`state`)
+    y : ndarray of shape (n,) — class labels
+    values : list of ndarray — each hidden layer's replacement values, shape ``(width_l,)``
+        (computed on the unpruned network)
+    mode : str — a key of :data:`~sweep.kernels.modes.NEURON_MODES`
+    _state : BaseState, optional — :meth:`state`, until the next removal
+    """
+
+    net: Network
+    net_np: Network
+    inputs: list[Any]
+    pre: list[Any]
+    y: np.ndarray
+    values: list[np.ndarray]
+    mode: str
+    _state: BaseState | None = None
+
+    @classmethod
+    def start(
+        cls, net: Network, X: Any, y: np.ndarray, values: list[np.ndarray], mode: str
+    ) -> PrunedPass:
+        """The unpruned pass of ``net`` (numpy or torch, same backend as ``X``) on ``(X, y)``."""
+        xp = namespace(X)
+        inputs, pre = forward_pass(net, X)
+        hidden = [xp.asarray(h, copy=True) for h in inputs[1:]]  # identity: never alias pre
+        neuron_mode(mode)  # an unknown mode fails here, before any work
+        return cls(net, network_to_numpy(net), [X, *hidden], list(pre), np.asarray(y), values, mode)
+
+    def _on_backend(self, net_np: Network) -> Network:
+        if isinstance(self.inputs[0], np.ndarray):
+            return net_np
+        convert = CONVERTERS["torch"](str(array_device(self.inputs[0])))
+        coefs, intercepts = tuple(map(convert, net_np.coefs)), tuple(map(convert, net_np.intercepts))
+        return net_np.with_weights(coefs, intercepts)
+
+    def remove(self, layer: int, unit: int) -> None:
+        """Remove hidden unit ``unit`` of hidden layer ``layer`` (not removed yet), in place."""
+        xp = namespace(self.inputs[0])
+        self._state = None
+        value = float(self.values[layer][unit])
+        h = self.inputs[layer + 1]
+        d = value - h[:, unit]
+        w = self.net.coefs[layer + 1][unit, :]  # outgoing weights before the edit
+        if neuron_mode(self.mode).zero_incoming:  # the unit now outputs act(0) = value
+            self.pre[layer][:, unit] = 0.0
+            h[:, unit] = value
+        self.net_np = ablated_neuron_network(self.net_np, layer, unit, self.mode, value)
+        self.net = self._on_backend(self.net_np)
+        changed = to_numpy(d != 0)
+        if not changed.any():
+            return
+        device = array_device(h)
+        sparse = changed.mean() <= SPARSE_ROWS
+        rows = xp.asarray(np.flatnonzero(changed), device=device) if sparse else slice(None)
+        level = layer + 1
+        self.pre[level][rows] += d[rows][:, None] * w[None, :]
+        if level == len(self.net.coefs) - 1:
+            return
+        outputs = self.net.act.fn(self.pre[level][rows])
+        later_inputs, later_pre = forward_pass(self.net, outputs, start=level + 1)
+        for offset, (a, z) in enumerate(zip(later_inputs, later_pre)):
+            self.inputs[level + 1 + offset][rows] = a
+            self.pre[level + 1 + offset][rows] = z
+
+    def state(self) -> BaseState:
+        """The pass as a :class:`~sweep.kernels.basestate.BaseState`, its near-tie rows'
+        predictions, probabilities and losses recomputed from the edited weights on all
+        rows, exactly as sklearn's ``predict`` (so ``pred`` is sklearn's on every row)."""
+        if self._state is None:
+            self._state = self._settled(state_from_pass(self.net, self.inputs, self.pre, self.y))
+        return self._state
+
+    def _settled(self, base: BaseState) -> BaseState:
+        tie = to_numpy(base.tie)
+        if not tie.any():
+            return base
+        rows = np.flatnonzero(tie)
+        prob = forward(self.net_np, to_numpy(self.inputs[0]))[rows]
+        pred, probabilities, loss = (
+            base.xp.asarray(a, copy=True) for a in (base.pred, base.probabilities, base.loss)
+        )
+        at = base.asarray(rows)
+        pred[at] = base.asarray(predicted_index(prob))
+        probabilities[at] = base.asarray(prob, dtype=probabilities.dtype)
+        loss[at] = base.asarray(sample_log_loss(prob, base.y_np[rows]), dtype=loss.dtype)
+        return replace(base, pred=pred, probabilities=probabilities, loss=loss, right=pred == base.y)
+
+    def outcome(self) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted class index and per-row loss of the pruned network, numpy, shape (n,)."""
+        base = self.state()
+        return to_numpy(base.pred), to_numpy(base.loss)
+
+    def metrics(
+        self, base_pred: np.ndarray, base_loss: np.ndarray, pred: np.ndarray, loss: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """:data:`~sweep.kernels.metrics.METRIC_COLUMNS` of one outcome ``(pred, loss)``
+        against another (the unpruned network's), each of shape (n,); columns of length 1."""
+        y_index = class_index(self.net_np, self.y)
+        n_classes = len(self.net_np.classes)
+        return ablation_metrics(y_index, base_pred, base_loss, pred[None], loss[None], n_classes)
+
+
+Tables = dict[int, tuple[np.ndarray, np.ndarray]]
+"""Hidden layer -> its :func:`~sweep.kernels.screen.gain_tables`, computed once on the unpruned
+network (they bound every pruned copy's)."""
+
+
+def single_unit_ranking(
+    base: BaseState,
+    candidates: np.ndarray,
+    values: list[np.ndarray],
+    mode: str,
+    metrics: str = "full",
+    tables: Tables | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate removed on its own from the network of ``base``: rows right and loss.
+
+    Parameters
+    ----------
+    base : BaseState — of the (possibly already pruned) network on the selection split
+    candidates : ndarray of shape (m, 2), int — ``(layer, unit)`` not removed yet
+    values : list of ndarray — replacement values per hidden layer
+    mode : str
+    metrics : str — ``full`` (exact loss) or ``accuracy`` (loss NaN, screened: faster)
+    tables : Tables, optional — the screening tables of the candidates' layers (``accuracy``)
+
+    Returns
+    -------
+    (right, loss) : ndarrays of shape (m,) — correctly classified rows (int64) and mean loss
+    """
+    right = np.empty(len(candidates), dtype=np.int64)
+    loss = np.empty(len(candidates))
+    n_right = int(to_numpy(base.right).sum())
+    for layer in np.unique(candidates[:, 0]):
+        at = np.flatnonzero(candidates[:, 0] == layer)
+        columns = ablate_neurons(
+            base.net, base.inputs[0], base.y_np, int(layer), candidates[at, 1], mode,
+            metrics=metrics, base=base, replacement=values[layer],
+            screen_tables=None if tables is None else tables.get(int(layer)),
+        )
+        right[at] = n_right - columns["broken"] + columns["fixed"]
+        loss[at] = columns["loss"]
+    return right, loss
+
+
+def rank(candidates: np.ndarray, right: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """Candidate positions, best first: most rows right, then lower loss, then lower
+    ``(layer, unit)``; shape (m,)."""
+    return np.lexsort((candidates[:, 1], candidates[:, 0], loss, -right))
+
+
+def greedy_choice(
+    base: BaseState,
+    candidates: np.ndarray,
+    values: list[np.ndarray],
+    mode: str,
+    tables: Tables | None = None,
+) -> int:
+    """Position in ``candidates`` (m, 2) of the unit whose removal keeps the selection
+    split's accuracy highest (ties: lower loss, then lower ``(layer, unit)``).
+
+    The accuracy of every candidate comes from one screened sweep; the exact loss is then
+    computed only for the candidates tied at the best accuracy.
+    """
+    right, _ = single_unit_ranking(base, candidates, values, mode, "accuracy", tables)
+    tied = np.flatnonzero(right == right.max())
+    if len(tied) == 1:
+        return int(tied[0])
+    tied_right, tied_loss = single_unit_ranking(base, candidates[tied], values, mode)
+    return int(tied[rank(candidates[tied], tied_right, tied_loss)[0]])
+
+
+def fixed_order(
+    method: str,
+    net: Network,
+    selection: PrunedPass,
+    units: np.ndarray,
+    seed: int,
+    repetition: int,
+    scope: str,
+) -> np.ndarray:
+    """The removal order of a method other than ``greedy``, shape (m, 2).
+
+    Parameters
+    ----------
+    method : str — ``single_shot``, ``magnitude``, ``activation`` or ``random``
+    net : Network — the unpruned network
+    selection : PrunedPass — the unpruned pass on the selection split
+    units : ndarray of shape (m, 2) — the scope's units, sorted by ``(layer, unit)``
+    seed, repetition : int — of the random order (:func:`~sweep.kernels.orders.make_order`)
+    scope : str
+    """
+    if method == "random":
+        return make_order("random", net, scope=scope, seed=seed, repetition=repetition)
+    if method == "single_shot":
+        right, loss = single_unit_ranking(selection.state(), units, selection.values, selection.mode)
+        return units[rank(units, right, loss)]
+    if method == "magnitude":
+        key = np.array([np.linalg.norm(to_numpy(net.coefs[l + 1][u, :])) for l, u in units])
+    elif method == "activation":
+        key = np.array([np.abs(to_numpy(selection.inputs[l + 1][:, u])).mean() for l, u in units])
+    else:
+        raise ValueError(f"unknown pruning method {method!r}; expected one of {PRUNING_METHODS}")
+    return units[np.lexsort((units[:, 1], units[:, 0], key))]
+
+
+def pruning_path(
+    net: Network,
+    splits: dict[str, tuple[Any, np.ndarray]],
+    method: str,
+    values: list[np.ndarray],
+    *,
+    mode: str = "zero",
+    scope: str = "network",
+    max_removed: float | None = None,
+    tolerance: float | None = None,
+    seed: int = 0,
+    repetition: int = 0,
+) -> dict[str, np.ndarray]:
+    """One pruning path: units removed one at a time, chosen on ``splits["val"]``, and every
+    split measured after each step.
+
+    Parameters
+    ----------
+    net : Network — numpy or torch weights, same backend as the inputs
+    splits : dict of str to (X, y) — ``"val"`` (the selection split) and any others, each
+        ``X`` of shape (n, n_features) and ``y`` of shape (n,) class labels
+    method : str — one of :data:`PRUNING_METHODS`
+    values : list of ndarray — replacement values per hidden layer
+        (:func:`~sweep.kernels.modes.unit_replacements` of the unpruned network in ``mode``)
+    mode : str — one of :data:`~sweep.kernels.modes.NEURON_MODES`
+    scope : str — ``"network"`` or ``"layer<l>"``: the units that may be removed
+    max_removed : float, optional — see :func:`removal_limit`
+    tolerance : float, optional — stop after the first step whose val accuracy is more than
+        this below the unpruned network's (that step is recorded); None: no such stop
+    seed, repetition : int — of the ``random`` order
+
+    Returns
+    -------
+    dict of str to ndarray
+        :data:`PRUNING_COLUMNS`, one row per step (0..k) and split, steps in order, splits in
+        the order given; ``class_effect`` of shape (n_rows, n_classes).
+    """
+    if method not in PRUNING_METHODS:
+        raise ValueError(f"unknown pruning method {method!r}; expected one of {PRUNING_METHODS}")
+    if SELECTION_SPLIT not in splits:
+        raise ValueError("pruning chooses on the validation split: splits needs a 'val' entry")
+    units = scope_units(network_to_numpy(net), scope)
+    limit = removal_limit(max_removed, len(units))
+    passes = {name: PrunedPass.start(net, X, y, values, mode) for name, (X, y) in splits.items()}
+    unpruned = {name: p.outcome() for name, p in passes.items()}
+    selection = passes[SELECTION_SPLIT]
+    order = None
+    if method != "greedy":
+        order = fixed_order(method, net, selection, units, seed, repetition, scope)
+    steps: list[dict[str, dict[str, np.ndarray]]] = [
+        {name: p.metrics(*unpruned[name], *unpruned[name]) for name, p in passes.items()}
+    ]
+    removed = [(-1, -1)]
+    remaining = units
+    layers = np.unique(units[:, 0]).tolist()
+    tables = {layer: gain_tables(net, layer) for layer in layers} if order is None else None
+    for step in range(limit):
+        if order is None:
+            pick = greedy_choice(selection.state(), remaining, values, mode, tables)
+        else:
+            pick = int(np.flatnonzero((remaining == order[step]).all(axis=1))[0])
+        layer, unit = (int(v) for v in remaining[pick])
+        remaining = np.delete(remaining, pick, axis=0)
+        removed.append((layer, unit))
+        for p in passes.values():
+            p.remove(layer, unit)
+        steps.append({name: p.metrics(*unpruned[name], *p.outcome()) for name, p in passes.items()})
+        below = steps[0][SELECTION_SPLIT]["accuracy"][0] - steps[-1][SELECTION_SPLIT]["accuracy"][0]
+        if tolerance is not None and below > tolerance:
+            break
+    rows = [(k, name) for k in range(len(steps)) for name in passes]
+    where = np.array([removed[k] for k, _ in rows], dtype=np.int64).reshape(-1, 2)
+    step = np.array([k for k, _ in rows], dtype=np.int64)
+    columns: dict[str, np.ndarray] = {
+        "method": np.full(len(rows), method, dtype=object),
+        "scope": np.full(len(rows), scope, dtype=object),
+        "repetition": np.full(len(rows), repetition, dtype=np.int64),
+        "step": step,
+        "fraction": step / len(units),
+        "split": np.array([name for _, name in rows], dtype=object),
+        "layer": where[:, 0],
+        "unit": where[:, 1],
+    }
+    for column in METRIC_COLUMNS:
+        columns[column] = np.concatenate([steps[k][name][column] for k, name in rows])
+    return columns
