@@ -24,22 +24,14 @@ from analysis.explore.session import parse_units
 from analysis.load import find_run, load_data, load_manifest, load_network
 from sweep.kernels import ablate_joint
 from tests.test_analysis_fixtures import trained_study
-from tests.test_report_browser import CHROMEDRIVER, CHROMIUM
+from tests.test_report_browser import BROWSER_MARKS, chromium
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason="no /usr/bin/chromium or /usr/bin/chromedriver: "
-               "apt-get install -y chromium chromium-driver",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra")
 pytest.importorskip("dash", reason="the explorer needs the explore extra (in the test extra)")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -73,15 +65,7 @@ def url(results: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def page(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync",
-                     f"--user-data-dir={tmp_path_factory.mktemp('chromium')}", "--window-size=1300,1000"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    browser = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    browser = chromium(tmp_path_factory.mktemp("chromium"), 1300, 1000, network_log=True)
     try:
         browser.get(url)
         wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#curves .point")))

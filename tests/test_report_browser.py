@@ -21,7 +21,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WIDTH, HEIGHT = 1200, 900
 
-pytestmark = [
+BROWSER_MARKS = [
     pytest.mark.slow,
     pytest.mark.skipif(
         not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
@@ -29,14 +29,19 @@ pytestmark = [
                "apt-get install -y chromium chromium-driver",
     ),
 ]
+"""Marks of every test that drives Debian's headless Chromium."""
+
+pytestmark = BROWSER_MARKS
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the test extra")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 
 
-def chromium(user_data_dir: Path, width: int = WIDTH, height: int = HEIGHT) -> webdriver.Chrome:
-    """A headless Chromium that stays offline (no background networking, updates or sync)."""
+def chromium(user_data_dir: Path, width: int = WIDTH, height: int = HEIGHT,
+             network_log: bool = False) -> webdriver.Chrome:
+    """A headless Chromium that stays offline (no background networking, updates or sync);
+    ``network_log`` records every request in the performance log."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -44,6 +49,8 @@ def chromium(user_data_dir: Path, width: int = WIDTH, height: int = HEIGHT) -> w
                      "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                      f"--user-data-dir={user_data_dir}", f"--window-size={width},{height}"):
         options.add_argument(argument)
+    if network_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
