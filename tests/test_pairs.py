@@ -5,13 +5,17 @@ oracle's single effects; shards; settings; the sweep through Ray with resume."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from sweep.kernels import NEURON_MODES
 from sweep.kernels.network import Network
 from sweep.kernels.oracle import naive_neuron_metrics, naive_pair_metrics
 from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, check_units, pair_count
+from sweep.kinds.pair import PairSettings, chosen_units, first_units
 from tests.nets import ACTIVATIONS, digits, trained_mlp
 
 UNITS = np.array([(layer, unit) for layer, width in enumerate((12, 7)) for unit in range(width)])
@@ -65,6 +69,8 @@ def test_interaction_is_the_pair_effect_minus_the_oracle_single_effects(activati
     pairs = pairs_of(columns).tolist()
     expected = [columns["effect"][k] - single[(la, ua)] - single[(lb, ub)] for k, (la, ua, lb, ub) in enumerate(pairs)]
     np.testing.assert_allclose(columns["interaction"], expected, atol=1e-12)
+    np.testing.assert_array_equal(columns["effect_a"], [single[(la, ua)] for la, ua, _, _ in pairs])
+    np.testing.assert_array_equal(columns["effect_b"], [single[(lb, ub)] for _, _, lb, ub in pairs])
     assert np.any(columns["interaction"] > 0) and np.any(columns["interaction"] < 0)
 
 
@@ -91,3 +97,50 @@ def test_units_must_be_sorted_and_a_range_must_hold_pairs() -> None:
     X, y = digits(300)
     with pytest.raises(ValueError, match=r"no pair has its first unit at a position of \[18, 19\) of 19 units"):
         ablate_pairs(Network.from_classifier(clf), X, y, UNITS, 18, 19)
+
+
+def test_settings_checks_and_top_k_units_chosen_by_val_effect() -> None:
+    with pytest.raises(ValueError, match="ablation.layers has 2; the model has 2 hidden layers"):
+        PairSettings(layers=[2]).check((12, 7), has_val=True)
+    with pytest.raises(ValueError, match=r"ablation.top_k chooses units .* dataset.val_fraction=0.1"):
+        PairSettings(top_k=5).check((12, 7), has_val=False)
+    with pytest.raises(ValueError, match="ablation.top_k=8 exceeds the 7 units of the chosen layers"):
+        PairSettings(top_k=8, layers=[1]).check((12, 7), has_val=True)
+    PairSettings(top_k=19).check((12, 7), has_val=True)
+    effects = pd.DataFrame({"layer": [0, 0, 0, 1, 1], "unit": [0, 1, 2, 0, 1], "effect": [-0.1, 0.0, 0.3, 0.1, -0.2]})
+    np.testing.assert_array_equal(chosen_units((3, 2), None, 3, effects), [[0, 0], [0, 2], [1, 1]])
+    np.testing.assert_array_equal(chosen_units((3, 2), [0], 2, effects), [[0, 0], [0, 2]])
+    np.testing.assert_array_equal(chosen_units((3, 2), [1], None, None), [[1, 0], [1, 1]])
+    assert first_units(5, 7, 10) == (2, 4)  # pairs 0-3 start at unit 0, 4-6 at 1, 7-8 at 2, 9 at 3
+    with pytest.raises(ValueError, match=r"pairs \[5, 10\) are not cut at first units of 5 units"):
+        first_units(5, 5, 10)
+
+
+@pytest.mark.ray
+def test_pair_sweep_writes_every_pair_per_split_and_resumes(local_ray, run_config):
+    common = ("model.hidden_layer_sizes=[16,8]", "model.name=small", "model.max_iter=60", "ablation=pairs")
+    with pytest.raises(Exception, match="dataset.val_fraction"):
+        run_config(*common, "ablation.top_k=6")
+    cfg = run_config(*common, "dataset.val_fraction=0.2", "ablation.shard_cost=2e6", "ablation.modes=[zero,mean]")
+    summary = pipeline_run(cfg)
+    rows = pd.read_parquet(f"{summary.results}/kind=pair")
+    assert summary.rows_written == len(rows) == 2 * 2 * 276  # C(24, 2) per mode and split
+    assert len(list(Path(summary.results).rglob("kind=pair/**/*.parquet"))) > 4  # several shards
+    for (mode, split), group in rows.groupby(["mode", "split"], observed=True):
+        keys = group[["layer_a", "unit_a", "layer_b", "unit_b"]].drop_duplicates()
+        assert len(keys) == 276, (mode, split)
+    assert set(summary.table["pairs"]) == {276}
+    assert pipeline_run(cfg).rows_written == 0
+
+    top = run_config(*common, "dataset.val_fraction=0.2", "ablation.top_k=6", "study=top")
+    with pytest.raises(Exception, match="ablation=neurons"):
+        pipeline_run(top)
+    pipeline_run(run_config(*common[:-1], "ablation=neurons", "dataset.val_fraction=0.2", "study=top"))
+    top_rows = pd.read_parquet(f"{pipeline_run(top).results}/kind=pair")
+    assert len(top_rows) == 2 * 15
+
+
+def pipeline_run(cfg):
+    from sweep.run import pipeline
+
+    return pipeline.run(cfg)

@@ -40,8 +40,8 @@ from sweep.kernels.network import (
     predicted_index,
 )
 from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons
-from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, pair_count
 from sweep.kernels.orders import ORDER_KEYS, make_order, scope_units
+from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, pair_count
 from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, pruning_path, removal_limit
 from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
 from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network

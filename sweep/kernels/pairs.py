@@ -44,11 +44,14 @@ PAIR_COLUMNS: dict[str, str] = {
     "layer_b": "int64",
     "unit_b": "int64",
     **METRIC_COLUMNS,
+    "effect_a": "float64",
+    "effect_b": "float64",
     "interaction": "float64",
 }
 """Columns of :func:`ablate_pairs`: the pair (``a`` before ``b`` in ``(layer, unit)`` order),
-the metric columns of the pair removed (against the unablated network) and
-``interaction = effect_ab - effect_a - effect_b``."""
+the metric columns of the pair removed (against the unablated network), each unit's single
+effect (same split, mode and run) and ``interaction = effect - effect_a - effect_b``
+(computed from the row counts, so exactly 0 for an additive pair)."""
 
 
 def pair_count(n_units: int, start: int = 0, stop: int | None = None) -> int:
@@ -150,7 +153,7 @@ def ablate_pairs(
     gained = singles["fixed"] - singles["broken"]  # rows turned right, net, per single unit
     unablated = PrunedPass(net, net_np, list(base.inputs), list(base.pre), y, values, mode)
     base_pred, base_loss = to_numpy(base.pred), to_numpy(base.loss)
-    ids, parts, interaction = [], [], []
+    ids, parts, single_effects, interaction = [], [], [], []
     for i in range(start, stop):
         partners = units[i + 1 :]
         if len(partners) == 0:
@@ -168,11 +171,15 @@ def ablate_pairs(
             part = _sweep(against, removed.net, y, partners, mode, values, metrics, tables, differs, chunk_elements)
         ids.append(np.column_stack([np.repeat(units[i : i + 1], len(partners), axis=0), partners]))
         parts.append(part)
+        single_effects.append(
+            np.column_stack([np.full(len(partners), singles["effect"][i - start]), singles["effect"][i + 1 - start :]])
+        )
         pair_gained = part["fixed"] - part["broken"]
         interaction.append((pair_gained - gained[i - start] - gained[i + 1 - start :]) / base.n)
     pairs = np.concatenate(ids)
     columns: dict[str, np.ndarray] = {name: pairs[:, k] for k, name in enumerate(("layer_a", "unit_a", "layer_b", "unit_b"))}
     for name in METRIC_COLUMNS:
         columns[name] = np.concatenate([p[name] for p in parts])
+    columns["effect_a"], columns["effect_b"] = np.concatenate(single_effects).T
     columns["interaction"] = np.concatenate(interaction)
     return columns
