@@ -144,3 +144,20 @@ def pipeline_run(cfg):
     from sweep.run import pipeline
 
     return pipeline.run(cfg)
+
+
+def test_torch_pairs_equal_numpy() -> None:
+    torch = pytest.importorskip("torch")
+    from sweep.kernels.backend import to_backend
+
+    clf = trained_mlp("logistic")
+    X, y = digits(300)
+    net = Network.from_classifier(clf)
+    net_t, X_t, y_t = to_backend(net, X, y, "torch", "cpu")
+    assert isinstance(net_t.coefs[0], torch.Tensor)
+    for mode, metrics in [("mean", "full"), ("zero", "accuracy")]:
+        a = ablate_pairs(net, X, y, UNITS, mode=mode, reference=X, metrics=metrics)
+        b = ablate_pairs(net_t, X_t, y_t, UNITS, mode=mode, reference=X, metrics=metrics)
+        for column in ("layer_a", "unit_a", "layer_b", "unit_b", "accuracy", "broken", "fixed", "interaction"):
+            np.testing.assert_array_equal(a[column], b[column], err_msg=column)
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-9)
