@@ -134,7 +134,8 @@ def interaction_matrix(rows: pd.DataFrame, layer: int) -> tuple[np.ndarray, np.n
 
 
 def plot_interaction_matrix(matrix: np.ndarray, ax: Axes, title: str = "") -> None:
-    """A heatmap of an interaction matrix in pp (blue: redundant, red: super-additive)."""
+    """A heatmap of an interaction matrix in pp (blue: redundant, worse than the sum;
+    red: better than the sum)."""
     pp = 100 * matrix
     limit = float(np.nanmax(np.abs(pp))) if np.isfinite(pp).any() else 1.0
     image = ax.imshow(pp, cmap="RdBu_r", vmin=-limit or -1, vmax=limit or 1, interpolation="nearest")
@@ -168,11 +169,13 @@ def _finding(key: dict, shares: pd.DataFrame, stable: pd.Series, redundant: pd.D
     if len(redundant):
         r = redundant.iloc[0]
         text += (f" The most redundant pair, ({int(r.layer_a)}, {int(r.unit_a)}) and ({int(r.layer_b)}, "
-                 f"{int(r.unit_b)}), costs {100 * r.effect:+.2f} pp together against {100 * r.effect_a:+.2f} and "
+                 f"{int(r.unit_b)}) of seed {int(r.seed)}, costs {100 * r.effect:+.2f} pp together against {100 * r.effect_a:+.2f} and "
                  f"{100 * r.effect_b:+.2f} pp alone.")
     if len(cancelling):
         c = cancelling.iloc[0]
-        text += (f" The most cancelling pair gains {100 * c.gain:+.2f} pp over the better single removal.")
+        text += (f" The most cancelling pair, ({int(c.layer_a)}, {int(c.unit_a)}) and ({int(c.layer_b)}, "
+                 f"{int(c.unit_b)}) of seed {int(c.seed)}, gains {100 * c.gain:+.2f} pp over the better single "
+                 "removal.")
     if stable["seeds"] > 1:
         spread = max(stable["redundant_high"] - stable["redundant_low"],
                      stable["cancelling_high"] - stable["cancelling_low"])
@@ -208,7 +211,7 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
             fig.save_figure(figure, out_dir / "figures", figure_slug("pairs", *key, seed)),
             f"Unit pairs of {family_label({**labels, 'seed': seed})} on test: per hidden layer the interaction "
             "(effect of removing both minus the two single effects, pp) of every pair within it, units ordered "
-            "by single effect (blue: redundant, red: super-additive); right: each pair's effect against the "
+            "by single effect (blue: redundant, removing both worse than the sum; red: better than the sum); right: each pair's effect against the "
             "sum of its single effects (on the red diagonal: independent).",
         ))
         match = lambda t: t.merge(pd.DataFrame([labels]), on=FAMILY)  # noqa: E731

@@ -126,7 +126,7 @@ def main() -> None:
         "peak_traced_first_units": args.traced, "checked": int(len(sample)),
         "checked_changed": int(np.isin(sample, changed).sum()), "mismatches": int(mismatches),
         "pairs_changed": int(len(changed)), "redundant": int(np.sum(columns["interaction"] < 0)),
-        "synergistic": int(np.sum(columns["interaction"] > 0)),
+        "better_than_sum": int(np.sum(columns["interaction"] > 0)),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -73,8 +73,9 @@ def test_report_section(tmp_path: Path) -> None:
     text = sections[0].paragraphs[0]
     assert text.startswith("mnist/nn_3 (zero): of 3 unit pairs per seed, 50.0 % are redundant")
     assert "33.3 % cancelling" in text and "33.3 % change test accuracy significantly" in text
-    assert "most redundant pair, (0, 0) and (0, 1), costs -5.00 pp together against -1.00 and -2.00 pp" in text
-    assert "gains +1.00 pp over the better single removal" in text and "not stable" in text
+    assert "most redundant pair, (0, 0) and (0, 1) of seed 0, costs -5.00 pp together against -1.00 and -2.00 pp" in text
+    assert "(0, 0) and (0, 2) of seed 0, gains +1.00 pp over the better single removal" in text
+    assert "not stable" in text
     assert all(f.path.exists() for f in sections[0].figures) and len(sections[0].figures) == 1
     assert set(sections[0].tables) == {"pairs_shares", "pairs_stability", "pairs_redundant", "pairs_cancelling"}
     index = write_report(tmp_path / "results", "s", tmp_path / "report", builders=[pr.report_sections])

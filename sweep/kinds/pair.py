@@ -113,7 +113,7 @@ def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:
         units = chosen_units(model.net.hidden_sizes, settings.layers, settings.top_k, effects.get(mode))
         for split, n_samples in splits.items():
             pair_cost = np.array([neuron_cost(model.shape, int(l), n_samples) for l, _ in units])
-            costs = np.array([pair_cost[i + 1 :].sum() for i in range(len(units))])
+            costs = np.cumsum(pair_cost[::-1])[::-1] - pair_cost  # of each first unit's partners
             for a, b in ranges(costs, settings.shard_cost):
                 start, stop = pair_count(len(units), 0, a), pair_count(len(units), 0, b)
                 if stop > start:
@@ -144,17 +144,17 @@ PAIR_KEYS: list[str] = ["dataset", "model", "seed", "mode", "split"]
 
 def pair_categories(df: pd.DataFrame) -> pd.DataFrame:
     """Pairs per sweep: ``redundant`` (removing both is worse than the sum of the single
-    effects: interaction < 0), ``additive`` (= 0), ``synergistic`` (> 0), and of those
-    ``cancelling`` (removing both is better than removing either alone)."""
+    effects: interaction < 0), ``additive`` (= 0), ``better_than_sum`` (> 0: removing both costs
+    less, or gains more, than the sum), and ``cancelling`` (removing both is better than removing either alone)."""
     keys = [k for k in PAIR_KEYS if k in df.columns]
-    columns = [*keys, "pairs", "redundant", "additive", "synergistic", "cancelling"]
+    columns = [*keys, "pairs", "redundant", "additive", "better_than_sum", "cancelling"]
     if df.empty:
         return pd.DataFrame(columns=columns)
     flags = df.assign(
         pairs=1,
         redundant=df["interaction"] < 0,
         additive=df["interaction"] == 0,
-        synergistic=df["interaction"] > 0,
+        better_than_sum=df["interaction"] > 0,
         cancelling=df["effect"] > np.maximum(df["effect_a"], df["effect_b"]),
     )
     return flags.groupby(keys, observed=True)[columns[len(keys):]].sum().astype("int64").reset_index()
@@ -168,7 +168,7 @@ KIND = ResultKind(
     plan=plan,
     compute=compute,
     summary=pair_categories,
-    summary_title="unit pairs per seed: redundant (interaction < 0) / additive / synergistic (> 0), and "
+    summary_title="unit pairs per seed: redundant (interaction < 0) / additive / better than the sum (> 0), and "
     "cancelling (both removed beats either alone):",
 )
 
