@@ -19,7 +19,15 @@ from matplotlib.axes import Axes
 
 from analysis import figures as fig
 from analysis.load import has_kind, load
-from analysis.sections import Figure, Section, Table, family_label, figure_slug, in_units, interval_note
+from analysis.sections import (
+    Figure,
+    Section,
+    Table,
+    family_label,
+    figure_slug,
+    in_units,
+    interval_note,
+)
 from analysis.stats import add_qvalues, t_interval
 
 ALPHA = 0.05
@@ -104,8 +112,8 @@ def extreme_pairs(df: pd.DataFrame, top: int = TOP) -> tuple[pd.DataFrame, pd.Da
     redundant = test[test["redundant"]].sort_values([*order[:3], "interaction", *order[3:]], kind="stable")
     cancelling = test[test["cancelling"]].sort_values([*order[:3], "gain", *order[3:]], kind="stable",
                                                       ascending=[True] * 3 + [False] + [True] * 4)
-    pick = lambda t: t.groupby(FAMILY, sort=True, observed=True).head(top)[columns].reset_index(drop=True)  # noqa: E731
-    return pick(redundant), pick(cancelling)
+    return tuple(t.groupby(FAMILY, sort=True, observed=True).head(top)[columns].reset_index(drop=True)
+                 for t in (redundant, cancelling))
 
 
 def interaction_matrix(rows: pd.DataFrame, layer: int) -> tuple[np.ndarray, np.ndarray]:
@@ -157,14 +165,17 @@ def plot_against_independent(rows: pd.DataFrame, ax: Axes, title: str = "") -> N
     ax.set_title(title)
 
 
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f} %"
+
+
 def _finding(key: dict, shares: pd.DataFrame, stable: pd.Series, redundant: pd.DataFrame,
              cancelling: pd.DataFrame) -> str:
     """One paragraph per family, from its numbers."""
-    pct = lambda x: f"{100 * x:.1f} %"  # noqa: E731
     text = (f"{family_label(key)}: of {int(shares['pairs'].iloc[0]):,} unit pairs per seed, "
-            f"{pct(stable['redundant'])} are redundant (removing both is worse than the sum of the single "
-            f"removals) and {pct(stable['cancelling'])} cancelling (removing both beats removing either alone); "
-            f"{pct(shares['significant'].mean())} change test accuracy significantly (BH q < {ALPHA:g}); "
+            f"{_pct(stable['redundant'])} are redundant (removing both is worse than the sum of the single "
+            f"removals) and {_pct(stable['cancelling'])} cancelling (removing both beats removing either alone); "
+            f"{_pct(shares['significant'].mean())} change test accuracy significantly (BH q < {ALPHA:g}); "
             f"the mean interaction is {100 * shares['mean_interaction'].mean():+.3f} pp.")
     if len(redundant):
         r = redundant.iloc[0]
@@ -214,9 +225,8 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
             "by single effect (blue: redundant, removing both worse than the sum; red: better than the sum); right: each pair's effect against the "
             "sum of its single effects (on the red diagonal: independent).",
         ))
-        match = lambda t: t.merge(pd.DataFrame([labels]), on=FAMILY)  # noqa: E731
-        paragraphs.append(_finding(labels, match(shares), match(stability).iloc[0], match(redundant),
-                                   match(cancelling)))
+        mine = [t.merge(pd.DataFrame([labels]), on=FAMILY) for t in (shares, stability, redundant, cancelling)]
+        paragraphs.append(_finding(labels, mine[0], mine[1].iloc[0], mine[2], mine[3]))
     summary = [p.split(". ")[0] + "." for p in paragraphs]
     pairs_pp = ["effect_a", "effect_b", "effect", "interaction", "gain"]
     tables = {

@@ -117,15 +117,15 @@ def main() -> None:
     naive_per_pair = (time.perf_counter() - start) / len(sample)
 
     result = {
-        "model": args.model, "hidden": list(net.hidden_sizes), "source": source, "rows": int(len(y)),
+        "model": args.model, "hidden": list(net.hidden_sizes), "source": source, "rows": len(y),
         "mode": "zero", "metrics": "accuracy", "threads": os.environ["OPENBLAS_NUM_THREADS"],
         "load_average": list(os.getloadavg()), "pairs": n_pairs, "prepare_s": prepare_s,
         "kernel_s": kernel_s, "pairs_per_s": n_pairs / kernel_s,
-        "naive_s": naive_per_pair * n_pairs, "naive_extrapolated_from": int(len(sample)),
+        "naive_s": naive_per_pair * n_pairs, "naive_extrapolated_from": len(sample),
         "ratio": naive_per_pair * n_pairs / kernel_s, "peak_mib": peak_mib,
-        "peak_traced_first_units": args.traced, "checked": int(len(sample)),
+        "peak_traced_first_units": args.traced, "checked": len(sample),
         "checked_changed": int(np.isin(sample, changed).sum()), "mismatches": int(mismatches),
-        "pairs_changed": int(len(changed)), "redundant": int(np.sum(columns["interaction"] < 0)),
+        "pairs_changed": len(changed), "redundant": int(np.sum(columns["interaction"] < 0)),
         "better_than_sum": int(np.sum(columns["interaction"] > 0)),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
