@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.neural_network import MLPClassifier
+from sklearn.preprocessing import LabelBinarizer
 
 from sweep.kernels import NEURON_MODES
 from sweep.kernels.network import Network
-from sweep.kernels.oracle import naive_neuron_metrics, naive_pair_metrics
+from sweep.kernels.oracle import naive_neuron_metrics, naive_pair_metrics, units_ablated_classifier
 from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, check_units, pair_count
 from sweep.kinds.pair import PairSettings, chosen_units, first_units
 from tests.nets import ACTIVATIONS, digits, trained_mlp
@@ -72,6 +74,46 @@ def test_interaction_is_the_pair_effect_minus_the_oracle_single_effects(activati
     np.testing.assert_array_equal(columns["effect_a"], [single[(la, ua)] for la, ua, _, _ in pairs])
     np.testing.assert_array_equal(columns["effect_b"], [single[(lb, ub)] for _, _, lb, ub in pairs])
     assert np.any(columns["interaction"] > 0) and np.any(columns["interaction"] < 0)
+
+
+def _classifier(net: Network) -> MLPClassifier:
+    """A fitted-looking ``MLPClassifier`` holding ``net``'s weights."""
+    clf = MLPClassifier(net.hidden_sizes, activation="tanh")
+    clf.coefs_, clf.intercepts_ = [w.copy() for w in net.coefs], [b.copy() for b in net.intercepts]
+    clf.n_layers_, clf.n_outputs_, clf.out_activation_ = len(net.coefs) + 1, 3, "softmax"
+    clf.classes_ = net.classes
+    clf._label_binarizer = LabelBinarizer().fit(net.classes)
+    return clf
+
+
+def _tied_by_pair(seed: int) -> tuple[Network, np.ndarray, np.ndarray, tuple[int, int]]:
+    """A random tanh net (5 -> 6 -> 4 -> 3) whose output bias makes logits 0 and 1 of row 0
+    (almost) equal once units j and k of the last hidden layer are removed (``remove``)."""
+    rng = np.random.default_rng(seed)
+    coefs = (rng.normal(size=(5, 6)), rng.normal(size=(6, 4)), rng.normal(size=(4, 3)))
+    intercepts = (rng.normal(size=6), rng.normal(size=4), rng.normal(size=3))
+    X = rng.normal(size=(8, 5))
+    j, k = sorted(int(u) for u in rng.choice(4, 2, replace=False))
+    h = np.tanh(np.tanh(X @ coefs[0] + intercepts[0]) @ coefs[1] + intercepts[1])
+    h[:, [j, k]] = 0.0
+    logits = h @ coefs[2] + intercepts[2]
+    b = intercepts[2].copy()
+    b[1] += logits[0, 0] - logits[0, 1]
+    b[2] = min(b[2], b[1] - logits[0, 2] + logits[0, 1] - 5.0)  # class 2 far below
+    net = Network(coefs, (intercepts[0], intercepts[1], b), "tanh", "softmax", np.array([0, 1, 2]))
+    return net, X, np.zeros(8, dtype=np.int64), (j, k)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_near_tie_after_removing_a_pair_matches_sklearn(seed: int) -> None:
+    net, X, y, (j, k) = _tied_by_pair(seed)
+    units = np.array([(layer, unit) for layer, width in enumerate((6, 4)) for unit in range(width)])
+    columns = ablate_pairs(net, X, y, units, mode="remove", metrics="accuracy")
+    clf = _classifier(net)
+    tied = units_ablated_classifier(clf, [(1, j), (1, k)], "remove").predict_proba(X[:1])[0]
+    assert abs(np.log(tied[0]) - np.log(tied[1])) < 1e-9  # the row really is a near-tie
+    assert_equals_oracle(clf, X, y, columns, "remove", "accuracy")
+    assert_equals_oracle(clf, X, y, ablate_pairs(net, X, y, units, mode="remove", metrics="full"), "remove", "full")
 
 
 def test_binary_net_a_chosen_subset_and_shards_concatenate_to_the_whole() -> None:
