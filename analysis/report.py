@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import cumulative, pruning_report
+from analysis import cumulative, pairs_report, pruning_report
 from analysis.load import AnalysisError, resolve_study
 from analysis.sections import (
     Figure,
@@ -38,6 +38,7 @@ SECTION_BUILDERS: list[SectionBuilder] = [
     pruning_sections,
     cumulative.report_sections,
     pruning_report.report_sections,
+    pairs_report.report_sections,
 ]
 """Builders run in order by :func:`write_report`."""
 

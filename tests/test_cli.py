@@ -33,7 +33,7 @@ def test_help_says_what_the_tool_does_and_lists_the_allowed_values(tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith("python -m sweep: exact ablation sweeps")
     assert "powered by Hydra" not in result.stdout and "_schema" not in result.stdout
-    assert "  ablation: cumulative, neurons, pruning, synapses" in result.stdout
+    assert "  ablation: cumulative, neurons, pairs, pruning, synapses" in result.stdout
     assert "  ablation.modes: zero, remove, mean" in result.stdout
     assert "  dataset.name: digits, mnist, svhn" in result.stdout
 

@@ -140,6 +140,8 @@ GPU_KINDS = {
     "cumulative": (None, ["mode", "split", "scope", "order", "repetition", "k"]),
     "pruning": (["ablation=pruning", "dataset.val_fraction=0.2", "ablation.repetitions=2", "ablation.max_removed=0.5"],
                 ["mode", "scope", "method", "repetition", "step", "split"]),
+    "pair": (["ablation=pairs", "ablation.metrics=full", "ablation.modes=[zero,mean]"],
+             ["mode", "split", "layer_a", "unit_a", "layer_b", "unit_b"]),
 }
 """Every result kind: the sweep that writes it (cumulative rides on the unit sweep) and its row keys."""
 

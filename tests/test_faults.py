@@ -23,12 +23,15 @@ from sweep.plan import RunKey, Shard
 from sweep.kinds import SCHEMAS
 from sweep.results.store import ResultStore, to_table
 from tests import test_distributed
-from tests.test_distributed import SYNAPSES, part_bytes, sweep_command, sweep_env
+from tests.test_distributed import SYNAPSES, TINY, part_bytes, sweep_command, sweep_env
 from tests.test_store import neuron_columns
 
 ray_cluster = test_distributed.ray_cluster  # the fixture, shared
 
 SYNAPSE_KEYS = ["seed", "layer", "source", "target"]
+
+PAIRS = [*TINY, "ablation=pairs", "ablation.shard_cost=1e7"]
+"""Every pair of the tiny net's 96 hidden units (4,560), in a few dozen shards."""
 
 
 def wait_for_parts(results: Path, count: int, timeout: float = 60) -> int:
@@ -86,6 +89,27 @@ def test_killing_a_worker_node_mid_sweep_loses_no_row(ray_cluster, run_config, t
     n_parts = len(list(Path(summary.results).rglob("part-*.parquet")))
     assert parts_at_kill[0] < n_parts  # the node died mid-sweep
     assert len(df) == 64 * 64 + 64 * 32 + 32 * 10 and not df.duplicated(SYNAPSE_KEYS).any()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_killing_a_worker_node_mid_pair_sweep_loses_no_row(ray_cluster, run_config, tmp_path):
+    cluster = ray_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    cfg = run_config(*PAIRS)
+    victim = next(iter(cluster.worker_nodes))
+    parts_at_kill: list[int] = []
+
+    def kill_when_parts_appear() -> None:
+        parts_at_kill.append(wait_for_parts(Path(cfg.paths.results), 3))
+        cluster.remove_node(victim, allow_graceful=False)
+
+    killer = in_thread(kill_when_parts_appear)
+    summary = pipeline.run(cfg)
+    killer.join()
+    df = pd.read_parquet(f"{summary.results}/kind=pair")
+    n_parts = len(list(Path(summary.results).rglob("part-*.parquet")))
+    assert parts_at_kill[0] < n_parts  # the node died mid-sweep
+    assert len(df) == 96 * 95 // 2 and not df.duplicated(["layer_a", "unit_a", "layer_b", "unit_b"]).any()
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
 - :mod:`~sweep.kernels.joint`, :mod:`~sweep.kernels.cumulative`,
   :mod:`~sweep.kernels.orders`: unit sets, cumulative curves and their orders
 - :mod:`~sweep.kernels.pruning`: pruning paths chosen on val (greedy and fixed orders)
+- :mod:`~sweep.kernels.pairs`: every pair of units removed, with their interactions
 - :mod:`~sweep.kernels.unitstats` (statistics registry), :mod:`~sweep.kernels.metrics`,
   :mod:`~sweep.kernels.selection`, :mod:`~sweep.kernels.oracle` (the naive reference)
 """
@@ -40,6 +41,7 @@ from sweep.kernels.network import (
 )
 from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons
 from sweep.kernels.orders import ORDER_KEYS, make_order, scope_units
+from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, pair_count
 from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, pruning_path, removal_limit
 from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
 from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network
@@ -54,6 +56,7 @@ __all__ = [
     "NEURON_COLUMNS",
     "NEURON_MODES",
     "ORDER_KEYS",
+    "PAIR_COLUMNS",
     "PRUNING_COLUMNS",
     "PRUNING_METHODS",
     "QUANTIZERS",
@@ -66,6 +69,7 @@ __all__ = [
     "Network",
     "ablate_joint",
     "ablate_neurons",
+    "ablate_pairs",
     "ablate_synapses",
     "ablated_neuron_network",
     "ablated_synapse_network",
@@ -80,6 +84,7 @@ __all__ = [
     "make_order",
     "mcnemar_p",
     "network_to_numpy",
+    "pair_count",
     "neuron_mode",
     "predicted_index",
     "prepare",

@@ -38,32 +38,34 @@ from sweep.kernels.engine import (
 )
 from sweep.kernels.modes import ablated_neuron_network, neuron_mode, replacement_values
 from sweep.kernels.network import Network
-from sweep.kernels.screen import Screen, column_chunks, make_screen, may_flip, nonzero_pairs, pairs_over
+from sweep.kernels.screen import Screen, column_chunks, make_screen, may_flip, nonzero_pairs, over
 
 NEURON_COLUMNS: dict[str, str] = {"layer": "int64", "unit": "int64"}
 """Identifying columns of :func:`ablate_neurons`, before the metric columns."""
 
 
 def _neuron_changes(
-    base: BaseState, layer: int, units: Any, values: Any, screen: Screen | None
+    base: BaseState, layer: int, units: Any, values: Any, screen: Screen | None, forced: Any | None
 ) -> Iterator[Changes]:
-    """Changed (or, with a ``screen``, possibly flipped) rows of each unit's ablation."""
+    """Changed (or, with a ``screen``, possibly flipped) rows of each unit's ablation, and the
+    ``forced`` rows (bool, shape ``(n,)``) of every unit whatever its change."""
     xp = base.xp
     h = base.inputs[layer + 1]
     for lo, hi in column_chunks(int(units.shape[0]), base.n):
         part = units[lo:hi]
         delta = values[part][None, :] - h[:, part]
         if screen is None:
-            cols, rows = nonzero_pairs(xp, delta != 0)
+            mask = delta != 0
         else:
-            ratio = delta * screen.inv_margin[:, None]
             peak = screen.peak_post[part]
-            cols, rows = pairs_over(xp, ratio, peak[:, 0], peak[:, 1])
+            mask = over(delta * screen.inv_margin[:, None], peak[:, 0], peak[:, 1])
+        cols, rows = nonzero_pairs(xp, mask if forced is None else mask | forced[:, None])
         ch = Changes(
             layer + 1, base.net.coefs[layer + 1], cols + lo, rows, part[cols], delta[rows, cols]
         )
         if screen is not None:
-            ch = ch.keep(may_flip(base, screen, ch.units, ch.rows, ch.d))
+            flip = may_flip(base, screen, ch.units, ch.rows, ch.d)
+            ch = ch.keep(flip if forced is None else flip | forced[ch.rows])
         yield ch
 
 
@@ -81,6 +83,7 @@ def ablate_neurons(
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     replacement: np.ndarray | None = None,
     screen_tables: tuple[np.ndarray, np.ndarray] | None = None,
+    rows: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Ablate each listed unit of one hidden layer on its own and measure on ``(X, y)``.
 
@@ -101,6 +104,10 @@ def ablate_neurons(
     screen_tables : tuple of ndarray, optional — the layer's
         :func:`~sweep.kernels.screen.gain_tables` (``metrics="accuracy"``), when already
         computed: of ``net``, or of a network ``net`` only zeroes weights of (before pruning)
+    rows : ndarray of shape (n_samples,), bool, optional — rows measured for every unit
+        whatever its change: where ``base``'s reference outcome (``pred``, ``right``,
+        ``loss``) is not its own pass's (:func:`sweep.kernels.pairs.ablate_pairs` compares a
+        network with one unit removed against the unablated one)
 
     Returns
     -------
@@ -118,9 +125,10 @@ def ablate_neurons(
     values = base.asarray(values_np, dtype=base.pre[0].dtype)
     screen = make_screen(base, layer, screen_tables) if metrics == "accuracy" else None
     budget = row_budget(base, layer + 1, chunk_elements)
+    forced = None if rows is None else base.asarray(rows)
     batches = (
         batch
-        for ch in _neuron_changes(base, layer, base.asarray(units), values, screen)
+        for ch in _neuron_changes(base, layer, base.asarray(units), values, screen, forced)
         for batch in split_batches(ch, budget)
     )
 

@@ -25,15 +25,25 @@ def ablated_classifier(
     weights; ``mean`` zeroes its outgoing weights and adds ``mean * outgoing`` to the next
     layer's bias.
     """
+    return units_ablated_classifier(clf, [(layer, unit)], mode, reference)
+
+
+def units_ablated_classifier(
+    clf: Any, units: list[tuple[int, int]], mode: str = "zero", reference: np.ndarray | None = None
+) -> Any:
+    """A deep copy of a fitted ``MLPClassifier`` with hidden units ``(layer, unit)`` ablated
+    in its weights, in the order given, each as :func:`ablated_classifier` does it (``mean``
+    values computed on the unablated ``clf``)."""
     ablated = copy.deepcopy(clf)
     coefs, intercepts = ablated.coefs_, ablated.intercepts_
-    if neuron_mode(mode).zero_incoming:
-        coefs[layer][:, unit] = 0.0
-        intercepts[layer][unit] = 0.0
-        return ablated
-    value = replacement_values(Network.from_classifier(clf), layer, mode, reference)[unit]
-    intercepts[layer + 1] += value * coefs[layer + 1][unit, :]
-    coefs[layer + 1][unit, :] = 0.0
+    for layer, unit in units:
+        if neuron_mode(mode).zero_incoming:
+            coefs[layer][:, unit] = 0.0
+            intercepts[layer][unit] = 0.0
+            continue
+        value = replacement_values(Network.from_classifier(clf), layer, mode, reference)[unit]
+        intercepts[layer + 1] += value * coefs[layer + 1][unit, :]
+        coefs[layer + 1][unit, :] = 0.0
     return ablated
 
 
@@ -104,5 +114,22 @@ def naive_synapse_metrics(
     makers = [
         (lambda s=int(s), t=int(t): synapse_ablated_classifier(clf, layer, s, t))
         for s, t in zip(sources, targets)
+    ]
+    return _metrics(clf, X, y, makers)
+
+
+def naive_pair_metrics(
+    clf: Any, X: np.ndarray, y: np.ndarray, pairs: np.ndarray, mode: str = "zero",
+    reference: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The metric columns of :func:`sweep.kernels.pairs.ablate_pairs`, computed the naive way.
+
+    Parameters
+    ----------
+    pairs : ndarray of shape (k, 4), int — ``layer_a, unit_a, layer_b, unit_b`` (a edited first)
+    """
+    makers = [
+        (lambda p=tuple(int(v) for v in p): units_ablated_classifier(clf, [p[:2], p[2:]], mode, reference))
+        for p in pairs
     ]
     return _metrics(clf, X, y, makers)

@@ -165,6 +165,16 @@ class PrunedPass:
             self.inputs[level + 1 + offset][rows] = a
             self.pre[level + 1 + offset][rows] = z
 
+    def without(self, layer: int, unit: int) -> PrunedPass:
+        """A copy with hidden unit ``unit`` of hidden layer ``layer`` removed too; the arrays
+        that removal leaves alone (the layers before it) are shared, not copied."""
+        xp = namespace(self.inputs[0])
+        inputs = [*self.inputs[: layer + 1], *(xp.asarray(a, copy=True) for a in self.inputs[layer + 1 :])]
+        pre = [*self.pre[:layer], *(xp.asarray(z, copy=True) for z in self.pre[layer:])]
+        copy = PrunedPass(self.net, self.net_np, inputs, pre, self.y, self.values, self.mode)
+        copy.remove(layer, unit)
+        return copy
+
     def state(self) -> BaseState:
         """The pass as a :class:`~sweep.kernels.basestate.BaseState`, its near-tie rows'
         predictions, probabilities and losses recomputed from the edited weights on all

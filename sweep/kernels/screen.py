@@ -192,8 +192,13 @@ def pairs_over(xp: Any, ratio: Any, up: Any, down: Any | None = None) -> tuple[A
     up, down : array of shape (k,) — bound factors of positive / negative changes (no
         negative changes when ``down`` is None)
     """
+    return nonzero_pairs(xp, over(ratio, up, down))
+
+
+def over(ratio: Any, up: Any, down: Any | None = None) -> Any:
+    """Mask (n, k) of :func:`pairs_over`: ``ratio * up >= 1`` or ``-ratio * down >= 1``."""
     mask = ratio * up >= 1
-    return nonzero_pairs(xp, mask if down is None else mask | (ratio * down <= -1))
+    return mask if down is None else mask | (ratio * down <= -1)
 
 
 def _ragged(xp: Any, starts: Any, counts: Any) -> tuple[Any, Any]:
