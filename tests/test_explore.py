@@ -226,3 +226,30 @@ def test_explore_errors_are_one_line_with_exit_code_2(results: Path, tmp_path: P
     assert capsys.readouterr().err == (
         "error: the explorer needs the explore extra (no_such_module_for_explore not installed): "
         'pip install "ablation-sweep[explore]" (from a checkout: pip install ".[explore]")\n')
+
+
+def test_a_unit_profile_lists_its_strongest_partners_when_a_pair_sweep_exists(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from sweep.kernels import ablate_pairs, scope_units
+    from sweep.kinds import SCHEMAS
+    from sweep.results import to_table
+
+    root = tmp_path / "results"
+    trained_study(root, seeds=(0,))
+    assert Explorer(root).view(KEY).profile(1, 5, "zero").partners is None  # no pair sweep: no list
+    view = Explorer(root).view(KEY)
+    columns = ablate_pairs(view.net, view.data.X_test, view.data.y_test, scope_units(view.net, "network"),
+                           mode="zero", metrics="full")
+    folder = root / "s" / "kind=pair" / "dataset=digits" / "model=nn" / "seed=0"
+    folder.mkdir(parents=True)
+    pq.write_table(to_table(SCHEMAS["pair"], columns, {"mode": "zero", "split": "test"}), folder / "part-0.parquet")
+    partners = Explorer(root).view(KEY).profile(1, 5, "zero").partners
+    mine = [(int(la), int(ua), int(lb), int(ub), i)
+            for la, ua, lb, ub, i in zip(columns["layer_a"], columns["unit_a"], columns["layer_b"], columns["unit_b"],
+                                         columns["interaction"]) if (la, ua) == (1, 5) or (lb, ub) == (1, 5)]
+    assert len(mine) == 32 + 16 - 1
+    strongest = sorted(mine, key=lambda r: (-abs(r[4]), *((r[2], r[3]) if (r[0], r[1]) == (1, 5) else (r[0], r[1]))))
+    expected = [(lb, ub) if (la, ua) == (1, 5) else (la, ua) for la, ua, lb, ub, _ in strongest[:8]]
+    assert list(zip(partners["layer"], partners["unit"])) == expected
+    assert np.allclose(partners["interaction"], [r[4] for r in strongest[:8]])

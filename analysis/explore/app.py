@@ -241,6 +241,13 @@ def profile_view(view: ModelView, profile: UnitProfile, mode: str) -> html.Div:
                           f"{'input pixel' if layer == 0 else f'unit of layer {layer - 1}'} "
                           "(red raises accuracy; not swept: 0)"),
                   html.Img(src=signed_png(100 * profile.synapses, source), id="synapse-map")]
+    if profile.partners is not None:
+        rows = [html.Tr([html.Td(f"{r.layer}:{r.unit}"), html.Td(pp(r.effect_pair)), html.Td(pp(r.interaction)),
+                         html.Td(f"{r.p_mcnemar:.4g}")]) for r in profile.partners.itertuples()]
+        head = html.Tr([html.Th(h) for h in ("partner", "both removed (pp)", "interaction (pp)", "McNemar p")])
+        parts += [html.H4("strongest partners in the pair sweep (test): interaction = effect of both minus "
+                          "the two single effects; < 0 they back each other up, > 0 they cancel"),
+                  html.Table([head, *rows], id="partners")]
     return html.Div(parts)
 
 

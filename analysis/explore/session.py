@@ -142,6 +142,9 @@ class UnitProfile:
     removal : SplitAnswer — the unit ablated alone (the explorer's mode)
     synapses : ndarray of shape (n_sources,) or None — effect of each incoming synapse in
         fractions (0 where not swept), when a synapse sweep holds this unit
+    partners : DataFrame or None — its :data:`PARTNERS` strongest partners in the study's pair
+        sweep on test (columns ``layer, unit, effect_pair, interaction, p_mcnemar``, by
+        ``|interaction|``), when one holds this unit
     """
 
     layer: int
@@ -155,6 +158,11 @@ class UnitProfile:
     class_views: np.ndarray
     removal: SplitAnswer
     synapses: np.ndarray | None
+    partners: pd.DataFrame | None
+
+
+PARTNERS = 8
+"""Partners a unit view lists from a pair sweep."""
 
 
 def parse_units(text: str | None, hidden_sizes: tuple[int, ...]) -> list[Unit]:
@@ -360,7 +368,8 @@ class ModelView:
         class_effect = np.asarray(row["class_effect"].iloc[0], dtype=float) if len(row) else None
         removal = self.splits["test"].answer(np.array([[layer, unit]]), mode, self.values(mode))
         return UnitProfile(layer, unit, input_projection(self.net, layer, unit), classes, class_effect,
-                           class_activation, top, a[top], class_views, removal, self.synapses(layer, unit))
+                           class_activation, top, a[top], class_views, removal, self.synapses(layer, unit),
+                           self.partners(layer, unit, mode))
 
     def synapses(self, layer: int, unit: int) -> np.ndarray | None:
         """Test effect of each synapse into ``unit`` of hidden ``layer`` (fractions, 0 where not
@@ -376,6 +385,28 @@ class ModelView:
         values = np.zeros(self.net.coefs[layer].shape[0])
         values[rows["source"].to_numpy()] = rows["effect"].to_numpy()
         return values
+
+    def partners(self, layer: int, unit: int, mode: str) -> pd.DataFrame | None:
+        """The unit's :data:`PARTNERS` strongest partners in the pair sweep on test (by
+        ``|interaction|``; fractions); None without a pair sweep of this unit."""
+        if not self.explorer.has_pairs:
+            return None
+        keys = [("dataset", "=", self.key.dataset), ("model", "=", self.key.model), ("seed", "=", self.key.seed),
+                ("split", "=", "test"), ("mode", "=", mode)]
+        found = [load(self.explorer.results, self.explorer.study, "pair", filters=[
+                     *keys, (f"layer_{side}", "=", layer), (f"unit_{side}", "=", unit)])
+                 for side in ("a", "b")]
+        other = {"a": "b", "b": "a"}
+        rows = pd.concat([
+            f.rename(columns={f"layer_{other[side]}": "partner_layer", f"unit_{other[side]}": "partner_unit"})
+            for side, f in zip(("a", "b"), found)], ignore_index=True)
+        if rows.empty:
+            return None
+        rows = rows.assign(strength=rows["interaction"].abs()).sort_values(
+            ["strength", "partner_layer", "partner_unit"], ascending=[False, True, True], kind="stable")
+        table = rows.head(PARTNERS)[["partner_layer", "partner_unit", "effect", "interaction", "p_mcnemar"]]
+        return table.rename(columns={"partner_layer": "layer", "partner_unit": "unit", "effect": "effect_pair"}
+                            ).reset_index(drop=True)
 
     # ----------------------------------------------------------------------- questions
 
@@ -454,6 +485,7 @@ class Explorer:
                                 "(run python -m sweep first)")
         self.neurons = load(self.results, self.study, "neuron")
         self.has_synapses = has_kind(self.results, self.study, "synapse")
+        self.has_pairs = has_kind(self.results, self.study, "pair")
         runs = {ModelKey(r["dataset"], r["model"], int(r["seed"])): r
                 for r in load_manifest(self.results, self.study).get("runs", [])}
         swept = {ModelKey(d, m, int(s)) for d, m, s in
