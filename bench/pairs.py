@@ -41,25 +41,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweep.data import models
-from sweep.data.datasets import load_dataset
-from sweep.hydra_config import compose_run
+from bench.mnist_model import model_and_data  # noqa: E402
 from sweep.kernels import prepare
 from sweep.kernels.network import Network
 from sweep.kernels.pairs import ablate_pairs, pair_count
-
-
-def model_and_data(model: str, data_dir: str, models_root: str | None) -> tuple[Any, Any, str]:
-    """The seed-0 classifier of ``model``, the data splits and where the model came from."""
-    spec = compose_run([f"model={model}", "dataset=mnist", f"dataset.data_dir={data_dir}", "dataset.val_fraction=0.1"])
-    data = load_dataset(**spec.dataset.loader_params())
-    if models_root:
-        path = models.artifact_path(models_root, spec.model, spec.dataset, 0)
-        if models.read_artifact(path) is not None:
-            return models.load_model(path), data, path
-    start = time.perf_counter()
-    clf = models.train_classifier(spec.model, data.X_train, data.y_train, seed=0, threads=2)
-    return clf, data, f"trained here in {time.perf_counter() - start:.0f} s"
 
 
 def naive_pair(clf: Any, X: np.ndarray, pair: np.ndarray) -> np.ndarray:

@@ -46,27 +46,12 @@ from sklearn.metrics import log_loss
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweep.data import models
-from sweep.data.datasets import load_dataset
-from sweep.hydra_config import compose_run
+from bench.mnist_model import model_and_data  # noqa: E402
 from sweep.kernels import prepare, unit_replacements
 from sweep.kernels.network import Network
 from sweep.kernels.pruning import greedy_choice, pruning_path
 
 MODE = "zero"
-
-
-def model_and_data(data_dir: str, models_root: str | None) -> tuple[Any, Any, str]:
-    """The NN_392 seed-0 classifier, the data splits and where the model came from."""
-    spec = compose_run(["model=nn_392", "dataset=mnist", f"dataset.data_dir={data_dir}", "dataset.val_fraction=0.1"])
-    data = load_dataset(**spec.dataset.loader_params())
-    if models_root:
-        path = models.artifact_path(models_root, spec.model, spec.dataset, 0)
-        if models.read_artifact(path) is not None:
-            return models.load_model(path), data, path
-    start = time.perf_counter()
-    clf = models.train_classifier(spec.model, data.X_train, data.y_train, seed=0, threads=2)
-    return clf, data, f"trained here in {time.perf_counter() - start:.0f} s"
 
 
 def edited(clf: Any, units: list[tuple[int, int]]) -> Any:
@@ -111,7 +96,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "pruning.json"))
     args = parser.parse_args()
 
-    clf, data, source = model_and_data(args.data_dir, args.models)
+    clf, data, source = model_and_data("nn_392", args.data_dir, args.models)
     net = Network.from_classifier(clf)
     values = unit_replacements(net, MODE)
     splits = {"val": (data.X_val, data.y_val), "test": (data.X_test, data.y_test)}
