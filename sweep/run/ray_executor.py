@@ -253,7 +253,8 @@ def train_models(
                     latest[run] = update
             bar.update(sum(job.model.max_iter if job.run in done else latest.get(job.run, (0, 0.0))[0]
                            for job in jobs) - bar.n)
-            bar.set_postfix_str(f"{_training_state(jobs, done, latest)} ({time.perf_counter() - start:.0f} s)")
+            bar.set_postfix_str(f"{_training_state(jobs, done, latest)} ({time.perf_counter() - start:.0f} s)",
+                                refresh=False)  # drawn at tqdm's own rate, not once per iteration
     return done
 
 
