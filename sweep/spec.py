@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -78,6 +79,9 @@ class ModelSpec:
 LOCATION_KEYS = ("data_dir", "cache_dir", "mirrors")
 """Dataset settings that say where data is, not what it is."""
 
+NAMING_KEYS = ("label",)
+"""Dataset settings that name where results go, not what the arrays are."""
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -88,21 +92,29 @@ class DatasetSpec:
     cache_dir: Optional[str] = None
     split: str = field(default="holdout", metadata=_choices("holdout", "official"))
     test_fraction: float = field(default=0.1, metadata=_interval(0.0, 1.0, False, False))
-    split_seed: int = field(default=0, metadata=_interval(0, None))
+    split_seed: Optional[int] = field(default=0, metadata=_interval(0, None))
     val_fraction: float = field(default=0.0, metadata=_interval(0.0, 1.0, True, False))
     scale: str = field(default="unit", metadata=_choices(*SCALERS))
     label_noise: float = field(default=0.0, metadata=_interval(0.0, 1.0, True, True))
     label_noise_seed: int = field(default=0, metadata=_interval(0, None))
     mirrors: Optional[list[str]] = None
+    label: Optional[str] = None
 
     @property
     def tag(self) -> str:
-        """The ``dataset=`` partition value: the name, plus the label-noise level if any."""
-        return self.name if self.label_noise == 0 else f"{self.name}-noise{self.label_noise:g}"
+        """The ``dataset=`` partition value: ``label`` (default: the name), plus the label-noise
+        level if any."""
+        base = self.label or self.name
+        return base if self.label_noise == 0 else f"{base}-noise{self.label_noise:g}"
+
+    def for_seed(self, seed: int) -> "DatasetSpec":
+        """The settings model ``seed`` is trained and measured on: ``split_seed: null`` draws
+        each seed's own split (``split_seed = seed``); otherwise these settings."""
+        return self if self.split_seed is not None else replace(self, split_seed=seed)
 
     def loader_params(self) -> dict[str, Any]:
         """Keyword arguments of ``load_dataset`` including ``name``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in NAMING_KEYS}
 
     def content_params(self) -> dict[str, Any]:
         """The settings that decide the arrays, without those that say where files are."""
@@ -262,6 +274,10 @@ def _check_counts(run: RunSpec) -> None:
         raise SpecError("ablation.splits includes 'val' but dataset.val_fraction=0; set dataset.val_fraction=0.1")
     if not run.study or "/" in run.study or run.study.startswith((".", "_")):
         raise SpecError(f"study={run.study!r} is invalid; expected a plain folder name such as 'paper'")
+    label = run.dataset.label
+    if label is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
+        raise SpecError(f"dataset.label={label!r} is invalid; expected letters, digits, '.', '_' or '-', "
+                        "e.g. mnist-raw")
 
 
 def validate(run: RunSpec) -> RunSpec:

@@ -51,7 +51,11 @@ def test_hydra_names_the_job_sweep(tmp_path):
     (("+dataset.md5=null",), "error: dataset.md5 is not a setting"),
     (("ablation.orders=[random]",), "error: ablation.orders is not a setting; did you mean ablation.modes? "
                                     "(settings of ablation=neurons:"),
-    (("experiment=amjad",), "error: In 'config': Could not find 'experiment/amjad' Available options in 'experiment': paper"),
+    (("experiment=amjod",), "error: In 'config': Could not find 'experiment/amjod' Available options in 'experiment': "
+                            "amjad, morcos, paper"),
+    (("dataset.label=mnist/raw",), "error: dataset.label='mnist/raw' is invalid; expected letters, digits"),
+    (("ablation=cumulative", "ablation.scopes=[layer2]"), "error: ablation.scopes has 'layer2'; choose from "
+                                                          "network, layers, layer0"),
 ])
 def test_mistakes_are_one_line_with_exit_code_2(tmp_path, args, message):
     result = sweep_cli(*args, f"paths.results={tmp_path / 'r'}", cwd=tmp_path)

@@ -52,7 +52,7 @@ def test_invalid_values_name_the_key(override, fragment):
 @pytest.mark.parametrize(
     "override, fragment",
     [
-        ("model=nn_999", "Available options in 'model': nn_392 nn_392_196"),
+        ("model=nn_999", "Available options in 'model': logistic_200_200 logistic_200_200_200 mlp_128_128 nn_392 nn_392_196"),
         ("seeds=[a]", "could not be converted to Integer (key seeds[0])"),
         ("model.hidden_layer_sizes=[-3]", "positive integers"),
         ("nonsense=1", "nonsense"),
@@ -91,3 +91,23 @@ def test_local_paths_become_absolute_and_uris_stay(monkeypatch, tmp_path):
     assert cfg.dataset.data_dir == str(tmp_path / "data" / "mnist") and cfg.paths.results == str(tmp_path / "out")
     assert cfg.dataset.cache_dir is None and cfg.paths.models is None
     assert compose_run(["paths.results='s3://bucket/x?scheme=http'"]).paths.results == "s3://bucket/x?scheme=http"
+
+
+def test_reproduction_presets_compose_to_the_papers_settings():
+    paper = compose_run(["experiment=paper", "dataset.scale=standard", "model=nn_392_196"])
+    assert (paper.study, paper.dataset.tag, paper.dataset.split_seed, paper.seeds) == (
+        "paper", "mnist-standard", None, [0, 1, 2, 3, 4])
+    assert paper.dataset.for_seed(3).split_seed == 3 and "label" not in paper.dataset.loader_params()
+
+    amjad = compose_run(["experiment=amjad", "model=logistic_200_200_200"])
+    assert amjad.model.activation == "logistic" and amjad.model.hidden_layer_sizes == [200, 200, 200]
+    assert (amjad.dataset.split, round(amjad.dataset.val_fraction * 60_000)) == ("official", 10_000)
+    assert amjad.ablation.kind == "cumulative" and amjad.ablation.modes == ["mean"]
+    assert amjad.ablation.quantizer == "binary" and amjad.ablation.scopes == ["network", "layers"]
+    assert {o.rsplit("_", 1)[0] for o in amjad.ablation.orders} == {
+        "random", "entropy", "mutual_information", "kl_selectivity"}
+
+    for kind in ("neurons", "cumulative"):
+        morcos = compose_run(["experiment=morcos", f"ablation={kind}", "dataset.label_noise=0.5"])
+        assert morcos.ablation.kind == kind and morcos.ablation.splits == ["train", "test"]
+        assert morcos.dataset.tag == "mnist-noise0.5" and 60_000 - round(morcos.dataset.val_fraction * 60_000) == 10_000

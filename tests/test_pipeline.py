@@ -170,3 +170,33 @@ def test_effect_orders_in_two_modes_use_each_modes_effects(local_ray, run_config
         test = neurons[(neurons["mode"] == mode) & (neurons["split"] == "test")]
         single = test[(test["layer"] == first["layer"]) & (test["unit"] == first["unit"])]["accuracy"].iloc[0]
         assert after_one == single
+
+
+def test_split_per_seed_draws_each_seeds_own_split_and_resumes(local_ray, run_config):
+    cfg = run_config("model.hidden_layer_sizes=[16]", "model.name=small", "model.max_iter=30", "seeds=[3,4]",
+                     "dataset.split_seed=null", "dataset.label=digits-${dataset.scale}")
+    summary = pipeline.run(cfg)
+    manifest = json.loads(Path(summary.results, "_manifest.json").read_text())
+    assert {r["seed"]: r["dataset_params"]["split_seed"] for r in manifest["runs"]} == {3: 3, 4: 4}
+    assert {r["dataset"] for r in manifest["runs"]} == {"digits-unit"}
+    df = pd.read_parquet(f"{summary.results}/kind=neuron")
+    assert set(df["dataset"]) == {"digits-unit"}
+    for run in manifest["runs"]:  # every row measured on its own seed's test split
+        data = load_dataset(**run["dataset_params"])
+        assert data.y_test.tolist() != load_dataset("digits", split_seed=0).y_test.tolist()
+        clf = load_model(run["model_path"])
+        rows = df[df["seed"].astype(int) == run["seed"]].sort_values("unit")
+        naive = naive_neuron_predictions(clf, data.X_test, 0, np.arange(16))
+        np.testing.assert_array_equal(rows["accuracy"].to_numpy(), (naive == data.y_test).mean(axis=1))
+    before = parts(summary.results)
+    again = pipeline.run(cfg)
+    assert again.rows_written == 0 and parts(again.results) == before
+
+
+def test_layer_scopes_expand_to_every_hidden_layer(local_ray, run_config):
+    cfg = run_config("ablation=cumulative", "model.hidden_layer_sizes=[12,8]", "model.name=small",
+                     "model.max_iter=30", "ablation.orders=[random]", "ablation.repetitions=1",
+                     "ablation.scopes=[network,layers,layer1]")
+    summary = pipeline.run(cfg)
+    df = pd.read_parquet(f"{summary.results}/kind=cumulative")
+    assert df.groupby("scope", observed=True)["k"].max().to_dict() == {"network": 20, "layer0": 12, "layer1": 8}

@@ -30,10 +30,21 @@ if TYPE_CHECKING:
     from sweep.spec import RunSpec
 
 
+EVERY_LAYER = "layers"
+"""The scope that stands for every hidden layer on its own (``layer0``, ``layer1``, ...)."""
+
+
+def expand_scopes(scopes: list[str], n_layers: int) -> list[str]:
+    """``scopes`` with :data:`EVERY_LAYER` replaced by ``layer0 .. layer<n_layers-1>``, each once."""
+    layers = [f"layer{i}" for i in range(n_layers)]
+    return list(dict.fromkeys(s for scope in scopes for s in (layers if scope == EVERY_LAYER else [scope])))
+
+
 @dataclass(frozen=True)
 class CumulativeSettings(AblationSettings):
     """``ablation=cumulative``: ``orders`` (random; effect_high/low, which need this model's
-    neuron sweep on val; ``<statistic>_high/low``), ``scopes`` (network or layer<i>),
+    neuron sweep on val; ``<statistic>_high/low``), ``scopes`` (network, layer<i>, or layers:
+    each hidden layer),
     ``repetitions`` of the random order, ``k_points`` (0: every k), and the ``quantizer`` /
     ``n_bins`` of the information statistics."""
 
@@ -47,7 +58,7 @@ class CumulativeSettings(AblationSettings):
     n_bins: int = field(default=2, metadata={"interval": (2, None, True)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
-        scopes = ["network", *(f"layer{i}" for i in range(len(hidden_sizes)))]
+        scopes = ["network", EVERY_LAYER, *(f"layer{i}" for i in range(len(hidden_sizes)))]
         for scope in self.scopes:
             if scope not in scopes:
                 raise ValueError(f"ablation.scopes has {scope!r}; choose from {', '.join(scopes)}")
@@ -65,7 +76,7 @@ def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:
     shards = []
     for split in measured_splits(settings, model.sizes):
         for mode in settings.modes:
-            for scope in settings.scopes:
+            for scope in expand_scopes(settings.scopes, len(model.net.hidden_sizes)):
                 n_k = len(grid(len(scope_units(model.net, scope)), settings.k_points or None))
                 for order in settings.orders:
                     rows = n_k * (settings.repetitions if order == "random" else 1)

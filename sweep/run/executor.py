@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,9 +52,9 @@ class Executor(Protocol):
     def put(self, value: Any) -> Any:
         """Place a value where every task can read it, once; returns its handle."""
 
-    def train(self, jobs: list[TrainJob], data: Any, progress: bool) -> dict[RunKey, ModelArtifact]:
-        """Train every job on the dataset behind handle ``data`` (showing each model's
-        iterations when ``progress``); returns each run's artifact."""
+    def train(self, jobs: list[TrainJob], data: Mapping[RunKey, Any], progress: bool) -> dict[RunKey, ModelArtifact]:
+        """Train every job on the dataset behind its run's handle in ``data`` (showing each
+        model's iterations when ``progress``); returns each run's artifact."""
 
     def run_shards(self, shards: list[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
                    metadata: dict[RunKey, dict[str, Any]], progress: bool) -> int:

@@ -48,17 +48,19 @@ def versions() -> dict[str, str]:
     }
 
 
-def result_metadata(cfg: RunSpec) -> dict[str, Any]:
-    """The settings that determine a part's bytes (not where data, Ray or results live)."""
-    return {"model": asdict(cfg.model), "dataset": cfg.dataset.content_params(),
+def result_metadata(cfg: RunSpec, seed: int) -> dict[str, Any]:
+    """The settings that determine a part's bytes of model ``seed`` (not where data, Ray or
+    results live)."""
+    return {"model": asdict(cfg.model), "dataset": cfg.dataset.for_seed(seed).content_params(),
             "ablation": asdict(cfg.ablation), "versions": versions()}
 
 
-def fingerprint(cfg: RunSpec, artifact: models.ModelArtifact, kind: ResultKind) -> str:
+def fingerprint(cfg: RunSpec, artifact: models.ModelArtifact, kind: ResultKind, seed: int) -> str:
     """What a run's parts of ``kind`` are computed from: the model's weights, the data
-    settings and the kind's row-changing ablation settings (16 hex digits)."""
+    settings of model ``seed`` and the kind's row-changing ablation settings (16 hex digits)."""
     settings = {name: getattr(cfg.ablation, name) for name in kind.settings}
-    payload = {"weights": artifact.meta["sha256"], "dataset": cfg.dataset.content_params(), "settings": settings}
+    payload = {"weights": artifact.meta["sha256"], "dataset": cfg.dataset.for_seed(seed).content_params(),
+               "settings": settings}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -67,27 +69,46 @@ def split_sizes(data: DatasetSplits) -> dict[str, int]:
     return {"train": len(data.y_train), "val": len(data.y_val), "test": len(data.y_test)}
 
 
-def _train_or_reuse(cfg: RunSpec, executor: Executor, data_ref: Any, writable: bool) -> dict[RunKey, models.ModelArtifact]:
+def _load_data(cfg: RunSpec, executor: Executor) -> tuple[dict[RunKey, Any], dict[str, int]]:
+    """Each seed's data placed once per distinct split (one for all seeds unless
+    ``dataset.split_seed`` is null); returns the handles by run and the split sizes."""
+    refs: dict[RunKey, Any] = {}
+    placed: dict[int | None, Any] = {}
+    sizes: dict[str, int] = {}
+    for seed in cfg.seeds:
+        dataset = cfg.dataset.for_seed(seed)
+        if dataset.split_seed not in placed:
+            data = load_dataset(**dataset.loader_params())
+            sizes = split_sizes(data)  # the same for every split seed: set by the fractions
+            placed[dataset.split_seed] = executor.put(DataArrays.from_splits(data))
+            del data
+        refs[RunKey(cfg.dataset.tag, cfg.model.name, seed)] = placed[dataset.split_seed]
+    return refs, sizes
+
+
+def _train_or_reuse(cfg: RunSpec, executor: Executor, data_refs: dict[RunKey, Any],
+                    writable: bool) -> dict[RunKey, models.ModelArtifact]:
     models_root = cfg.paths.models or storage.join(cfg.paths.results, "models")
     jobs, artifacts = [], {}
-    for seed in cfg.seeds:
-        run = RunKey(cfg.dataset.tag, cfg.model.name, seed)
-        path = models.artifact_path(models_root, cfg.model, cfg.dataset, seed)
+    for run in data_refs:
+        dataset = cfg.dataset.for_seed(run.seed)
+        path = models.artifact_path(models_root, cfg.model, dataset, run.seed)
         cached = models.read_artifact(path)
         if cached is None:
-            jobs.append(TrainJob(run, cfg.model, cfg.dataset, seed, path))
+            jobs.append(TrainJob(run, cfg.model, dataset, run.seed, path))
         else:
             artifacts[run] = cached
     if jobs and not (writable if cfg.paths.models is None else check_writable(models_root, "paths.models")):
         raise StoreError(f"{len(jobs)} model(s) must be trained but {models_root} is read-only; choose a "
                          "writable paths.results (or paths.models)")
-    artifacts.update(executor.train(jobs, data_ref, cfg.progress))
+    artifacts.update(executor.train(jobs, data_refs, cfg.progress))
     return dict(sorted(artifacts.items(), key=lambda item: item[0].seed))
 
 
 def _run_phase(
     cfg: RunSpec, kind: ResultKind, executor: Executor, artifacts: dict[RunKey, models.ModelArtifact],
-    nets: dict[RunKey, Network], sizes: dict[str, int], data_ref: Any, store: ResultStore, writable: bool,
+    nets: dict[RunKey, Network], sizes: dict[str, int], data_refs: dict[RunKey, Any], store: ResultStore,
+    writable: bool,
 ) -> tuple[int, set[str]]:
     """Plan, drop stale parts, skip what exists, run the rest; returns (rows written,
     selection tags planned).
@@ -98,9 +119,9 @@ def _run_phase(
         If parts are missing or stale and the results folder is read-only.
     """
     inputs: dict[RunKey, ShardInputs] = {}
-    fingerprints = {key: fingerprint(cfg, artifact, kind) for key, artifact in artifacts.items()}
+    fingerprints = {key: fingerprint(cfg, artifact, kind, key.seed) for key, artifact in artifacts.items()}
     metadata = {
-        key: {**result_metadata(cfg), "seed": key.seed, "weights": artifact.meta["sha256"],
+        key: {**result_metadata(cfg, key.seed), "seed": key.seed, "weights": artifact.meta["sha256"],
               "fingerprint": fingerprints[key]}
         for key, artifact in artifacts.items()
     }
@@ -115,7 +136,7 @@ def _run_phase(
         raise StoreError(f"{store.location} is read-only and {len(todo) + len(stale)} {kind.name} part(s) are "
                          "missing or out of date; choose a writable paths.results")
     for key, plan in plans.items():
-        inputs[key] = ShardInputs(executor.put(replace(plan.inputs, fingerprint=fingerprints[key])), data_ref)
+        inputs[key] = ShardInputs(executor.put(replace(plan.inputs, fingerprint=fingerprints[key])), data_refs[key])
     rows = executor.run_shards(todo, inputs, store, metadata, cfg.progress)
     return rows, {s.selection for s in shards}
 
@@ -127,12 +148,11 @@ def run(cfg: RunSpec) -> SweepSummary:
     writable = store.check_writable()  # before anything slow: a bad root fails in seconds
     executor = executors.connect(cfg.ray)  # its workers start while the data loads
     clock = time.perf_counter()
-    data = load_dataset(**cfg.dataset.loader_params())
+    data_refs, sizes = _load_data(cfg, executor)
     times["load_data"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    data_ref = executor.put(DataArrays.from_splits(data))
-    artifacts = _train_or_reuse(cfg, executor, data_ref, writable)
+    artifacts = _train_or_reuse(cfg, executor, data_refs, writable)
     times["train"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
@@ -140,8 +160,7 @@ def run(cfg: RunSpec) -> SweepSummary:
     phases = ABLATIONS[cfg.ablation.kind].phases
     rows, selections = 0, set()
     for kind in phases:
-        written, selections = _run_phase(cfg, kind, executor, artifacts, nets, split_sizes(data), data_ref, store,
-                                         writable)
+        written, selections = _run_phase(cfg, kind, executor, artifacts, nets, sizes, data_refs, store, writable)
         rows += written
     times["ablate"] = time.perf_counter() - clock
 
@@ -151,7 +170,7 @@ def run(cfg: RunSpec) -> SweepSummary:
     kind = phases[-1]
     results = store.read(kind.name, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)],
                          distinct=False)
-    measured = measured_splits(cfg.ablation, split_sizes(data))
+    measured = measured_splits(cfg.ablation, sizes)
     results = results[results["seed"].isin(cfg.seeds) & results["split"].isin(measured)]
     if "selection" in results:
         results = results[results["selection"].isin(selections)]
@@ -164,7 +183,7 @@ def _manifest_run(cfg: RunSpec, key: RunKey, artifact: models.ModelArtifact) -> 
     meta = artifact.meta
     return {
         "dataset": key.dataset, "model": key.model, "seed": key.seed, "model_path": artifact.path,
-        "dataset_params": cfg.dataset.loader_params(), "hidden_sizes": meta["hidden_sizes"],
+        "dataset_params": cfg.dataset.for_seed(key.seed).loader_params(), "hidden_sizes": meta["hidden_sizes"],
         "train_accuracy": meta["train_accuracy"], "val_accuracy": meta["val_accuracy"],
         "test_accuracy": meta["test_accuracy"], "n_iter": meta["n_iter"],
         "timings": {"train_seconds": meta["train_seconds"]},

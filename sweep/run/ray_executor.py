@@ -17,7 +17,7 @@ import threading
 import time
 from unittest import mock
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -225,18 +225,18 @@ PROGRESS_INTERVAL_S = 0.5
 
 
 def train_models(
-    jobs: list[TrainJob], data: ray.ObjectRef, threads: int, max_retries: int, progress: bool = True
+    jobs: list[TrainJob], data: Mapping[RunKey, ray.ObjectRef], threads: int, max_retries: int, progress: bool = True
 ) -> dict[RunKey, ModelArtifact]:
     """Train the jobs in parallel, each a task of ``threads`` CPUs and BLAS threads, showing
     each model's iteration, loss and time while it trains.
 
-    ``data`` is the object-store reference of the dataset's :class:`~sweep.kinds.base.DataArrays`.
+    ``data`` maps each run to the object-store reference of its :class:`~sweep.kinds.base.DataArrays`.
     One BLAS thread per task is the default (``ray.threads_per_worker``): measured on 2 cores,
     a second thread never made an MLP fit faster, and oversubscribed threads made it many
     times slower (``bench/training.py``).
     """
     task = _train.options(num_cpus=threads, max_retries=max_retries)
-    streams = {task.remote(job, data, threads): job for job in jobs}
+    streams = {task.remote(job, data[job.run], threads): job for job in jobs}
     latest: dict[RunKey, tuple[int, float]] = {}
     done: dict[RunKey, ModelArtifact] = {}
     start = time.perf_counter()
@@ -388,7 +388,8 @@ class RayExecutor:
         """Place a value in the object store once; tasks receive it zero-copy."""
         return ray.put(value)
 
-    def train(self, jobs: list[TrainJob], data: ray.ObjectRef, progress: bool = True) -> dict[RunKey, ModelArtifact]:
+    def train(self, jobs: list[TrainJob], data: Mapping[RunKey, ray.ObjectRef],
+              progress: bool = True) -> dict[RunKey, ModelArtifact]:
         return train_models(jobs, data, self.cfg.threads_per_worker, self.cfg.max_retries, progress)
 
     def run_shards(self, shards: list[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
