@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import cumulative, pairs_report, pruning_report
+from analysis import cumulative, pairs_report, pruning_report, reproductions
 from analysis.load import AnalysisError, resolve_study
 from analysis.sections import (
     Figure,
@@ -32,6 +32,7 @@ from analysis.sections import (
 )
 
 SECTION_BUILDERS: list[SectionBuilder] = [
+    reproductions.report_sections,
     impact_sections,
     stability_sections,
     harmful_neuron_sections,
