@@ -85,7 +85,12 @@ NAMING_KEYS = ("label",)
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Arguments of :func:`sweep.data.datasets.load_dataset` (``name`` is the dataset)."""
+    """Arguments of :func:`sweep.data.datasets.load_dataset` (``name`` is the dataset), plus
+    ``label``, the results partition's name (``dataset=<label>``; default the name).
+
+    ``split_seed: null`` draws each model seed's own split (:meth:`for_seed`), so that
+    intervals over seeds include split-to-split variance.
+    """
 
     name: str = field(default=MISSING, metadata=_choices(*DATASETS))
     data_dir: Optional[str] = None
