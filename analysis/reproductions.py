@@ -38,7 +38,7 @@ from analysis.cumulative import (
 )
 from analysis.impact import impact_table, with_categories
 from analysis.load import RUN_KEYS, has_kind, load, load_manifest, runs_table
-from analysis.sections import Figure, Section, Table, _resources, count
+from analysis.sections import Figure, Section, Table, run_resources, count
 from analysis.stats import t_interval
 from sweep.kernels.network import hidden_activations
 
@@ -168,7 +168,7 @@ def silent_units(manifest: dict[str, Any], runs: pd.DataFrame) -> pd.DataFrame:
     for run in manifest.get("runs", []):
         if (run["dataset"], run["model"], int(run["seed"])) not in keys:
             continue
-        net, data = _resources(run)
+        net, data = run_resources(run)
         for layer, h in enumerate(hidden_activations(net, data.X_test)):
             rows.append({"dataset": run["dataset"], "model": run["model"], "seed": int(run["seed"]),
                          "layer": layer, "n_silent": int((h.max(axis=0) <= net.act.at_zero).sum())})

@@ -177,7 +177,7 @@ def _data(params: str) -> DatasetSplits:
     return load_data({"dataset_params": json.loads(params)})
 
 
-def _resources(run: dict[str, Any]) -> tuple[Network, DatasetSplits]:
+def run_resources(run: dict[str, Any]) -> tuple[Network, DatasetSplits]:
     """The run's network and data, cached across builders (a few datasets at most)."""
     return _network(run["model_path"]), _data(json.dumps(run["dataset_params"], sort_keys=True))
 
@@ -428,7 +428,7 @@ def _matching(results: str, study: str, df: pd.DataFrame) -> pd.DataFrame:
         runs = [r for r in runs if has_model(r)]
         if len(runs) < 2:
             continue
-        X_ref = _resources(runs[0])[1].X_test
+        X_ref = run_resources(runs[0])[1].X_test
         activations = {int(r["seed"]): hidden_activations(_network(r["model_path"]), X_ref)
                        for r in runs}
         for (mode, split), rows in group.groupby(["mode", "split"], sort=True):
@@ -450,7 +450,7 @@ def _bootstrap(results: str, study: str, df: pd.DataFrame) -> pd.DataFrame:
         run = find_run(manifest, key["dataset"], key["model"], key["seed"])
         if not has_model(run):
             continue
-        net, data = _resources(run)
+        net, data = run_resources(run)
         for layer in range(net.n_hidden_layers):
             result = bootstrap_harmful(net, data.X_test, data.y_test, layer, key["mode"],
                                        n_boot=N_BOOT, reference=_reference(key["mode"], data))
@@ -523,7 +523,7 @@ def _shown(n: int, verb: str, how: str) -> str:
 def _neuron_figures(results: str, study: str, key: dict[str, Any], row: pd.Series,
                     run: dict[str, Any], out_dir: Path) -> tuple[str, list[Figure]]:
     """Figures 3-5 of the paper for the family's most harmful neuron, and its paragraph."""
-    net, data = _resources(run)
+    net, data = run_resources(run)
     layer, unit = int(row["layer"]), int(row["unit"])
     shape = image_shape(run["dataset_params"]["name"])
     name = figure_slug(*key.values(), f"L{layer}", f"u{unit}")
@@ -638,7 +638,7 @@ def pruning_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         run = find_run(manifest, *key[:3])
         if not has_model(run):
             continue
-        net, data = _resources(run)
+        net, data = run_resources(run)
         result = heldout_pruning(family, net, data.X_test, data.y_test, key[3],
                                  _reference(key[3], data))
         if result is not None:
