@@ -93,15 +93,19 @@ class Quantity:
     unit: str
     scale: float
     per_layer: bool = True
+    bounds: tuple[float, float] = (0.0, np.inf)
+    """What the quantity can be: intervals are clipped to it (no accuracy above 100 %)."""
 
+
+PERCENT = (0.0, 100.0)
 
 QUANTITIES: dict[str, Quantity] = {
-    "train_accuracy": Quantity("train accuracy", "%", 100.0, per_layer=False),
-    "accuracy_base": Quantity("test accuracy", "%", 100.0, per_layer=False),
-    "pct_helpful": Quantity("helpful neurons", "%", 1.0),
-    "pct_neutral": Quantity("neutral neurons", "%", 1.0),
-    "pct_harmful": Quantity("harmful neurons", "%", 1.0),
-    "max_effect": Quantity("best single-removal gain", "pp", 100.0),
+    "train_accuracy": Quantity("train accuracy", "%", 100.0, per_layer=False, bounds=PERCENT),
+    "accuracy_base": Quantity("test accuracy", "%", 100.0, per_layer=False, bounds=PERCENT),
+    "pct_helpful": Quantity("helpful neurons", "%", 1.0, bounds=PERCENT),
+    "pct_neutral": Quantity("neutral neurons", "%", 1.0, bounds=PERCENT),
+    "pct_harmful": Quantity("harmful neurons", "%", 1.0, bounds=PERCENT),
+    "max_effect": Quantity("best single-removal gain", "pp", 100.0, bounds=(-100.0, 100.0)),
     "n_harmful_fdr": Quantity(f"harmful neurons surviving BH-FDR (q = {Q:g})", "neurons", 1.0),
     "n_silent": Quantity("units silent on every test image", "units", 1.0),
 }
@@ -188,8 +192,8 @@ def reproduction_table(impact: pd.DataFrame, runs: pd.DataFrame, level: float = 
     Returns
     -------
     DataFrame
-        ``model, layer, quantity, unit, scaling, paper``, the :func:`over_seeds` columns and
-        ``verdict``: ``inside`` / ``outside`` the interval one more run falls in, ``-`` where
+        ``model, layer, quantity, unit, scaling, paper``, the :func:`over_seeds` columns (the
+        interval clipped to the quantity's ``bounds``) and ``verdict``: ``inside`` / ``outside`` the interval one more run falls in, ``-`` where
         the paper gives no number.
     """
     rows = impact.merge(runs[[*RUN_KEYS, "scaling"]], on=RUN_KEYS)
@@ -199,6 +203,7 @@ def reproduction_table(impact: pd.DataFrame, runs: pd.DataFrame, level: float = 
         chosen = rows if quantity.per_layer else rows[rows["layer"] == 0]
         for (model, layer, scaling), group in chosen.groupby(["model", "layer", "scaling"], sort=True):
             summary = over_seeds(group[name].to_numpy(float) * quantity.scale, level)
+            summary["low"], summary["high"] = np.clip([summary["low"], summary["high"]], *quantity.bounds)
             published = paper.get((model, layer, name), np.nan)
             verdict = ("-" if np.isnan(published) else "one seed" if summary["n_seeds"] < 2
                        else "inside" if summary["low"] <= published <= summary["high"] else "outside")
