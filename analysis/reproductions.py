@@ -359,35 +359,35 @@ def amjad_table(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
             for stat in ("mutual_information", "kl_selectivity"):
                 if {f"{stat}_low", f"{stat}_high"} <= set(part.columns):
                     diff = 100 * (part[f"{stat}_low"] - part[f"{stat}_high"]).to_numpy()
-                    rows.append({"model": model, "finding": "low-first beats high-first" +
-                                 (" (reversed in the last layer)" if last else ""), "scope": scope,
-                                 "compared": f"{stat}: low - high", "expected": "< 0" if last else "> 0",
-                                 **difference_verdict(diff, level)})
+                    rows.append(_finding(model, "low-first beats high-first" + (
+                        " (reversed in the last layer)" if last else ""), scope, f"{stat}: low - high",
+                        "< 0" if last else "> 0", diff, level))
         information = [c for c in per_model.columns if c.rsplit("_", 1)[0] in INFORMATION_STATISTICS]
         for scope, part in per_model.groupby("scope", sort=True):
             if "random" in part and information:
                 scores = part[information]
                 middle = (scores.max(axis=1) + scores.min(axis=1)) / 2
                 inside = ((part["random"] > scores.min(axis=1)) & (part["random"] < scores.max(axis=1))).mean()
-                rows.append({"model": model, "finding": "random is a moderate choice", "scope": scope,
-                             "compared": f"random is between the best and the worst information order in "
-                                         f"{100 * inside:.0f} % of seeds; random - their midpoint",
-                             "expected": "between", **difference_verdict(100 * (part["random"] - middle).to_numpy(), level),
-                             "share_between": inside})
+                rows.append({**_finding(model, "random is a moderate choice", scope,
+                                        f"random is between the best and the worst information order in "
+                                        f"{100 * inside:.0f} % of seeds; random - their midpoint", "between",
+                                        100 * (part["random"] - middle).to_numpy(), level),
+                             "holds": bool(inside >= 0.5)})
         normalized = areas[(areas["model"] == model) & (areas["order"] == "random")].assign(
             value=lambda a: a["auc"] / a["accuracy_base"]).pivot_table(index="seed", columns="scope", values="value")
         for shallow, deep in zip(layers, layers[1:]):
             diff = 100 * (normalized[deep] - normalized[shallow]).to_numpy()
-            rows.append({"model": model, "finding": "deeper layers more redundant", "scope": f"{deep} vs {shallow}",
-                         "compared": "random-order area / unablated accuracy: deeper - shallower",
-                         "expected": "> 0", **difference_verdict(diff, level)})
-    table = pd.DataFrame(rows)
-    if table.empty:
-        return table
-    between = table["expected"].eq("between")
-    table["holds"] = np.where(between, table.get("share_between", pd.Series(0.0, index=table.index)).fillna(0) >= 0.5,
-                              table["verdict"] == table["expected"])
-    return table.drop(columns=["share_between"], errors="ignore")
+            rows.append(_finding(model, "deeper layers more redundant", f"{deep} vs {shallow}",
+                                 "random-order area / unablated accuracy: deeper - shallower", "> 0", diff, level))
+    return pd.DataFrame(rows)
+
+
+def _finding(model: str, finding: str, scope: str, compared: str, expected: str, diff: np.ndarray,
+             level: float) -> dict[str, Any]:
+    """One row of :func:`amjad_table`: it holds when the difference's verdict is the expected sign."""
+    verdict = difference_verdict(diff, level)
+    return {"model": model, "finding": finding, "scope": scope, "compared": compared, "expected": expected,
+            **verdict, "holds": verdict["verdict"] == expected}
 
 
 def plot_amjad(df: pd.DataFrame, model: str, axes: np.ndarray) -> None:
