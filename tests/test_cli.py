@@ -52,7 +52,7 @@ def test_hydra_names_the_job_sweep(tmp_path):
     (("ablation.orders=[random]",), "error: ablation.orders is not a setting; did you mean ablation.modes? "
                                     "(settings of ablation=neurons:"),
     (("experiment=amjod",), "error: In 'config': Could not find 'experiment/amjod' Available options in 'experiment': "
-                            "amjad, morcos, paper"),
+                            "amjad morcos paper"),
     (("dataset.label=mnist/raw",), "error: dataset.label='mnist/raw' is invalid; expected letters, digits"),
     (("ablation=cumulative", "ablation.scopes=[layer2]"), "error: ablation.scopes has 'layer2'; choose from "
                                                           "network, layers, layer0"),
