@@ -82,6 +82,13 @@ def difference_verdict(values: np.ndarray, level: float = LEVEL) -> dict[str, An
     return {"n_seeds": values.size, "mean": mean, "low": low, "high": high, "verdict": verdict}
 
 
+def interval_text(mean: float, low: float, high: float, n_seeds: int, spec: str = "+.3f") -> str:
+    """``+0.175 [-0.148, +0.498] over 3 seeds``, or ``+0.126 from one seed (no interval)``."""
+    if n_seeds < 2 or np.isnan(low):
+        return f"{mean:{spec}} from one seed (no interval)"
+    return f"{mean:{spec}} [{low:{spec}}, {high:{spec}}] over {n_seeds} seeds"
+
+
 # =========================================================================== the paper
 
 
@@ -421,8 +428,8 @@ def amjad_sections(results: str, study: str, out_dir: Path) -> list[Section]:
             "for the whole network, one line per order (mean over seeds; random: over seeds and "
             "repetitions, its band the central 95 %)."))
     paragraphs = [
-        f"{r.model}, {r.scope}, {r.finding}: {r.compared} = {r.mean:+.2f} pp "
-        f"(95 % interval of the mean over {r.n_seeds} seeds [{r.low:+.2f}, {r.high:+.2f}]); expected "
+        f"{r.model}, {r.scope}, {r.finding}: {r.compared} = "
+        f"{interval_text(r.mean, r.low, r.high, r.n_seeds, '+.2f')} pp (95 % interval of the mean); expected "
         f"{r.expected}: {'holds' if r.holds else 'does not hold'}."
         for r in table.itertuples()
     ]
@@ -533,7 +540,7 @@ def morcos_sections(results: str, study: str, out_dir: Path) -> list[Section]:
             "(accuracy lost when it alone is removed), per label-noise level, split and layer: mean over "
             "seeds and its 95 % t-interval (> 0: selective units are more important)."))
         paragraphs += [f"Label noise {r.label_noise:g}, {r.split}, layer {r.layer}: rho(selectivity, importance) "
-                       f"{r.mean:+.3f} [{r.low:+.3f}, {r.high:+.3f}] over {r.n_seeds} seeds."
+                       f"{interval_text(r.mean, r.low, r.high, r.n_seeds)}."
                        for r in importance.itertuples()]
         clean = importance[(importance["label_noise"] == 0) & (importance["split"] == "test")]
         if len(clean):

@@ -28,6 +28,8 @@ def test_over_seeds_is_the_interval_one_more_run_falls_in():
     assert rp.difference_verdict(np.array([1.0, 1.2, 0.8]))["verdict"] == "> 0"
     assert rp.difference_verdict(np.array([1.0, -1.2, 0.8]))["verdict"] == "spans 0"
     assert rp.difference_verdict(np.array([0.5]))["verdict"] == "one seed"
+    assert rp.interval_text(0.126, np.nan, np.nan, 1) == "+0.126 from one seed (no interval)"
+    assert rp.interval_text(0.2, -0.1, 0.5, 3) == "+0.200 [-0.100, +0.500] over 3 seeds"
 
 
 def test_paper_section_compares_each_scaling_with_the_papers_numbers(local_ray, run_config, tmp_path):
