@@ -40,7 +40,7 @@ from analysis.impact import impact_table, with_categories
 from analysis.load import RUN_KEYS, has_kind, load, load_manifest, runs_table
 from analysis.sections import Figure, Section, Table, run_resources, count
 from analysis.stats import t_interval
-from sweep.kernels.network import hidden_activations
+from sweep.kernels.unitstats import unit_statistics
 
 LEVEL = 0.95
 """Coverage of every interval of this module."""
@@ -180,9 +180,10 @@ def silent_units(manifest: dict[str, Any], runs: pd.DataFrame) -> pd.DataFrame:
         if (run["dataset"], run["model"], int(run["seed"])) not in keys:
             continue
         net, data = run_resources(run)
-        for layer, h in enumerate(hidden_activations(net, data.X_test)):
-            rows.append({"dataset": run["dataset"], "model": run["model"], "seed": int(run["seed"]),
-                         "layer": layer, "n_silent": int((h.max(axis=0) <= net.act.at_zero).sum())})
+        stats = unit_statistics(net, data.X_test, data.y_test)  # "fires": its activation_rate
+        silent = np.bincount(stats["layer"], weights=stats["activation_rate"] == 0, minlength=len(net.hidden_sizes))
+        rows += [{"dataset": run["dataset"], "model": run["model"], "seed": int(run["seed"]), "layer": layer,
+                  "n_silent": int(n)} for layer, n in enumerate(silent)]
     return pd.DataFrame(rows, columns=[*RUN_KEYS, "layer", "n_silent"])
 
 
@@ -454,7 +455,7 @@ def memorization_table(df: pd.DataFrame, manifest: dict[str, Any], level: float 
     Returns
     -------
     DataFrame
-        ``model, scope, label_noise, train_accuracy`` (mean, %), :func:`over_seeds` columns of
+        ``model, mode, scope, label_noise, train_accuracy`` (mean, %), :func:`over_seeds` columns of
         the normalised area, and ``drop_mean, drop_low, drop_high, drop_verdict`` (noise-free
         minus this level, per seed; > 0: this level breaks sooner).
     """
@@ -463,12 +464,12 @@ def memorization_table(df: pd.DataFrame, manifest: dict[str, Any], level: float 
     accuracy = runs_table(manifest)[[*RUN_KEYS, "train_accuracy"]]
     areas = areas.merge(accuracy, on=RUN_KEYS, how="left")
     rows = []
-    for (model, scope), part in areas.groupby(["model", "scope"], sort=True):
+    for (model, mode, scope), part in areas.groupby(["model", "mode", "scope"], sort=True):
         clean = part[part["label_noise"] == 0].set_index("seed")["normalized"]
         for noise, level_rows in part.groupby("label_noise", sort=True):
             values = level_rows.set_index("seed")["normalized"]
             drop = difference_verdict((clean - values).dropna().to_numpy(), level) if noise > 0 and len(clean) else {}
-            rows.append({"model": model, "scope": scope, "label_noise": noise,
+            rows.append({"model": model, "mode": mode, "scope": scope, "label_noise": noise,
                          "train_accuracy": 100 * level_rows["train_accuracy"].mean(),
                          **over_seeds(values.to_numpy(), level),
                          **{f"drop_{k}": v for k, v in drop.items() if k != "n_seeds"}})
