@@ -20,7 +20,7 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
 from sweep.kernels.backend import network_to_numpy, to_backend, to_numpy
 from sweep.kernels.basestate import TIE_TOLERANCE, BaseState, prepare
 from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumulative_rows, grid
-from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS
+from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS, Flips
 from sweep.kernels.joint import ablate_joint, as_units
 from sweep.kernels.metrics import METRIC_COLUMNS, mcnemar_p
 from sweep.kernels.modes import (
@@ -39,7 +39,7 @@ from sweep.kernels.network import (
     hidden_activations,
     predicted_index,
 )
-from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons
+from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons, neuron_flips
 from sweep.kernels.orders import ORDER_KEYS, make_order, scope_units
 from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, pair_count
 from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, pruning_path, removal_limit
@@ -66,6 +66,7 @@ __all__ = [
     "TIE_TOLERANCE",
     "UNIT_COLUMNS",
     "BaseState",
+    "Flips",
     "Network",
     "ablate_joint",
     "ablate_neurons",
@@ -85,6 +86,7 @@ __all__ = [
     "mcnemar_p",
     "network_to_numpy",
     "pair_count",
+    "neuron_flips",
     "neuron_mode",
     "predicted_index",
     "prepare",
