@@ -5,6 +5,7 @@ per-class accuracies are sklearn's, the stop rules, and the sweep end to end."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
@@ -110,3 +111,31 @@ def test_knockout_refuses_a_missing_val_split_and_an_unknown_class():
         class_knockout(net, {"test": splits()["test"]}, 0, values)
     with pytest.raises(ValueError, match="target class index 10 is outside 0..9"):
         class_knockout(net, splits(), 10, values)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_knockout_sweep_writes_every_class_and_scope_and_resumes(local_ray, run_config):
+    from analysis.load import load_data, load_network
+    from sweep.kinds.knockout import knockout_sets
+    from sweep.run import pipeline
+
+    common = ("model.hidden_layer_sizes=[24,12]", "model.name=small", "model.max_iter=60", "ablation=class_knockout")
+    with pytest.raises(Exception, match="dataset.val_fraction"):
+        run_config(*common)
+    with pytest.raises(Exception, match="ablation.scopes has 'layer2'"):
+        run_config(*common, "dataset.val_fraction=0.2", "ablation.scopes=[layer2]")
+    cfg = run_config(*common, "dataset.val_fraction=0.2", "ablation.classes=[0,7]", "ablation.max_other_loss=0.1")
+    summary = pipeline.run(cfg)
+    rows = pd.read_parquet(f"{summary.results}/kind=knockout")
+    sets = knockout_sets(rows)
+    assert len(sets) == 2 * 3 and set(sets["scope"]) == {"network", "layer0", "layer1"}
+    assert set(sets["target"]) == {0, 7} and summary.rows_written == len(rows)
+    net, data = load_network(summary.runs[0]), load_data(summary.runs[0])
+    measured = {"val": (data.X_val, data.y_val), "test": (data.X_test, data.y_test)}
+    for search in sets.itertuples():
+        kernel = class_knockout(net, measured, search.target, unit_replacements(net, "zero"), scope=search.scope,
+                                max_other_loss=0.1)
+        assert search.set_size == kernel["step"].max() and search.knocked_out == bool(kernel["knocked_out"][0])
+        assert search.target_accuracy == pytest.approx(kernel["target_accuracy"][kernel["split"] == "test"][-1])
+    assert pipeline.run(cfg).rows_written == 0

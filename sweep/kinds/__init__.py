@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from sweep.kinds import cumulative, neuron, pair, pruning, synapse, unit
+from sweep.kinds import cumulative, knockout, neuron, pair, pruning, synapse, unit
 from sweep.kinds.base import Ablation, AblationSettings, ResultKind
 from sweep.results.store import PARTITIONING
 
-_MODULES = (neuron, synapse, unit, cumulative, pruning, pair)
+_MODULES = (neuron, synapse, unit, cumulative, pruning, pair, knockout)
 """Every kind module, in the order kinds are listed."""
 
 KINDS: dict[str, ResultKind] = {m.KIND.name: m.KIND for m in _MODULES}
