@@ -144,15 +144,17 @@ def category_shares(categorized: pd.DataFrame, keys: Sequence[str]) -> pd.DataFr
         of the layer).
     """
     keys = list(keys)
-    sign = pd.crosstab([categorized[k] for k in keys], categorized["category"])
-    noise = pd.crosstab([categorized[k] for k in keys], categorized["noise_category"])
     n = categorized.groupby(keys, sort=True).size()
+    sign = pd.crosstab([categorized[k] for k in keys], categorized["category"]).reindex(
+        index=n.index, columns=["helpful", "neutral", "harmful"], fill_value=0)
+    noise = pd.crosstab([categorized[k] for k in keys], categorized["noise_category"]).reindex(
+        index=n.index, columns=list(NOISE_CATEGORIES), fill_value=0)
     table = pd.DataFrame({"n_units": n})
     for name in ("helpful", "neutral", "harmful"):
-        table[f"pct_{name}"] = 100.0 * sign.reindex(n.index).get(name, 0).fillna(0) / n
+        table[f"pct_{name}"] = 100.0 * sign[name] / n
     for name in NOISE_CATEGORIES:
         column = "pct_indistinguishable" if name == "indistinguishable" else f"pct_{name}_noise"
-        table[column] = 100.0 * noise.reindex(n.index).get(name, 0).fillna(0) / n
+        table[column] = 100.0 * noise[name] / n
     return table.reset_index()
 
 
