@@ -9,7 +9,8 @@ Pure functions (arrays and DataFrames in, arrays and DataFrames out; no I/O, no 
   else ``indistinguishable``; :func:`category_shares` puts both side by side per layer.
 - Per-image outcomes (``Flips``: for every ablation, the test rows whose correctness it
   changes, fixed or broken) make every resample of the test images a weighted count, exact and
-  without new sweeps: :func:`flip_counts`, :func:`flip_effects`.
+  without new sweeps (:func:`analysis.stats.resample_effects`; :func:`flip_counts` keeps fixed
+  and broken apart for the McNemar test).
   :func:`split_half_reliability` (random halves of the test split: Spearman between the halves'
   per-neuron effects, Spearman-Brown corrected to the full split) and :func:`bootstrap_categories`
   (how often each neuron keeps its category when the test images are resampled, and the
@@ -19,7 +20,8 @@ Pure functions (arrays and DataFrames in, arrays and DataFrames out; no I/O, no 
 - :func:`verdict` and :func:`verdict_table`: a published number judged compatible /
   incompatible / inconclusive against a margin stated in advance (equivalence and
   beyond-the-margin one-sided t-tests over seeds, Bonferroni across the table's comparisons,
-  ``too few seeds`` below :data:`MIN_SEEDS`), with a bounded interval for bounded quantities.
+  ``too few seeds`` below :data:`~analysis.stats.INFORMATIVE_SEEDS`), with a bounded interval
+  for bounded quantities.
 """
 
 from __future__ import annotations
@@ -29,9 +31,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import stats
 
-from analysis.stats import bh_qvalues, categorize, jaccard
+from analysis.stats import (
+    ALPHA,
+    INFORMATIVE_SEEDS,
+    Q,
+    bh_qvalues,
+    bootstrap_weights,
+    categorize,
+    jaccard,
+    resample_effects,
+)
 from sweep.kernels.metrics import mcnemar_p
 
 NOISE_CATEGORIES: tuple[str, ...] = ("helpful", "indistinguishable", "harmful")
@@ -43,10 +54,8 @@ NOISE_RULES: tuple[str, ...] = ("fdr", "images")
 ``q`` within the sweep) or ``images`` (net change of at least ``min_images`` test images)."""
 
 VERDICTS: tuple[str, ...] = ("compatible", "incompatible", "inconclusive", "too few seeds", "not run here")
-"""Outcomes of :func:`verdict`, and ``not run here`` for a published number without runs."""
-
-MIN_SEEDS = 5
-"""Fewer seeds than this give ``too few seeds``, never a verdict."""
+"""Outcomes of :func:`verdict` (fewer than :data:`~analysis.stats.INFORMATIVE_SEEDS` runs:
+``too few seeds``, never a verdict), and ``not run here`` for a published number without runs."""
 
 
 # =========================================================================== categories
@@ -70,7 +79,7 @@ def noise_category(fixed: np.ndarray, broken: np.ndarray, significant: np.ndarra
 
 
 def distinguishable(
-    fixed: np.ndarray, broken: np.ndarray, *, rule: str = "fdr", q: float = 0.05, min_images: int = 3
+    fixed: np.ndarray, broken: np.ndarray, *, rule: str = "fdr", q: float = Q, min_images: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which effects of one family (one BH family: e.g. every neuron of one network's sweep)
     are distinguishable from test-image noise.
@@ -98,7 +107,7 @@ def distinguishable(
 
 
 def noise_categories(
-    rows: pd.DataFrame, family: Sequence[str], *, rule: str = "fdr", q: float = 0.05, min_images: int = 3
+    rows: pd.DataFrame, family: Sequence[str], *, rule: str = "fdr", q: float = Q, min_images: int = 3
 ) -> pd.DataFrame:
     """Neuron rows with both categories.
 
@@ -161,24 +170,18 @@ def category_shares(categorized: pd.DataFrame, keys: Sequence[str]) -> pd.DataFr
 # =========================================================================== per-image outcomes
 
 
-def _flip_matrix(ablation: np.ndarray, fixed: np.ndarray, n_ablations: int, sign: bool) -> sparse.csr_matrix:
-    """(m, n_ablations) sparse matrix mapping each flip to its ablation, with value +1 / -1
-    (``sign``) or 1 where the flip is fixed and 0 otherwise."""
-    values = np.where(fixed, 1.0, -1.0) if sign else np.asarray(fixed, dtype=float)
-    m = len(ablation)
-    return sparse.csr_matrix((values, (np.arange(m), np.asarray(ablation, dtype=np.int64))), shape=(m, n_ablations))
-
-
 def flip_counts(
     ablation: np.ndarray, row: np.ndarray, fixed: np.ndarray, n_ablations: int, weights: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted fixed and broken counts of each ablation under row weights.
+    """Weighted fixed and broken counts of each ablation under row weights (through
+    :func:`analysis.stats.resample_effects`, the one home of the weighted count).
 
     Parameters
     ----------
     ablation : ndarray of shape (m,), int — which ablation each flip belongs to
     row : ndarray of shape (m,), int — the test row it changes
     fixed : ndarray of shape (m,), bool — True: wrong -> right; False: right -> wrong
+        (:class:`sweep.kernels.Flips`)
     n_ablations : int
     weights : ndarray of shape (n_rows,) or (n_resamples, n_rows) — each row's weight (1 for
         the full split, its multiplicity in a bootstrap resample, 0/1 for a half)
@@ -187,32 +190,12 @@ def flip_counts(
     -------
     (fixed, broken) : ndarrays of shape (n_ablations,) or (n_resamples, n_ablations)
     """
-    w = np.atleast_2d(np.asarray(weights, dtype=float))[:, np.asarray(row, dtype=np.int64)]
+    w = np.atleast_2d(np.asarray(weights, dtype=float))
+    total = w.sum(axis=1, keepdims=True)
     fixed = np.asarray(fixed, dtype=bool)
-    n_fixed = np.asarray(_flip_matrix(ablation, fixed, n_ablations, sign=False).T @ w.T).T
-    n_broken = np.asarray(_flip_matrix(ablation, ~fixed, n_ablations, sign=False).T @ w.T).T
-    if np.ndim(weights) == 1:
-        return n_fixed[0], n_broken[0]
-    return n_fixed, n_broken
-
-
-def flip_effects(
-    ablation: np.ndarray, row: np.ndarray, fixed: np.ndarray, n_ablations: int, weights: np.ndarray
-) -> np.ndarray:
-    """Accuracy change of each ablation on weighted rows: ``sum over its flips of w[row] *
-    (+1 if fixed else -1) / sum(w)``.
-
-    Parameters
-    ----------
-    see :func:`flip_counts`
-
-    Returns
-    -------
-    ndarray of shape (n_ablations,) or (n_resamples, n_ablations) — fractions
-    """
-    n_fixed, n_broken = flip_counts(ablation, row, fixed, n_ablations, weights)
-    total = np.asarray(weights, dtype=float).sum(axis=-1)
-    return (n_fixed - n_broken) / (total[..., None] if np.ndim(weights) > 1 else total)
+    counts = [resample_effects(np.asarray(ablation)[side], np.asarray(row)[side], np.ones(int(side.sum())),
+                               n_ablations, w) * total for side in (fixed, ~fixed)]
+    return (counts[0][0], counts[1][0]) if np.ndim(weights) == 1 else (counts[0], counts[1])
 
 
 def _row_ranks(values: np.ndarray) -> np.ndarray:
@@ -250,7 +233,7 @@ def split_half_reliability(
     """Split-half reliability of per-ablation effects (e.g. every neuron of one layer).
 
     The test rows are split into two random halves ``n_splits`` times; each time every
-    ablation's effect is measured on each half (:func:`flip_effects`, exact) and the two
+    ablation's effect is measured on each half (:func:`analysis.stats.resample_effects`, exact) and the two
     halves' effects are compared.
 
     Returns
@@ -263,7 +246,7 @@ def split_half_reliability(
     """
     first = random_halves(n_rows, n_splits, seed)
     weights = np.concatenate([first, 1.0 - first])
-    effects = flip_effects(ablation, row, fixed, n_ablations, weights)
+    effects = resample_effects(ablation, row, np.where(fixed, 1.0, -1.0), n_ablations, weights)
     a, b = effects[:n_splits], effects[n_splits:]
     rho = _row_correlation(_row_ranks(a), _row_ranks(b))
     overlap = [jaccard(np.flatnonzero(x > 0), np.flatnonzero(y > 0)) for x, y in zip(a, b)]
@@ -284,15 +267,9 @@ class BootstrapCategories(NamedTuple):
     shares: pd.DataFrame
 
 
-def bootstrap_weights(n_rows: int, n_boot: int, seed: int) -> np.ndarray:
-    """Multiplicities of each row in ``n_boot`` resamples with replacement, shape (n_boot, n_rows)."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_rows, np.full(n_rows, 1.0 / n_rows), size=n_boot).astype(float)
-
-
 def bootstrap_categories(
     ablation: np.ndarray, row: np.ndarray, fixed: np.ndarray, groups: np.ndarray, n_rows: int,
-    n_boot: int = 200, seed: int = 0, *, rule: str = "fdr", q: float = 0.05, min_images: int = 3,
+    n_boot: int = 200, seed: int = 0, *, rule: str = "fdr", q: float = Q, min_images: int = 3,
 ) -> BootstrapCategories:
     """How often each ablation keeps its category when the test images are resampled.
 
@@ -307,7 +284,7 @@ def bootstrap_categories(
     """
     groups = np.asarray(groups)
     n_ablations = len(groups)
-    weights = np.concatenate([np.ones((1, n_rows)), bootstrap_weights(n_rows, n_boot, seed)])
+    weights = np.concatenate([np.ones((1, n_rows)), bootstrap_weights(n_rows, n_boot, seed)])  # full split first
     n_fixed, n_broken = flip_counts(ablation, row, fixed, n_ablations, weights)
     n_fixed, n_broken = np.rint(n_fixed).astype(np.int64), np.rint(n_broken).astype(np.int64)
     sign = np.empty(n_fixed.shape, dtype=object)
@@ -409,12 +386,12 @@ def verdict(
     published: float,
     margin: float,
     *,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
     n_comparisons: int = 1,
     bounds: tuple[float, float] | None = None,
     denominator: float | None = None,
     published_runs: float = 1.0,
-    min_seeds: int = MIN_SEEDS,
+    min_seeds: int = INFORMATIVE_SEEDS,
 ) -> dict[str, Any]:
     """A published number against our runs: compatible, incompatible or inconclusive.
 
@@ -487,7 +464,7 @@ def verdict(
     return {**out, "verdict": result}
 
 
-def interval_half_width_sd(n: int, alpha: float = 0.05, published_runs: float = 1.0) -> float:
+def verdict_half_width(n: int, alpha: float = ALPHA, published_runs: float = 1.0) -> float:
     """Half-width of :func:`verdict`'s interval in standard deviations of the runs:
     ``t(1 - alpha, n - 1) * sqrt(1 / n + 1 / published_runs)``; what ``n`` seeds can resolve."""
     if n < 2:
@@ -496,7 +473,7 @@ def interval_half_width_sd(n: int, alpha: float = 0.05, published_runs: float = 
 
 
 def verdict_table(
-    comparisons: pd.DataFrame, *, alpha: float = 0.05, min_seeds: int = MIN_SEEDS, published_runs: float = 1.0
+    comparisons: pd.DataFrame, *, alpha: float = ALPHA, min_seeds: int = INFORMATIVE_SEEDS, published_runs: float = 1.0
 ) -> pd.DataFrame:
     """:func:`verdict` for every row of a table of comparisons, Bonferroni across the rows
     that have at least ``min_seeds`` runs.

@@ -39,7 +39,9 @@ from analysis.explore.session import (
     format_units,
     parse_units,
 )
-from analysis.sections import Q, count, interval_note
+from analysis.formatting import count
+from analysis.sections.base import interval_note
+from analysis.stats import Q
 from sweep.kernels import NEURON_MODES
 
 HOST = "127.0.0.1"

@@ -8,16 +8,21 @@ partition per pixel scaling, as ``experiment=paper`` writes), :func:`amjad_secti
 first, and random) and :func:`morcos_sections` (random cumulative curves at two or more
 label-noise levels; neuron sweeps and unit statistics for selectivity against importance).
 
-Every number is summarised over seeds the same way (:func:`over_seeds`): the mean, the 95 %
-interval in which one more run would fall (a Student-t prediction interval: the papers report
-one run each, so a published number is judged against where a single run lands, not against
-the mean's confidence interval), the range, and for differences the mean's t-interval.
+The paper's numbers (:data:`PAPER_NUMBERS`, all 31, SVHN included) are judged against margins
+stated here before any run (:data:`QUANTITIES`: ±5 pp for shares, ±0.3 pp for accuracies,
+±0.05 pp for the best single-removal gain) with :func:`analysis.noise.verdict_table`:
+compatible / incompatible / inconclusive from equivalence and beyond-the-margin tests over
+seeds, Bonferroni across the table, ``too few seeds`` under five, ``not run here`` without
+runs; beside them the noise-aware shares, split-half reliability, bootstrap category survival
+and the variance decomposition of :mod:`analysis.noise`, from each network's per-image outcomes.
+Amjad et al.'s and Morcos et al.'s findings are summarised over seeds with :func:`over_seeds`
+(the mean, the 95 % interval one more run falls in, the range) and, for differences, the
+mean's t-interval (:func:`difference_verdict`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis import figures as fig
-from analysis.cumulative import (
+from analysis.sections.cumulative import (
     area_under_curves,
     curve_band,
     label_noise_levels,
@@ -36,30 +41,23 @@ from analysis.cumulative import (
     selectivity_importance,
     spearman_by_layer,
 )
-from analysis.impact import FAMILY_KEYS, LAYER_KEYS, impact_table
-from analysis.load import RUN_KEYS, has_kind, load, load_manifest, runs_table
+from analysis.load import RUN_KEYS, runs_table
 from analysis.noise import (
-    MIN_SEEDS,
     bootstrap_categories,
     category_shares,
     flip_counts,
-    interval_half_width_sd,
     noise_categories,
     spearman_brown,
     split_half_reliability,
     variance_components,
+    verdict_half_width,
     verdict_table,
 )
-from analysis.sections import Figure, Section, Table, run_resources
-from analysis.stats import t_interval
-from sweep.kernels import Network, neuron_flips
-from sweep.kernels.unitstats import unit_statistics
-
-LEVEL = 0.95
-"""Coverage of every interval of this module."""
-
-Q = 0.05
-"""False-discovery rate of the noise-aware categories (exact McNemar per neuron, BH per network)."""
+from analysis.sections.base import FAMILY_KEYS, LAYER_KEYS, Figure, Page, Section, Table
+from analysis.sections.impact import impact_table
+from analysis.stats import ALPHA, INFORMATIVE_SEEDS, LEVEL, PERCENT, Q, t_interval
+from analysis.study import NetworkKey, Study
+from sweep.kernels import Flips, Network, neuron_flips, unit_statistics
 
 
 def over_seeds(values: np.ndarray, level: float = LEVEL) -> dict[str, float]:
@@ -124,8 +122,6 @@ class Quantity:
     margin: float | None = None
     denominator: str | None = None
 
-
-PERCENT = (0.0, 100.0)
 
 SHARE_MARGIN = 5.0
 """Shares of a layer (helpful, neutral, harmful): compatible within ±5 pp."""
@@ -266,18 +262,21 @@ class NetworkNoise:
     counts: pd.DataFrame
 
 
-def network_noise(net: Network, X: np.ndarray, y: np.ndarray, q: float = Q, seed: int = 0) -> NetworkNoise:
+def network_noise(net: Network, X: np.ndarray, y: np.ndarray, q: float = Q, seed: int = 0,
+                  flips: list[Flips] | None = None) -> NetworkNoise:
     """Per-image outcomes of every hidden unit's removal (zero mode) on ``(X, y)`` and the
     noise statistics of :mod:`analysis.noise` they give, exact and without new sweeps.
 
     Parameters
     ----------
     net : Network; X : ndarray of shape (n, n_features); y : ndarray of shape (n,)
+    flips : list of Flips, optional — each hidden layer's :func:`sweep.kernels.neuron_flips`
+        (every unit, zero mode) when already computed
     """
     parts, groups, offset = [], [], 0
     for layer, width in enumerate(net.hidden_sizes):
-        flips = neuron_flips(net, X, y, layer, np.arange(width))
-        parts.append((flips.ablation + offset, flips.row, flips.fixed))
+        flips_ = neuron_flips(net, X, y, layer, np.arange(width)) if flips is None else flips[layer]
+        parts.append((flips_.ablation + offset, flips_.row, flips_.fixed))
         groups.append(np.full(width, layer))
         offset += width
     ablation, row, fixed = (np.concatenate([p[i] for p in parts]) for i in range(3))
@@ -336,7 +335,7 @@ def seed_table(neurons: pd.DataFrame, runs: pd.DataFrame, noises: dict[tuple, Ne
     return table[front + [c for c in [*QUANTITIES, "n_units", "n_samples"] if c in table]]
 
 
-def reproduction_table(seeds: pd.DataFrame, *, alpha: float = 1 - LEVEL, min_seeds: int = MIN_SEEDS) -> pd.DataFrame:
+def reproduction_table(seeds: pd.DataFrame, *, alpha: float = ALPHA, min_seeds: int = INFORMATIVE_SEEDS) -> pd.DataFrame:
     """Every quantity over seeds per paper dataset, scaling, model and layer, beside the
     paper's number and a three-way verdict (:func:`analysis.noise.verdict_table`: Bonferroni
     across every judged row; ``too few seeds`` below ``min_seeds``); every paper number
@@ -507,12 +506,12 @@ def honest_answer(table: pd.DataFrame, seeds: pd.DataFrame, reliability: pd.Data
     few = counts[counts["verdict"] == "too few seeds"]
     by_verdict = judged["verdict"].value_counts()
     n_seeds = seeds.groupby(["model", "scaling"])["seed"].nunique()
-    parts = [f"Of the paper's {n_numbers} numbers, {not_run} are {NOT_RUN} (this study has no runs of their network and dataset)."]
+    parts = [f"Of the paper's {n_numbers} numbers, {not_run} are {NOT_RUN} (no runs of their dataset in this study)."]
     if len(few):
-        parts.append(f"{len(few)} comparisons have fewer than {MIN_SEEDS} seeds "
+        parts.append(f"{len(few)} comparisons have fewer than {INFORMATIVE_SEEDS} seeds "
                      f"({n_seeds.min()}-{n_seeds.max()} per network and scaling): they get no verdict, only an "
                      f"interval, and with so few seeds that interval is wide (half-width "
-                     f"{interval_half_width_sd(max(int(n_seeds.min()), 2)):.1f} standard deviations of the runs).")
+                     f"{verdict_half_width(max(int(n_seeds.min()), 2)):.1f} standard deviations of the runs).")
     if len(judged):
         parts.append(f"{len(judged)} comparisons are judged against margins stated before any run "
                      f"(±{SHARE_MARGIN:g} pp for shares, ±{ACCURACY_MARGIN:g} pp for accuracies, ±{GAIN_MARGIN:g} pp "
@@ -530,41 +529,45 @@ def honest_answer(table: pd.DataFrame, seeds: pd.DataFrame, reliability: pd.Data
     return " ".join(parts)
 
 
-def _noise_of_runs(runs: pd.DataFrame, q: float) -> dict[tuple, NetworkNoise]:
+def _noise_of_runs(study: Study, runs: pd.DataFrame, q: float) -> dict[tuple, NetworkNoise]:
+    """:func:`network_noise` of every run whose model is present (the study's cached flips)."""
     noises = {}
     for record in runs.itertuples():
-        net, data = run_resources(record.run)
-        noises[(record.dataset, record.model, record.seed)] = network_noise(net, data.X_test, data.y_test, q,
-                                                                             seed=int(record.seed))
+        key = NetworkKey(record.dataset, record.model, int(record.seed))
+        if study.run(key) is None:
+            continue
+        net = study.network(key)
+        flips = [study.flips(key, layer, "zero") for layer in range(len(net.hidden_sizes))]
+        noises[(record.dataset, record.model, record.seed)] = network_noise(
+            net, *study.split(key, "test"), q, seed=int(record.seed), flips=flips)
     return noises
 
 
-def paper_study(results: str, study: str, datasets: dict[str, str] | None = None, q: float = Q) -> dict[str, pd.DataFrame]:
+def paper_study(study: Study, datasets: dict[str, str] | None = None, q: float = Q) -> dict[str, pd.DataFrame]:
     """The paper's reproduction as tables (empty dict when the study has no neuron sweeps of
     the paper's networks): ``seeds`` (:func:`seed_table`), ``reproduction``
     (:func:`reproduction_table`), ``reliability``, ``variance`` and ``runs``."""
-    if not has_kind(results, study, "neuron"):
+    if not study.has("neuron"):
         return {}
-    manifest = load_manifest(results, study)
-    runs = paper_runs(manifest, datasets)
+    runs = paper_runs(study.manifest, datasets)
     if runs.empty:
         return {}
-    runs = runs.merge(runs_table(manifest)[[*RUN_KEYS, "train_accuracy"]], on=RUN_KEYS, how="left")
-    neurons = load(results, study, "neuron").merge(runs[RUN_KEYS], on=RUN_KEYS)
-    neurons = neurons[(neurons["mode"] == "zero") & (neurons["split"] == "test")]
+    runs = runs.merge(study.runs[[*RUN_KEYS, "train_accuracy"]], on=RUN_KEYS, how="left")
+    neurons = study.rows("neuron", "test").merge(runs[RUN_KEYS], on=RUN_KEYS)
+    neurons = neurons[neurons["mode"] == "zero"]
     if neurons.empty:
         return {}
     runs = runs.merge(neurons[RUN_KEYS].drop_duplicates(), on=RUN_KEYS)
-    noises = _noise_of_runs(runs, q)
+    noises = _noise_of_runs(study, runs, q)
     seeds = seed_table(neurons, runs, noises, q)
     return {"runs": runs, "seeds": seeds, "reproduction": reproduction_table(seeds),
             "reliability": reliability_table(runs, noises), "variance": variance_table(seeds, noises)}
 
 
-def paper_sections(results: str, study: str, out_dir: Path, datasets: dict[str, str] | None = None) -> list[Section]:
+def paper_sections(study: Study, page: Page, datasets: dict[str, str] | None = None) -> list[Section]:
     """The reproduction of the paper's table (see the module docstring); ``datasets`` maps
     the paper's datasets to this study's (tests let ``digits`` stand for ``mnist``)."""
-    tables = paper_study(results, study, datasets)
+    tables = paper_study(study, datasets)
     if not tables:
         return []
     table, seeds, runs = tables["reproduction"], tables["seeds"], tables["runs"]
@@ -608,14 +611,14 @@ def paper_sections(results: str, study: str, out_dir: Path, datasets: dict[str, 
     if panels:
         figure = fig.new_figure(width=4.0 * panels, height=3.6)
         plot_shares(table, np.atleast_1d(figure.subplots(1, panels)))
-        figures.append(Figure(fig.save_figure(figure, out_dir / "figures", "reproduction_shares"),
+        figures.append(Figure(fig.save_figure(figure, page.figures, "reproduction_shares", page.svg),
                               "Helpful, neutral and harmful shares of each layer per pixel scaling (dot: mean over "
                               "seeds; bar: range over seeds) against the paper's numbers (black crosses)."))
     if len(variance):
         figure = fig.new_figure(width=7.0, height=1.0 + 0.3 * variance.groupby(
             ["model", "scaling", "layer", "quantity"]).ngroups)
         plot_variance(variance, figure.subplots())
-        figures.append(Figure(fig.save_figure(figure, out_dir / "figures", "reproduction_variance"),
+        figures.append(Figure(fig.save_figure(figure, page.figures, "reproduction_variance", page.svg),
                               "Shares of each quantity's variance across runs: test-image sampling and the rest."))
     verdicts = table["verdict"].value_counts()
     summary = [f"Paper reproduction: " + ", ".join(f"{n} {v}" for v, n in verdicts.items() if v != "-") + "."]
@@ -714,12 +717,12 @@ def plot_amjad(df: pd.DataFrame, model: str, axes: np.ndarray) -> None:
         plot_cumulative(band[band["scope"] == scope], ax, f"{model}: {scope}")
 
 
-def amjad_sections(results: str, study: str, out_dir: Path) -> list[Section]:
+def amjad_sections(study: Study, page: Page) -> list[Section]:
     """Amjad et al.'s findings (see :func:`amjad_table`) with one figure per model, on the test
     split, when the study has curves ordered by mutual information high and low first."""
-    if not has_kind(results, study, "cumulative"):
+    if not study.has("cumulative"):
         return []
-    df = load(results, study, "cumulative")
+    df = study.rows("cumulative")
     if not AMJAD_ORDERS <= set(df["order"].unique()):
         return []
     modes = sorted(df["mode"].unique())
@@ -731,7 +734,7 @@ def amjad_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         figure = fig.new_figure(width=3.6 * n_panels, height=3.4)
         plot_amjad(df, model, np.atleast_1d(figure.subplots(1, n_panels)))
         figures.append(Figure(
-            fig.save_figure(figure, out_dir / "figures", f"amjad_{model}"),
+            fig.save_figure(figure, page.figures, f"amjad_{model}", page.svg),
             f"{model}: test accuracy as units are removed cumulatively, one panel per hidden layer and one "
             "for the whole network, one line per order (mean over seeds; random: over seeds and "
             "repetitions, its band the central 95 %)."))
@@ -803,13 +806,13 @@ def importance_table(units: pd.DataFrame, neurons: pd.DataFrame, manifest: dict[
     return pd.DataFrame(rows)
 
 
-def morcos_sections(results: str, study: str, out_dir: Path) -> list[Section]:
+def morcos_sections(study: Study, page: Page) -> list[Section]:
     """Morcos et al.'s two claims, when the study has random cumulative curves at two or more
     label-noise levels (measured on the train split, the labels each network learned)."""
-    if not has_kind(results, study, "cumulative"):
+    if not study.has("cumulative"):
         return []
-    manifest = load_manifest(results, study)
-    df = load(results, study, "cumulative")
+    manifest = study.manifest
+    df = study.rows("cumulative")
     df = df[(df["split"] == "train") & (df["order"] == "random")]
     if df.empty or label_noise_levels(manifest)["label_noise"].nunique() < 2:
         return []
@@ -836,12 +839,12 @@ def morcos_sections(results: str, study: str, out_dir: Path) -> list[Section]:
     for model, rows in curves.groupby("model", sort=True):
         figure = fig.new_figure()
         plot_memorization(rows[rows["scope"] == "network"], figure.subplots(), f"{model}: train labels")
-        figures.append(Figure(fig.save_figure(figure, out_dir / "figures", f"morcos_memorization_{model}"),
+        figures.append(Figure(fig.save_figure(figure, page.figures, f"morcos_memorization_{model}", page.svg),
                               f"{model}: accuracy on the labels each network was trained on, divided by the "
                               "unablated accuracy, as random sets of units are removed; one line per label-noise "
                               "level (band: the central 95 % of its seeds' and repetitions' curves)."))
-    if has_kind(results, study, "unit") and has_kind(results, study, "neuron"):
-        units, neurons = load(results, study, "unit"), load(results, study, "neuron")
+    if study.has("unit") and study.has("neuron"):
+        units, neurons = study.rows("unit"), study.rows("neuron")
         importance = importance_table(units, neurons, manifest)
         tables["morcos_selectivity"] = Table(importance, (
             "Spearman rho between each unit's class selectivity (on val, true labels) and its importance "
@@ -862,13 +865,12 @@ def morcos_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         if len(joined):
             figure = fig.new_figure()
             plot_selectivity_importance(joined, figure.subplots(), title="noise-free networks, test, all seeds")
-            figures.append(Figure(fig.save_figure(figure, out_dir / "figures", "morcos_selectivity"),
+            figures.append(Figure(fig.save_figure(figure, page.figures, "morcos_selectivity", page.svg),
                                   "Class selectivity of each unit of the noise-free networks (all seeds) against the "
                                   "change of test accuracy when it alone is removed; Spearman rho per layer."))
     return [Section("Reproduction of Morcos et al.", paragraphs, tables, figures, summary)]
 
 
-def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
+def build(study: Study, page: Page) -> list[Section]:
     """Every reproduction section the study has the results for."""
-    return [*paper_sections(results, study, out_dir), *amjad_sections(results, study, out_dir),
-            *morcos_sections(results, study, out_dir)]
+    return [*paper_sections(study, page), *amjad_sections(study, page), *morcos_sections(study, page)]
