@@ -115,7 +115,7 @@ def test_knockout_refuses_a_missing_val_split_and_an_unknown_class():
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_knockout_sweep_writes_every_class_and_scope_and_resumes(local_ray, run_config):
+def test_knockout_sweep_writes_every_class_and_scope_and_resumes(local_ray, run_config, tmp_path):
     from analysis.load import load_data, load_network
     from sweep.kinds.knockout import knockout_sets
     from sweep.run import pipeline
@@ -139,3 +139,23 @@ def test_knockout_sweep_writes_every_class_and_scope_and_resumes(local_ray, run_
         assert search.set_size == kernel["step"].max() and search.knocked_out == bool(kernel["knocked_out"][0])
         assert search.target_accuracy == pytest.approx(kernel["target_accuracy"][kernel["split"] == "test"][-1])
     assert pipeline.run(cfg).rows_written == 0
+
+    # the report section: the images each set breaks, recounted with sklearn's predict
+    from analysis.sections import knockout as section
+    from analysis.sections.base import Page
+    from analysis.study import Study
+    from sweep.data.models import load_model
+
+    [built] = section.build(Study.open(summary.results.rsplit("/", 1)[0], "default"), Page(tmp_path / "report"))
+    table = built.tables["knockout_sets"].frame
+    clf = load_model(summary.runs[0]["model_path"])
+    right = clf.predict(data.X_test) == data.y_test
+    for r in table.itertuples():
+        units = [tuple(map(int, u.split(":"))) for u in r.units.split()]
+        now = units_ablated_classifier(clf, units).predict(data.X_test) == data.y_test
+        in_class = data.y_test == r.target
+        assert r.target_broken == (right & in_class).sum() - (now & in_class).sum()
+        assert r.other_broken == (right & ~in_class).sum() - (now & ~in_class).sum()
+    summary_table = built.tables["knockout_classes"].frame
+    assert summary_table["seeds"].tolist() == [1] * 6 and built.paragraphs[0].startswith("Is there a unit for a class?")
+    assert all(f.path.exists() for f in built.figures)
