@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from analysis import noise
+from analysis.load import AnalysisError
 from analysis.sections import reproductions as rp
 from analysis.sections.base import Page
 from analysis.sections.cumulative import area_under_curves
@@ -115,6 +116,24 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     assert "fewer than 5 seeds" in section.paragraphs[0]
     assert any("after the best single removal" in p for p in section.paragraphs)
     assert all(f.path.exists() for f in section.figures)
+
+    # the docs: generated regions rewritten between their markers, per-seed values in a CSV
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    regions = "".join(f"<!-- BEGIN generated: {n} -->\nold\n<!-- END generated: {n} -->\n" for n in rp.DOCS_TABLES)
+    (docs / "reproductions.md").write_text("# intro\n" + regions + "tail\n")
+    with pytest.raises(AnalysisError, match="no region <!-- BEGIN generated: paper-table -->"):
+        markerless = tmp_path / "markerless"
+        markerless.mkdir()
+        (markerless / "reproductions.md").write_text("<!-- BEGIN generated: paper-table -->\n")
+        rp.write_docs(study, markerless, datasets)
+    rp.write_docs(study, docs, datasets)
+    text = (docs / "reproductions.md").read_text()
+    assert text.startswith("# intro\n") and text.endswith("tail\n") and "old" not in text
+    assert "| digits | nn_392 |" not in text and "| mnist | nn_392 | 0 | helpful neurons (%) | 65.05 | ±5.00 |" in text
+    assert text.count("not run here") >= 24 and "--markdown docs` from 7 networks" in text
+    csv = pd.read_csv(docs / rp.SEEDS_CSV)
+    assert len(csv) == 7 and csv["pct_helpful"].tolist() == pytest.approx(tables["seeds"]["pct_helpful"].tolist())
 
 
 def test_amjad_section_tests_each_finding_on_per_seed_areas(local_ray, run_config, tmp_path):

@@ -6,6 +6,8 @@ presents them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -101,18 +103,44 @@ def plot_set_sizes(table: pd.DataFrame, ax: Axes, title: str) -> None:
     ax.legend(fontsize=7)
 
 
-def build(study: Study, page: Page) -> list[Section]:
-    """The class-knockout section; none without ``kind=knockout`` rows."""
-    if not study.has("knockout"):
-        return []
+def study_table(study: Study) -> pd.DataFrame:
+    """:func:`knockout_table` of the study's rows, with each network's test images per class."""
     rows = study.rows("knockout")
     counts = {}
     for key in (NetworkKey.of(r) for r in rows[["dataset", "model", "seed"]].drop_duplicates().itertuples()):
         if study.run(key) is not None:
             y = study.split(key, "test")[1]
-            classes = study.network(key).classes
-            counts[key] = np.array([(y == c).sum() for c in classes])
-    table = knockout_table(rows, counts)
+            counts[key] = np.array([(y == c).sum() for c in study.network(key).classes])
+    return knockout_table(rows, counts)
+
+
+def docs_markdown(study: Study, figures: Path) -> tuple[str, Path]:
+    """The per-class table (markdown) and the set-size figure of the first family, for
+    ``docs/reproductions.md`` (:func:`analysis.sections.reproductions.write_docs`)."""
+    from analysis.sections.reproductions import markdown_table
+
+    table = study_table(study)
+    summary = class_summary(table)
+    key, family = next(iter(table.groupby(FAMILY, sort=True)))
+    figure = fig.new_figure(7.0, 3.6)
+    plot_set_sizes(family, figure.subplots(), "/".join(map(str, key[:2])) + f" ({key[2]}, {key[3]})")
+    path = fig.save_figure(figure, figures, "knockout_" + "_".join(map(str, key)), False)
+    shown = summary.assign(**{c: summary[c].map(lambda v: number(v, 1)) for c in (
+        "target_accuracy_base_pct", "target_accuracy_pct", "target_broken", "other_broken")})
+    body = markdown_table(shown.rename(columns={
+        "target": "class", "knocked_out": "reached chance", "one_unit": "one unit sufficed", "set_sizes": "set sizes",
+        "target_accuracy_base_pct": "class test accuracy (%)", "target_accuracy_pct": "after the set (%)",
+        "target_broken": "class images broken", "other_broken": "other images broken (net)"}),
+        ["model", "scope", "class", "seeds", "reached chance", "one unit sufficed", "set sizes",
+         "class test accuracy (%)", "after the set (%)", "class images broken", "other images broken (net)"])
+    return body, path
+
+
+def build(study: Study, page: Page) -> list[Section]:
+    """The class-knockout section; none without ``kind=knockout`` rows."""
+    if not study.has("knockout"):
+        return []
+    table = study_table(study)
     summary = class_summary(table)
     figures, paragraphs = [], []
     for key, family in table.groupby(FAMILY, sort=True):

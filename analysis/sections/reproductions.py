@@ -980,36 +980,51 @@ def _commit() -> str:
         return "unknown"
 
 
-def write_docs(study: Study, docs: Path) -> list[Path]:
-    """Rewrite the generated regions of ``docs/reproductions.md`` and the per-seed CSV from
-    the stored study (``python -m analysis RESULTS --study paper --markdown docs``).
+def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None) -> list[Path]:
+    """Rewrite the generated regions of ``docs/reproductions.md`` that the stored study has
+    material for (``python -m analysis RESULTS --study S --markdown docs``): the paper's
+    tables (:data:`DOCS_TABLES`) and the per-seed CSV for ``experiment=paper``; the class
+    knockout table and figure (:func:`analysis.sections.knockout.docs_markdown`) for a study
+    with ``kind=knockout``. ``datasets``: as for :func:`paper_runs`.
 
     Raises
     ------
     AnalysisError
-        If the study has no neuron sweeps of the paper's networks, or the markdown lacks a
-        marked region (naming the marker to add).
+        If the study has neither, or the markdown lacks a marked region (naming the markers
+        to add).
     """
-    tables = paper_study(study)
-    if not tables:
-        raise AnalysisError(f"study {study.name!r} has no neuron sweeps of the paper's networks "
-                            f"({', '.join(PAPER_MODELS)}); run experiment=paper first")
+    from analysis.sections import knockout
+
     versions = study.manifest.get("versions", {})
-    seeds = tables["seeds"]
-    n = seeds.groupby(["model", "scaling"])["seed"].nunique()
-    provenance = (f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs` from "
-                  f"{len(seeds[RUN_KEYS].drop_duplicates())} networks ("
-                  + ", ".join(f"{m} {s}: {k} seeds" for (m, s), k in n.items())
-                  + f"); runs made with " + ", ".join(f"{k} {v}" for k, v in versions.items())
-                  + f"; analysis at commit {_commit()}, updated {study.manifest.get('updated', '?')}.*")
+    provenance = (f"runs made with " + ", ".join(f"{k} {v}" for k, v in versions.items())
+                  + f"; analysis at commit {_commit()}; study updated {study.manifest.get('updated', '?')}.*")
+    regions, written = {}, []
+    tables = paper_study(study, datasets)
+    if tables:
+        seeds = tables["seeds"]
+        n = seeds.groupby(["model", "scaling"])["seed"].nunique()
+        regions.update(docs_markdown(tables, (
+            f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs` from "
+            f"{len(seeds[RUN_KEYS].drop_duplicates())} networks ("
+            + ", ".join(f"{m} {s}: {k} seeds" for (m, s), k in n.items()) + "); " + provenance)))
+        seeds.drop(columns=["paper_dataset"]).to_csv(docs / SEEDS_CSV, index=False, float_format="%.10g")
+        written.append(docs / SEEDS_CSV)
+    if study.has("knockout"):
+        body, figure = knockout.docs_markdown(study, docs / "figures")
+        regions["knockout-table"] = (f"![Class knockout]({figure.relative_to(docs).as_posix()})\n\n{body}\n\n"
+                                     f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs`; "
+                                     + provenance)
+        written.append(figure)
+    if not regions:
+        raise AnalysisError(f"study {study.name!r} has neither neuron sweeps of the paper's networks "
+                            f"({', '.join(PAPER_MODELS)}) nor class-knockout results: nothing to write")
     path = docs / "reproductions.md"
     text = path.read_text()
-    for name, body in docs_markdown(tables, provenance).items():
+    for name, body in regions.items():
         begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
         if begin not in text or end not in text:
             raise AnalysisError(f"{path} has no region {begin} ... {end}; add the two markers where the table goes")
         head, rest = text.split(begin, 1)
         text = head + begin + "\n" + body + "\n" + end + rest.split(end, 1)[1]
     path.write_text(text)
-    seeds.drop(columns=["paper_dataset"]).to_csv(docs / SEEDS_CSV, index=False, float_format="%.10g")
-    return [path, docs / SEEDS_CSV]
+    return [path, *written]
