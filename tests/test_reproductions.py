@@ -60,6 +60,8 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     for scale, seeds in (("none", "[0,1]"), ("unit", "[0,1,2,3,4]")):
         pipeline.run(run_config("model.max_iter=15", f"seeds={seeds}", "dataset.split_seed=null",
                                 f"dataset.scale={scale}", "dataset.label=digits-${dataset.scale}", "study=paper"))
+    pipeline.run(run_config("model.max_iter=15", "seeds=[0,1]", "dataset.split_seed=0", "dataset.scale=unit",
+                            "dataset.label=digits-unit-fixed", "study=paper"))  # seeds on one split
     results = str(tmp_path / "results")
     study, datasets = Study.open(results, "paper"), {"mnist": "digits", "svhn": "svhn"}
     tables = rp.paper_study(study, datasets)
@@ -108,9 +110,18 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     assert result.counts["broken"].tolist() == stored["broken"].tolist()
     reliability = tables["reliability"]
     assert set(reliability.columns) >= {"spearman", "spearman_brown", "category_survives", "harmful_low"}
-    assert len(reliability) == 7 and reliability["spearman"].between(-1, 1).all()
+    assert len(reliability) == 9 and reliability["spearman"].between(-1, 1).all()
+    assert set(tables["runs"]["scaling"]) == {"raw 0-255", "pixels / 255", "pixels / 255 (one split)"}
     variance = tables["variance"]
-    assert set(variance["component"]) == {"total", "test sampling", "split and seed"}
+    helpful_variance = variance[(variance["scaling"] == "pixels / 255") & (variance["quantity"] == "helpful neurons")]
+    parts = helpful_variance.set_index("component")["variance"]
+    fixed = neurons[(neurons["dataset"] == "digits-unit-fixed") & (neurons["split"] == "test")]
+    fixed_helpful = fixed.groupby("seed")["effect"].apply(lambda e: 100 * (e < 0).mean())
+    assert parts["total"] == pytest.approx(np.var(helpful, ddof=1))
+    assert parts["seed"] == pytest.approx(np.var(fixed_helpful, ddof=1))
+    assert set(parts.index) == {"total", "test sampling", "split", "seed"}
+    raw_variance = variance[variance["scaling"] == "raw 0-255"]
+    assert set(raw_variance["component"]) == {"total", "test sampling", "split and seed"}
 
     assert section.paragraphs[0].startswith("Of the paper's 31 numbers, 24 are not run here")  # SVHN, NN_392_196
     assert "fewer than 5 seeds" in section.paragraphs[0]
@@ -131,9 +142,9 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     text = (docs / "reproductions.md").read_text()
     assert text.startswith("# intro\n") and text.endswith("tail\n") and "old" not in text
     assert "| digits | nn_392 |" not in text and "| mnist | nn_392 | 0 | helpful neurons (%) | 65.05 | ±5.00 |" in text
-    assert text.count("not run here") >= 24 and "--markdown docs` from 7 networks" in text
+    assert text.count("not run here") >= 24 and "--markdown docs` from 9 networks" in text
     csv = pd.read_csv(docs / rp.SEEDS_CSV)
-    assert len(csv) == 7 and csv["pct_helpful"].tolist() == pytest.approx(tables["seeds"]["pct_helpful"].tolist())
+    assert len(csv) == 9 and csv["pct_helpful"].tolist() == pytest.approx(tables["seeds"]["pct_helpful"].tolist())
 
 
 def test_amjad_section_tests_each_finding_on_per_seed_areas(local_ray, run_config, tmp_path):

@@ -219,6 +219,11 @@ N_BOOT = 200
 
 NOT_RUN = "not run here"
 
+ONE_SPLIT = " (one split)"
+"""Appended to the scaling of runs whose seeds all share one train/test split (e.g.
+``dataset.split_seed=0 dataset.label=mnist-unit-fixed``): they are judged apart, and their
+spread (the seed's alone) separates split from seed in :func:`variance_table`."""
+
 
 def paper_runs(manifest: dict[str, Any], datasets: dict[str, str] | None = None) -> pd.DataFrame:
     """The study's runs of the paper's networks without label noise.
@@ -231,7 +236,8 @@ def paper_runs(manifest: dict[str, Any], datasets: dict[str, str] | None = None)
     Returns
     -------
     DataFrame
-        ``dataset, model, seed, paper_dataset, scaling`` (:data:`SCALINGS` names),
+        ``dataset, model, seed, paper_dataset, scaling`` (:data:`SCALINGS` names, plus
+        :data:`ONE_SPLIT` where every seed of a dataset label shares one split),
         ``split_seed``; the manifest's run entry in ``run``.
     """
     names = {ours: paper for paper, ours in (datasets or {d: d for d in PAPER_DATASETS}).items()}
@@ -242,7 +248,10 @@ def paper_runs(manifest: dict[str, Any], datasets: dict[str, str] | None = None)
         if (p := r.get("dataset_params") or {}).get("name") in names and r["model"] in PAPER_MODELS
         and not p.get("label_noise")
     ]
-    return pd.DataFrame(rows, columns=[*RUN_KEYS, "paper_dataset", "scaling", "split_seed", "run"])
+    runs = pd.DataFrame(rows, columns=[*RUN_KEYS, "paper_dataset", "scaling", "split_seed", "run"])
+    shared = runs.groupby(["dataset", "model"])["split_seed"].transform(lambda s: s.nunique() == 1 and len(s) > 1)
+    runs.loc[shared.astype(bool), "scaling"] += ONE_SPLIT
+    return runs
 
 
 @dataclass(frozen=True)
@@ -424,8 +433,8 @@ def variance_table(seeds: pd.DataFrame, noises: dict[tuple, NetworkNoise]) -> pd
     """Where the spread of each share and accuracy across runs comes from
     (:func:`analysis.noise.variance_components`): test-image sampling (bootstrap within each
     network; for an accuracy ``a (1 - a) / n``, the bootstrap variance of a mean of
-    right/wrong), and the rest (split and seed; separated when the study also has seeds on one
-    fixed split: runs whose ``split_seed`` is set).
+    right/wrong), and the rest: split and seed, separated when the study also has seeds of the
+    same network and scaling on one fixed split (scaling ending in :data:`ONE_SPLIT`).
 
     Returns
     -------
@@ -434,9 +443,11 @@ def variance_table(seeds: pd.DataFrame, noises: dict[tuple, NetworkNoise]) -> pd
         quantity's unit squared / unit).
     """
     rows = []
-    for (model, scaling, layer), group in seeds.groupby(["model", "scaling", "layer"], sort=True):
+    own_splits = seeds[~seeds["scaling"].str.endswith(ONE_SPLIT)]
+    for (model, scaling, layer), group in own_splits.groupby(["model", "scaling", "layer"], sort=True):
         if group["seed"].nunique() < 2:
             continue
+        fixed = seeds[(seeds["model"] == model) & (seeds["scaling"] == scaling + ONE_SPLIT) & (seeds["layer"] == layer)]
         for name in VARIANCE_QUANTITIES:
             quantity = QUANTITIES[name]
             if not quantity.per_layer and layer != 0:
@@ -451,7 +462,8 @@ def variance_table(seeds: pd.DataFrame, noises: dict[tuple, NetworkNoise]) -> pd
                     for key in map(tuple, group[RUN_KEYS].itertuples(index=False)) if key in noises])
             if not len(sampling):
                 continue
-            part = variance_components(values, sampling)
+            part = variance_components(values, sampling,
+                                       fixed[name].to_numpy(float) * quantity.scale if len(fixed) >= 2 else None)
             rows.append(part.assign(model=model, scaling=scaling, layer="network" if not quantity.per_layer else layer,
                                     quantity=quantity.label))
     if not rows:
