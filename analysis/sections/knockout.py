@@ -147,21 +147,24 @@ def build(study: Study, page: Page) -> list[Section]:
         label = "/".join(map(str, key[:2])) + f" ({key[2]}, {key[3]})"
         figure = fig.new_figure(7.0, 3.6)
         plot_set_sizes(family, figure.subplots(), label)
-        figures.append(Figure(fig.save_figure(figure, page.figures, f"knockout_{'_'.join(map(str, key))}", page.svg),
+        path = fig.save_figure(figure, page.figures, f"knockout_{'_'.join(map(str, key))}", page.svg)
+        figures.append(Figure(path,
                               f"{label}: units in the smallest greedy set (chosen on val) that brings each class to "
                               "chance while every other class loses at most the allowed val accuracy; one marker "
                               "per seed, hollow where the search stopped before chance."))
         reached = family[family["knocked_out"]]
         sizes = reached["set_size"]
         paragraphs.append(
-            f"{label}: {len(reached)} of {count(len(family), 'search', 'searches')} (classes × seeds) reached chance on "
-            f"val; " + (f"their sets hold {int(sizes.min())}-{int(sizes.max())} units (median {number(sizes.median(), 0)}), "
-                        f"one unit sufficed in {int((sizes == 1).sum())}. On test the class falls from "
-                        f"{number(100 * reached['target_accuracy_base'].mean(), 1)} % to "
-                        f"{number(100 * reached['target_accuracy'].mean(), 1)} % on average, "
-                        f"{number(reached['target_broken'].mean(), 0)} of its images broken and "
-                        f"{number(reached['other_broken'].mean(), 0)} of other classes (net)."
-                        if len(reached) else "no class could be knocked out within the bounds."))
+            f"{label}: {len(reached)} of {count(len(family), 'search', 'searches')} (classes × seeds) "
+            "reached chance on val; " + (
+                f"their sets hold {int(sizes.min())}-{int(sizes.max())} units "
+                f"(median {number(sizes.median(), 0)}), "
+                f"one unit sufficed in {int((sizes == 1).sum())}. On test the class falls from "
+                f"{number(100 * reached['target_accuracy_base'].mean(), 1)} % to "
+                f"{number(100 * reached['target_accuracy'].mean(), 1)} % on average, "
+                f"{number(reached['target_broken'].mean(), 0)} of its images broken and "
+                f"{number(reached['other_broken'].mean(), 0)} of other classes (net)."
+                if len(reached) else "no class could be knocked out within the bounds."))
     answer = ("Is there a unit for a class? " + (
         "No: in no search did a single unit bring a class to chance without costing others more than allowed."
         if not (table["knocked_out"] & (table["set_size"] == 1)).any() else

@@ -346,7 +346,8 @@ def seed_table(neurons: pd.DataFrame, runs: pd.DataFrame, noises: dict[tuple, Ne
     return table[front + [c for c in [*QUANTITIES, "n_units", "n_samples"] if c in table]]
 
 
-def reproduction_table(seeds: pd.DataFrame, *, alpha: float = ALPHA, min_seeds: int = INFORMATIVE_SEEDS) -> pd.DataFrame:
+def reproduction_table(seeds: pd.DataFrame, *, alpha: float = ALPHA,
+                       min_seeds: int = INFORMATIVE_SEEDS) -> pd.DataFrame:
     """Every quantity over seeds per paper dataset, scaling, model and layer, beside the
     paper's number and a three-way verdict (:func:`analysis.noise.verdict_table`: Bonferroni
     across every judged row; ``too few seeds`` below ``min_seeds``); every paper number
@@ -520,7 +521,8 @@ def honest_answer(table: pd.DataFrame, seeds: pd.DataFrame, reliability: pd.Data
     few = counts[counts["verdict"] == "too few seeds"]
     by_verdict = judged["verdict"].value_counts()
     n_seeds = seeds.groupby(["model", "scaling"])["seed"].nunique()
-    parts = [f"Of the paper's {n_numbers} numbers, {not_run} are {NOT_RUN} (no runs of their dataset in this study)."]
+    parts = [f"Of the paper's {n_numbers} numbers, {not_run} are {NOT_RUN} "
+             "(this study has no runs of their network and dataset)."]
     if len(few):
         parts.append(f"{len(few)} comparisons have fewer than {INFORMATIVE_SEEDS} seeds "
                      f"({n_seeds.min()}-{n_seeds.max()} per network and scaling): they get no verdict, only an "
@@ -528,17 +530,20 @@ def honest_answer(table: pd.DataFrame, seeds: pd.DataFrame, reliability: pd.Data
                      f"{verdict_half_width(max(int(n_seeds.min()), 2)):.1f} standard deviations of the runs).")
     if len(judged):
         parts.append(f"{len(judged)} comparisons are judged against margins stated before any run "
-                     f"(±{SHARE_MARGIN:g} pp for shares, ±{ACCURACY_MARGIN:g} pp for accuracies, ±{GAIN_MARGIN:g} pp "
+                     f"(±{SHARE_MARGIN:g} pp for shares, ±{ACCURACY_MARGIN:g} pp for accuracies, "
+                     f"±{GAIN_MARGIN:g} pp "
                      f"for the best gain; Bonferroni across them): "
                      + ", ".join(f"{by_verdict.get(v, 0)} {v}" for v in ("compatible", "incompatible", "inconclusive"))
                      + ".")
     if "pct_indistinguishable" in seeds:
-        parts.append(f"Most single-neuron effects are test-image noise: on average {seeds['pct_indistinguishable'].mean():.1f} % "
+        parts.append("Most single-neuron effects are test-image noise: on average "
+                     f"{seeds['pct_indistinguishable'].mean():.1f} % "
                      f"of a layer's neurons cannot be told from noise (exact McNemar, BH at q = {Q:g}), so the paper's "
                      "helpful / neutral / harmful split is mostly a property of which test images were drawn")
         if len(reliability):
             parts[-1] += (f"; split-half reliability of per-neuron effects is Spearman "
-                          f"{reliability['spearman'].mean():.2f} (Spearman-Brown {reliability['spearman_brown'].mean():.2f})")
+                          f"{reliability['spearman'].mean():.2f} (Spearman-Brown "
+                          f"{reliability['spearman_brown'].mean():.2f})")
         parts[-1] += "."
     return " ".join(parts)
 
@@ -935,7 +940,8 @@ def docs_markdown(tables: dict[str, pd.DataFrame], provenance: str) -> dict[str,
         if pd.isna(first["paper"]) and quantity not in {QUANTITIES[q].label for q in (
                 "pct_indistinguishable", "n_silent")}:
             continue
-        paper = "" if pd.isna(first["paper"]) else number(first["paper"], 2) + (" (derived)" if first["derived"] else "")
+        paper = ("" if pd.isna(first["paper"])
+                 else number(first["paper"], 2) + (" (derived)" if first["derived"] else ""))
         margin = "" if pd.isna(first["margin"]) else f"±{number(first['margin'], 2)}"
         cells = {s: "" for s in scalings}
         for r in rows.itertuples():
