@@ -113,6 +113,21 @@ def test_knockout_refuses_a_missing_val_split_and_an_unknown_class():
         class_knockout(net, splits(), 10, values)
 
 
+def test_torch_path_equals_numpy():
+    pytest.importorskip("torch")
+    from sweep.kernels import to_backend
+
+    net = Network.from_classifier(classifier())
+    values = unit_replacements(net, "zero")
+    data = splits()
+    moved = {name: to_backend(net, X, y, "torch", "cpu")[1:] for name, (X, y) in data.items()}
+    net_t = to_backend(net, *data["val"], "torch", "cpu")[0]
+    a = class_knockout(net, data, 3, values, max_other_loss=0.05)
+    b = class_knockout(net_t, moved, 3, values, max_other_loss=0.05)
+    for column in ("layer", "unit", "step", "target_accuracy", "broken", "fixed", "knocked_out"):
+        np.testing.assert_array_equal(a[column], b[column], err_msg=column)
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_knockout_sweep_writes_every_class_and_scope_and_resumes(local_ray, run_config, tmp_path):
