@@ -100,6 +100,8 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     p = rows.groupby("seed")["p_mcnemar"].transform(lambda v: stats.false_discovery_control(v))
     indistinct = ((p > 0.05) | (rows["effect"] == 0)).groupby(rows["seed"]).mean()
     assert unit.loc["indistinguishable from test-image noise", "mean"] == pytest.approx(100 * indistinct.mean())
+    within = ((rows["fixed"] - rows["broken"]).abs() <= 1).groupby(rows["seed"]).mean()
+    assert unit.loc["changing the test count by at most one image", "mean"] == pytest.approx(100 * within.mean())
 
     # the per-image outcomes agree with the stored sweep: same fixed / broken per unit
     run = next(r for r in manifest["runs"] if r["dataset"] == "digits-unit" and r["seed"] == 3)

@@ -146,6 +146,7 @@ QUANTITIES: dict[str, Quantity] = {
     "pct_helpful_noise": Quantity("helpful, beyond test-image noise", "%", 1.0, True, PERCENT),
     "pct_indistinguishable": Quantity("indistinguishable from test-image noise", "%", 1.0, True, PERCENT),
     "pct_harmful_noise": Quantity("harmful, beyond test-image noise", "%", 1.0, True, PERCENT),
+    "pct_within_one_image": Quantity("changing the test count by at most one image", "%", 1.0, True, PERCENT),
     "n_silent": Quantity("units silent on every test image", "units", 1.0),
 }
 """The reproduction table's quantities, keyed by the per-seed table's columns
@@ -337,6 +338,9 @@ def seed_table(neurons: pd.DataFrame, runs: pd.DataFrame, noises: dict[tuple, Ne
     impact = impact_table(neurons, q=q)
     table = impact[[*LAYER_KEYS, "accuracy_base", "max_effect"]].merge(shares, on=LAYER_KEYS)
     table = table.merge(neurons.groupby(RUN_KEYS)["n_samples"].first().reset_index(), on=RUN_KEYS)
+    within = (neurons["fixed"] - neurons["broken"]).abs() <= 1
+    table = table.merge((100.0 * within.groupby([neurons[k] for k in LAYER_KEYS]).mean()).rename(
+        "pct_within_one_image").reset_index(), on=LAYER_KEYS)
     table["accuracy_best_removal"] = table["accuracy_base"] + table.groupby(RUN_KEYS)["max_effect"].transform("max")
     silent = pd.concat([n.silent.assign(**dict(zip(RUN_KEYS, key))) for key, n in noises.items()]) if noises else \
         pd.DataFrame(columns=[*RUN_KEYS, "layer", "n_silent"])
@@ -537,8 +541,9 @@ def honest_answer(table: pd.DataFrame, seeds: pd.DataFrame, reliability: pd.Data
                      + ".")
     if "pct_indistinguishable" in seeds:
         parts.append("Most single-neuron effects are test-image noise: on average "
-                     f"{seeds['pct_indistinguishable'].mean():.1f} % "
-                     f"of a layer's neurons cannot be told from noise (exact McNemar, BH at q = {Q:g}), so the paper's "
+                     f"{seeds['pct_within_one_image'].mean():.1f} % of a layer's neurons change the test count "
+                     f"by at most one image and {seeds['pct_indistinguishable'].mean():.1f} % "
+                     f"cannot be told from noise (exact McNemar, BH at q = {Q:g}), so the paper's "
                      "helpful / neutral / harmful split is mostly a property of which test images were drawn")
         if len(reliability):
             parts[-1] += (f"; split-half reliability of per-neuron effects is Spearman "
@@ -938,7 +943,7 @@ def docs_markdown(tables: dict[str, pd.DataFrame], provenance: str) -> dict[str,
             ["dataset", "model", "layer", "quantity", "unit"], sort=False):
         first = rows.iloc[0]
         if pd.isna(first["paper"]) and quantity not in {QUANTITIES[q].label for q in (
-                "pct_indistinguishable", "n_silent")}:
+                "pct_indistinguishable", "pct_within_one_image", "n_silent")}:
             continue
         paper = ("" if pd.isna(first["paper"])
                  else number(first["paper"], 2) + (" (derived)" if first["derived"] else ""))
