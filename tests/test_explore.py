@@ -271,7 +271,6 @@ def test_a_unit_without_synapse_effects_or_firing_says_so(explorer: Explorer) ->
 def test_unit_links_round_trip() -> None:
     assert UNIT_URL == "/?model={dataset}/{model}/{seed}&unit={layer}:{unit}"
     assert unit_url("digits", "nn_392", 0, 1, 3) == "/?model=digits/nn_392/0&unit=1:3"
-    assert KEY.unit_url(1, 3) == "/?model=digits/nn/0&unit=1:3"
     assert unit_link("?model=digits/nn/0&unit=1:3") == (KEY, (1, 3))
     assert unit_link("token=abc&unit=0:17&model=digits/nn/0") == (KEY, (0, 17))
     odd = unit_url("my data", "a/b", 2, 0, 4)
@@ -331,6 +330,56 @@ def test_one_mode_selector_offers_every_mode(explorer: Explorer) -> None:
     assert [o["label"] for o in options] == ["zero", "remove (live only: not swept)", "mean (live only: not swept)"]
     page = str(app.layout(explorer))
     assert page.count("Dropdown(") == 2 and "id='mode'" in page and "ask-mode" not in page
+
+
+def callback(app, first_output: str, inputs: dict, states: dict | None = None) -> dict:
+    """What the app's callback whose first output is ``first_output`` returns for ``inputs`` and
+    ``states`` (component id -> value), through the server as the page calls it."""
+    key = next(k for k in app.callback_map if k.lstrip(".").startswith(first_output))
+    spec = app.callback_map[key]
+    outputs = [dict(zip(("id", "property"), o.split("@")[0].split("."))) for o in key.strip(".").split("...")]
+    client = app.server.test_client()
+    client.get("/?token=t")
+    response = client.post("/_dash-update-component", json={
+        "output": key, "outputs": outputs if len(outputs) > 1 else outputs[0],
+        "inputs": [{**i, "value": inputs.get(i["id"])} for i in spec["inputs"]],
+        "state": [{**s, "value": (states or {}).get(s["id"])} for s in spec["state"]],
+        "changedPropIds": [f"{i['id']}.{i['property']}" for i in spec["inputs"] if i["id"] in inputs]})
+    return response.get_json()["response"] if response.status_code == 200 else {"status": response.status_code}
+
+
+def test_the_pages_answer_links_modes_repeats_and_downloads(explorer: Explorer) -> None:
+    app = app_module().make_app(explorer, "t")
+    opened = callback(app, "model.value", {"url": "?model=digits/nn/0&unit=1:5"})
+    assert opened == {"model": {"value": "digits|nn|0"}, "selected": {"data": {"model": "digits|nn|0", "layer": 1,
+                                                                               "unit": 5}},
+                      "tabs": {"value": "unit"}, "link-message": {"children": ""}}
+    for search, message in (("?model=digits/nn/7&unit=0:3", "no network digits/nn seed 7 in study 's'"),
+                            ("?model=digits/nn/0&unit=2:0", "the link's unit 2:0 is not in digits/nn seed 0"),
+                            ("?model=digits/nn/0", "a unit link needs both model= and unit=")):
+        shown = callback(app, "model.value", {"url": search})
+        assert list(shown) == ["link-message"]  # the page stays where it is
+        assert shown["link-message"]["children"].startswith(f"cannot open the link: {message}")
+    assert callback(app, "model.value", {"url": "?token=t"}) == {"status": 204}  # no link: nothing changes
+    unswept = callback(app, "run-line", {"model": "digits|nn|0", "mode": "remove"})
+    assert unswept["stability-block"]["children"]["props"]["children"] == "No neuron sweep in mode remove."
+    assert unswept["counts-block"]["children"]["props"]["children"].startswith(
+        "The study's neuron sweep has no rows in mode remove (swept: zero)")
+    states = {"model": "digits|nn|0", "mode": "remove"}
+    repeated = callback(app, "answer.children", {"ask": 1}, {**states, "question": "0:1-3, 0:2"})
+    assert repeated["ask-message"]["children"] == ("unit 0:2 is listed twice: write each unit once "
+                                                   "(a unit is removed once)")
+    answered = callback(app, "answer.children", {"ask": 1}, {**states, "question": "0:1-3"})
+    csv = answered["answer-csv"]["data"]
+    view = explorer.view(KEY)
+    units = [(0, 1), (0, 2), (0, 3)]
+    assert csv == {"filename": "ask-digits-nn-seed0-remove.csv",
+                   "content": answers_frame(KEY, units, "remove", view.ask(units, "remove")).to_csv(index=False)}
+    assert callback(app, "download.data", {"download-answer": 1}, {"answer-csv": csv}) == {
+        "download": {"data": {**csv, "type": "text/csv"}}}
+    added = callback(app, "question.value", {"add-selected": 1},
+                     {"question": "0:1, 1:5", "selected": {"model": "digits|nn|0", "layer": 1, "unit": 5}, **states})
+    assert added == {"pick-message": {"children": "unit 1:5 is already in the question"}}
 
 
 REPORT_HTML = """<!doctype html><main><h1>Ablation study s</h1>

@@ -524,8 +524,10 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
         if view.effects(mode, "test").empty:
             unswept = unswept_note(explorer, mode)
             figure = go.Figure(layout={"height": 120, "xaxis": {"visible": False}, "yaxis": {"visible": False},
-                                       "annotations": [{"text": unswept, "showarrow": False}]})
-            return (line, figure, html.P(unswept, className="note"), html.P(unswept, className="note"),
+                                       "annotations": [{"text": f"no neuron sweep in mode {mode}",
+                                                        "showarrow": False}]})
+            return (line, figure, html.P(unswept, className="note"), html.P(f"No neuron sweep in mode {mode}.",
+                                                                             className="note"),
                     records, unit_columns(table), note + " " + unswept)
         return (line, curves_figure(view, mode), counts_table(view, mode), stability_block(view, mode),
                 records, unit_columns(table), note)

@@ -28,7 +28,6 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
-from analysis.explore import unit_url
 from analysis.figures import input_projection
 from analysis.impact import impact_table
 from analysis.load import (
@@ -101,10 +100,6 @@ class ModelKey:
     def parse(cls, value: str) -> ModelKey:
         dataset, model, seed = value.split("|")
         return cls(dataset, model, int(seed))
-
-    def unit_url(self, layer: int, unit: int) -> str:
-        """:data:`analysis.explore.UNIT_URL` of one of its units."""
-        return unit_url(self.dataset, self.model, self.seed, layer, unit)
 
 
 @dataclass(frozen=True)
