@@ -1,4 +1,8 @@
-"""``python -m analysis RESULTS [--study S] [--out DIR]``: write the report folder.
+"""``python -m analysis RESULTS [--study S] [--out DIR] [--svg]``: write the report folder.
+
+Exit status: 0 when every section was built; 3 when some failed (one line per failed section
+on stderr, their tracebacks in the folder's ``report.log``; every other section is written);
+2 with one line for a bad command line or unreadable results.
 
 ``python -m analysis explore RESULTS [--study S] [--port P] [--report DIR]``: serve the
 interactive explorer (:mod:`analysis.explore`) on 127.0.0.1 and print its URL; the report
@@ -12,16 +16,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from analysis.load import AnalysisError, check_parts, resolve_study
-from analysis.report import write_report
+from analysis.load import AnalysisError
+from analysis.report import LOG_NAME, write_report
+from analysis.study import Study
 
 
 USAGE_ERROR = 2
 """Exit status of a bad command line or unreadable input, as ``python -m sweep`` and argparse use."""
 
+SECTIONS_FAILED = 3
+"""Exit status when the report was written but some of its sections failed."""
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0, or 2 with a one-line error on stderr)."""
+    """Run the CLI; returns the exit status (0; 3 when sections failed; 2 with a one-line
+    error on stderr)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["explore"]:
         return explore(argv[1:])
@@ -31,15 +40,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("results", help="results root (local path or pyarrow URI)")
     parser.add_argument("--study", help="study to analyse (default: the only one there is)")
     parser.add_argument("--out", help="report folder (default: reports/<study>)")
+    parser.add_argument("--svg", action="store_true", help="also write every figure as SVG")
     args = parser.parse_args(argv)
     try:
-        study = resolve_study(args.results, args.study)
-        check_parts(args.results, study)  # before anything is written
-        index = write_report(args.results, study, args.out)
+        study = Study.open(args.results, args.study)  # a truncated part: refused before writing
+        result = write_report(study, out_dir=args.out, svg=args.svg)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
-    print(index)
+    for name, line in result.failures:
+        print(f"error: section {name!r} failed: {line}", file=sys.stderr)
+    if result.failures:
+        print(f"{result.index} written without {len(result.failures)} section(s); tracebacks in "
+              f"{result.index.parent / LOG_NAME}", file=sys.stderr)
+        return SECTIONS_FAILED
+    print(result.index)
     return 0
 
 

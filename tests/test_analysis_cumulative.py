@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.test_analysis_fixtures import built, report_of
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import cumulative as ac
+from analysis.sections import cumulative as ac
 from analysis import figures as fig
 from analysis.report import write_report
 from sweep.kinds import SCHEMAS
@@ -224,7 +225,7 @@ def test_report_sections(tmp_path: Path) -> None:
     )
     (study / "manifest.json").write_text(json.dumps(MANIFEST))
     out = tmp_path / "report"
-    sections = ac.report_sections(str(tmp_path / "results"), "s", out)
+    sections = built(ac.build, str(tmp_path / "results"), "s", out)
     assert [s.title for s in sections] == [
         "Cumulative ablation",
         "Memorization: ablation robustness against label noise",
@@ -232,5 +233,5 @@ def test_report_sections(tmp_path: Path) -> None:
     ]
     assert "most damaging order is effect_low (area 0.125)" in sections[0].paragraphs[1]
     assert all(f.path.exists() for s in sections for f in s.figures)
-    index = write_report(tmp_path / "results", "s", out, builders=[ac.report_sections])
+    index = report_of(tmp_path / "results", "s", out, ac.build)
     assert "Cumulative ablation" in index.read_text()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.test_analysis_fixtures import built, report_of
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import pairs_report as pr
+from analysis.sections import pairs as pr
 from analysis.report import write_report
 from tests.test_analysis_cumulative import write_kind
 
@@ -68,7 +69,7 @@ def test_most_redundant_and_cancelling_pairs_and_the_matrix() -> None:
 def test_report_section(tmp_path: Path) -> None:
     study = tmp_path / "results" / "s"
     write_kind(study, "pair", pair_rows(), {})
-    sections = pr.report_sections(str(tmp_path / "results"), "s", tmp_path / "report")
+    sections = built(pr.build, tmp_path / "results", "s", tmp_path / "report")
     assert [s.title for s in sections] == ["Unit pairs: interactions"]
     text = sections[0].paragraphs[0]
     assert text.startswith("mnist/nn_3 (zero): of 3 unit pairs per seed, 50.0 % are redundant")
@@ -78,5 +79,5 @@ def test_report_section(tmp_path: Path) -> None:
     assert "not stable" in text
     assert all(f.path.exists() for f in sections[0].figures) and len(sections[0].figures) == 1
     assert set(sections[0].tables) == {"pairs_shares", "pairs_stability", "pairs_redundant", "pairs_cancelling"}
-    index = write_report(tmp_path / "results", "s", tmp_path / "report", builders=[pr.report_sections])
+    index = report_of(tmp_path / "results", "s", tmp_path / "report", pr.build)
     assert "Unit pairs: interactions" in index.read_text()

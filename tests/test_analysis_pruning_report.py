@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.test_analysis_fixtures import built, report_of
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import pruning_report as pr
+from analysis.sections import pruning as pr
 from analysis.report import write_report
 from tests.test_analysis_cumulative import write_kind
 
@@ -76,7 +77,7 @@ def test_report_section(tmp_path: Path) -> None:
     df = study_rows()
     write_kind(tmp_path / "results" / "s", "pruning", df.drop(columns="mode"), {"mode": "zero"})
     out = tmp_path / "report"
-    [section] = pr.report_sections(str(tmp_path / "results"), "s", out)
+    [section] = built(pr.build, tmp_path / "results", "s", out)
     assert section.title == "Pruning chosen on val, measured on test"
     assert "greedy 62.5 %" in section.paragraphs[0] and "2 seeds" in section.paragraphs[0]
     assert "Most removed within 0.1 pp, greedy (37.5 %); within 0.5 pp, greedy (62.5 %)" in section.paragraphs[0]
@@ -88,5 +89,5 @@ def test_report_section(tmp_path: Path) -> None:
     removable = section.tables["pruning_removable"].frame
     assert list(removable.columns[-3:]) == ["within_1pp_pct", "within_1pp_low_pct", "within_1pp_high_pct"]
     assert removable["within_0.5pp_pct"].max() == 62.5
-    assert pr.report_sections(str(tmp_path / "results"), "none", out) == []
-    assert "Pruning chosen on val" in write_report(tmp_path / "results", "s", out, builders=[pr.report_sections]).read_text()
+    assert built(pr.build, tmp_path / "results", "none", out) == []
+    assert "Pruning chosen on val" in report_of(tmp_path / "results", "s", out, pr.build).read_text()

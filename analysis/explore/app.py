@@ -53,7 +53,9 @@ from analysis.explore.session import (
     unit_link,
 )
 from analysis.figures import DIVERGING, image_grid
-from analysis.sections import Q, count, interval_note
+from analysis.formatting import count
+from analysis.sections.base import interval_note
+from analysis.stats import Q
 from sweep.kernels import NEURON_MODES
 
 HOST = "127.0.0.1"

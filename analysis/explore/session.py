@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.figures import input_projection
-from analysis.impact import impact_table
+from analysis.sections.impact import impact_table
 from analysis.load import (
     AnalysisError,
     check_parts,
@@ -40,7 +40,7 @@ from analysis.load import (
     load_network,
     resolve_study,
 )
-from analysis.stability import share_intervals
+from analysis.sections.stability import share_intervals
 from sweep.data.datasets import DATASETS, DatasetSplits, image_shape, reference_inputs
 from sweep.kernels import NEURON_MODES, class_index, hidden_activations, unit_replacements
 from sweep.kernels.joint import State, as_units, initial_state
