@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.explore import unit_url
-from analysis.explore.session import ModelKey, answers_frame, parse_units
+from analysis.explore.session import ModelKey, ReportLinks, answers_frame, parse_units, unit_link
 from analysis.load import find_run, load_data, load_manifest, load_network
+from analysis.report import write_report
 from sweep.kernels import ablate_joint
 from tests.test_analysis_fixtures import trained_study
 from tests.test_report_browser import BROWSER_MARKS, chromium
@@ -49,18 +49,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-REPORT_HTML = """<!doctype html><html><head><title>report</title></head><body><main>
-<section id="s1"><h2><span class="num">1</span> Harmful neurons</h2>
-<p>The most harmful unit of seed 1 is <a id="unit-link" href="{link}">unit 0:3</a>.</p></section>
-<section id="s2"><h2><span class="num">2</span> Pruning</h2><p>No unit here.</p></section></main></body></html>
-"""
-"""A report folder's ``index.html`` as the report writes it, one unit link in section 1."""
-
-
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report(results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The study's report folder, as ``python -m analysis RESULTS --out DIR`` writes it."""
     folder = tmp_path_factory.mktemp("report")
-    (folder / "index.html").write_text(REPORT_HTML.format(link=unit_url("digits", "nn", 1, 0, 3)))
+    write_report(results, out_dir=folder)
     return folder
 
 
@@ -276,26 +269,28 @@ def test_an_answer_downloads_as_csv(page: webdriver.Chrome, results: Path,
     assert pd.read_csv(csv)["split"].tolist() == ["val", "test"]
 
 
-def test_a_report_unit_link_opens_the_unit_and_it_links_back(page: webdriver.Chrome, url: str,
-                                                           results: Path) -> None:
+def test_a_report_unit_link_opens_the_unit_and_it_links_back(page: webdriver.Chrome, url: str, results: Path,
+                                                           report: Path) -> None:
     base = url.split("/?")[0]
     page.get(base + "/")  # the cookie carries the token from here on
-    report = wait(page).until(EC.element_to_be_clickable((By.ID, "report-link")))
+    link = wait(page).until(EC.element_to_be_clickable((By.ID, "report-link")))
+    sections = ReportLinks(report).sections()
     assert [a.get_attribute("href") for a in page.find_elements(By.CSS_SELECTOR, "#report-sections a")] == [
-        f"{base}/report/index.html#s1", f"{base}/report/index.html#s2"]
-    report.click()
-    link = wait(page).until(EC.element_to_be_clickable((By.ID, "unit-link")))
-    assert link.get_attribute("href") == base + "/?model=digits/nn/1&unit=0:3"
+        f"{base}/report/index.html#{s.anchor}" for s in sections]
     link.click()
-    wait(page).until(EC.text_to_be_present_in_element((By.ID, "unit-title"), "Unit 3 of layer 0"))
-    assert "seed 1" in page.find_element(By.ID, "model").text
-    net, data = network_and_data(results, seed=1)
-    expected = ablate_joint(net, data.X_test, data.y_test, [(0, 3)])
+    unit = wait(page).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "a.unit")))  # the first the report names
+    key, (layer, number) = unit_link(unit.get_attribute("href").split("?", 1)[1])
+    naming = [s for s in sections if (key, (layer, number)) in s.units]
+    unit.click()
+    wait(page).until(EC.text_to_be_present_in_element((By.ID, "unit-title"), f"Unit {number} of layer {layer}"))
+    assert f"seed {key.seed}" in page.find_element(By.ID, "model").text
+    net, data = network_and_data(results, seed=key.seed)
+    expected = ablate_joint(net, data.X_test, data.y_test, [(layer, number)])
     assert f"test accuracy {100 * expected['effect'][0]:+.2f} pp" in page.find_element(By.ID, "unit-summary").text
-    back = page.find_element(By.CSS_SELECTOR, "#unit-report a")
-    assert back.text == "1 Harmful neurons"
-    back.click()
-    wait(page).until(lambda p: p.current_url.endswith("/report/index.html#s1"))
+    back = page.find_elements(By.CSS_SELECTOR, "#unit-report a")
+    assert [a.text for a in back] == [s.title for s in naming] and naming
+    back[0].click()
+    wait(page).until(lambda p: p.current_url.endswith(f"/report/index.html#{naming[0].anchor}"))
     page.get(base + "/?model=digits/nn/7&unit=0:3")
     wait(page).until(EC.text_to_be_present_in_element(
         (By.ID, "link-message"), "cannot open the link: no network digits/nn seed 7"))
