@@ -13,7 +13,6 @@ import pytest
 
 from analysis.sections import cumulative as ac
 from analysis import figures as fig
-from analysis.report import write_report
 from sweep.kinds import SCHEMAS
 from sweep.results.store import to_table
 

@@ -11,7 +11,6 @@ import pytest
 from scipy import stats
 
 from analysis.sections import pairs as pr
-from analysis.report import write_report
 from tests.test_analysis_cumulative import write_kind
 
 SINGLE = {0: -0.01, 1: -0.02, 2: 0.0}

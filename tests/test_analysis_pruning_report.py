@@ -11,7 +11,6 @@ import pytest
 from scipy import stats
 
 from analysis.sections import pruning as pr
-from analysis.report import write_report
 from tests.test_analysis_cumulative import write_kind
 
 TEST = {  # (method, seed, repetition) -> test effect at steps 0..4 (4 units: fraction = step / 4)

@@ -41,13 +41,18 @@ from analysis.load import (
     resolve_study,
 )
 from analysis.sections.stability import share_intervals
-from sweep.data.datasets import DATASETS, DatasetSplits, image_shape, reference_inputs
-from sweep.kernels import NEURON_MODES, class_index, hidden_activations, unit_replacements
+from sweep.data import DATASETS, DatasetSplits, image_shape, reference_inputs
+from sweep.kernels import (
+    NEURON_MODES,
+    Network,
+    ablation_metrics,
+    class_index,
+    hidden_activations,
+    unit_replacements,
+    unit_statistics,
+)
 from sweep.kernels.joint import State, as_units, initial_state
-from sweep.kernels.metrics import ablation_metrics
-from sweep.kernels.network import Network
-from sweep.kinds.unit import statistics_split
-from sweep.kernels.unitstats import unit_statistics
+from sweep.kinds import statistics_split
 
 Unit = tuple[int, int]
 """(hidden layer, unit index)."""

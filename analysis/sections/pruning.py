@@ -25,7 +25,7 @@ from analysis.sections.base import (
 from analysis.sections.cumulative import LEGEND
 from analysis.stats import ALPHA, LEVEL, percentile_interval, t_interval
 from analysis.study import Study
-from sweep.kinds.pruning import WITHIN_PP, removable_fractions
+from sweep.kinds import WITHIN_PP, removable_fractions
 
 SHARE = (0.0, 1.0)
 """Bounds of a removable fraction."""

@@ -36,11 +36,10 @@ from analysis.sections.cumulative import (
     spearman_by_layer,
 )
 from analysis.formatting import count
-from analysis.load import RUN_KEYS, runs_table
 from analysis.sections.base import Figure, Page, Section, Table
 from analysis.sections.impact import impact_table, with_categories
 from analysis.stats import LEVEL, Q, t_interval
-from analysis.study import NetworkKey, Study
+from analysis.study import RUN_KEYS, NetworkKey, Study, runs_table
 from sweep.kernels import unit_statistics
 
 
@@ -282,7 +281,7 @@ def paper_sections(study: Study, page: Page, dataset: str = "mnist") -> list[Sec
     neurons = neurons[(neurons["mode"] == "zero") & (neurons["split"] == "test")]
     if neurons.empty:
         return []
-    impact = impact_table(neurons, runs_table(manifest), q=Q)
+    impact = impact_table(neurons, study.runs, q=Q)
     impact = impact.merge(silent_units(study, runs), on=[*RUN_KEYS, "layer"], how="left")
     table = reproduction_table(impact, runs)
     categorized = with_categories(neurons, Q).merge(runs[[*RUN_KEYS, "scaling"]], on=RUN_KEYS)
