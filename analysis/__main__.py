@@ -5,8 +5,9 @@ Exit status: 0 when every section was built; 3 when some failed (one line per fa
 on stderr, their tracebacks in the folder's ``report.log``; every other section is written);
 2 with one line for a bad command line or unreadable results.
 
-``python -m analysis explore RESULTS [--study S] [--port P]``: serve the interactive explorer
-(:mod:`analysis.explore`) on 127.0.0.1 and print its URL.
+``python -m analysis explore RESULTS [--study S] [--port P] [--report DIR]``: serve the
+interactive explorer (:mod:`analysis.explore`) on 127.0.0.1 and print its URL; the report
+folder (default ``reports/<study>``) is served under ``/report/`` and linked, when it exists.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         study = Study.open(args.results, args.study)  # a truncated part: refused before writing
         if args.markdown:
-            from analysis.sections.reproductions import write_docs
+            from analysis.docs import write_docs
 
             print("\n".join(map(str, write_docs(study, Path(args.markdown)))))
             return 0
@@ -75,6 +76,8 @@ def explore(argv: Sequence[str]) -> int:
     parser.add_argument("results", help="results root (local path or pyarrow URI)")
     parser.add_argument("--study", help="study to explore (default: the only one there is)")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--report", help="report folder to serve under /report/ and link to, when it "
+                                         "exists (default: reports/<study>, as python -m analysis writes it)")
     args = parser.parse_args(argv)
     from analysis.explore import missing_extra
 
@@ -82,11 +85,11 @@ def explore(argv: Sequence[str]) -> int:
         print(f"error: {hint}", file=sys.stderr)
         return USAGE_ERROR
     from analysis.explore.app import serve
-    from analysis.explore.session import Explorer
+    from analysis.explore.session import Explorer, ReportLinks
 
     try:
         explorer = Explorer(args.results, args.study)
-        serve(explorer, args.port)
+        serve(explorer, args.port, ReportLinks(args.report or Path("reports") / explorer.study))
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR

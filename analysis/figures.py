@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sweep.kernels.network import Network
+from sweep.kernels import Network
 
 DIVERGING = "RdBu_r"
 

@@ -43,7 +43,7 @@ from analysis.stats import (
     jaccard,
     resample_effects,
 )
-from sweep.kernels.metrics import mcnemar_p
+from sweep.kernels import mcnemar_p
 
 NOISE_CATEGORIES: tuple[str, ...] = ("helpful", "indistinguishable", "harmful")
 """Noise-aware categories: removal lowers accuracy (distinguishably), cannot be told from

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.explore import unit_url
 from analysis.formatting import column_header, format_cell, resolution_decimals
 from analysis.load import AnalysisError
 from analysis.sections import SECTIONS, Topic
@@ -37,10 +38,6 @@ FINDINGS_PER_SECTION = 2
 
 LOG_NAME = "report.log"
 """The file in the report folder that holds the tracebacks of failed topics."""
-
-UNIT_URL = "/?model={dataset}/{model}/{seed}&unit={layer}:{unit}"
-"""Where a unit the report names links to when the explorer serves the report
-(``python -m analysis explore``); opened from disk the links are plain text."""
 
 _UNIT_NAMED = re.compile(
     r"unit (\d+) of layer (\d+) of ([\w.+-]+)/([\w.+-]+) seed (\d+)")
@@ -158,10 +155,11 @@ def _markdown_table(table: pd.DataFrame, decimals: int) -> str:
 
 
 def _html_text(text: str) -> str:
-    """Escaped prose with every unit it names linked to the explorer's view of it."""
+    """Escaped prose with every unit it names linked to the explorer's view of it
+    (:func:`analysis.explore.unit_url`; inert when the page is opened from disk)."""
     def link(match: re.Match[str]) -> str:
         unit, layer, dataset, model, seed = match.groups()
-        url = UNIT_URL.format(dataset=dataset, model=model, seed=seed, layer=layer, unit=unit)
+        url = unit_url(dataset, model, int(seed), int(layer), int(unit))
         return f'<a class="unit" href="{html.escape(url)}">{match.group(0)}</a>'
 
     return _UNIT_NAMED.sub(link, html.escape(text))

@@ -30,7 +30,7 @@ from analysis.load import (
     resolve_study,
     runs_table,
 )
-from sweep.data.datasets import DatasetSplits, image_shape, reference_inputs
+from sweep.data import DatasetSplits, image_shape, reference_inputs
 from sweep.kernels import NEURON_MODES, Flips, Network, forward, neuron_flips, predicted_index
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")

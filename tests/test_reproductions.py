@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from analysis import docs as docs_writer
 from analysis import noise
 from analysis.load import AnalysisError
 from analysis.sections import reproductions as rp
@@ -133,19 +134,19 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     # the docs: generated regions rewritten between their markers, per-seed values in a CSV
     docs = tmp_path / "docs"
     docs.mkdir()
-    regions = "".join(f"<!-- BEGIN generated: {n} -->\nold\n<!-- END generated: {n} -->\n" for n in rp.DOCS_TABLES)
+    regions = "".join(f"<!-- BEGIN generated: {n} -->\nold\n<!-- END generated: {n} -->\n" for n in docs_writer.DOCS_TABLES)
     (docs / "reproductions.md").write_text("# intro\n" + regions + "tail\n")
     with pytest.raises(AnalysisError, match="no region <!-- BEGIN generated: paper-table -->"):
         markerless = tmp_path / "markerless"
         markerless.mkdir()
         (markerless / "reproductions.md").write_text("<!-- BEGIN generated: paper-table -->\n")
-        rp.write_docs(study, markerless, datasets)
-    rp.write_docs(study, docs, datasets)
+        docs_writer.write_docs(study, markerless, datasets)
+    docs_writer.write_docs(study, docs, datasets)
     text = (docs / "reproductions.md").read_text()
     assert text.startswith("# intro\n") and text.endswith("tail\n") and "old" not in text
     assert "| digits | nn_392 |" not in text and "| mnist | nn_392 | 0 | helpful neurons (%) | 65.05 | ±5.00 |" in text
     assert text.count("not run here") >= 24 and "--markdown docs` from 9 networks" in text
-    csv = pd.read_csv(docs / rp.SEEDS_CSV)
+    csv = pd.read_csv(docs / docs_writer.SEEDS_CSV)
     assert len(csv) == 9 and csv["pct_helpful"].tolist() == pytest.approx(tables["seeds"]["pct_helpful"].tolist())
 
 

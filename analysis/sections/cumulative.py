@@ -17,10 +17,9 @@ from scipy.stats import ConstantInputWarning, spearmanr
 
 from analysis import figures as fig
 from analysis.formatting import count, in_units, number, value_range
-from analysis.load import RUN_KEYS
 from analysis.sections.base import Figure, Page, Section, Table, family_label, figure_slug
 from analysis.stats import LEVEL, percentile_interval
-from analysis.study import Study
+from analysis.study import RUN_KEYS, Study
 
 CURVE_KEYS: list[str] = [*RUN_KEYS, "mode", "split", "scope"]
 """Columns identifying one family of cumulative curves (one network, mode, split, scope)."""

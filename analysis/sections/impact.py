@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures as fig
-from analysis.formatting import count, in_units, pp, units_named, value_range
-from analysis.load import RUN_KEYS
+from analysis.formatting import in_units, pp, units_named, value_range
 from analysis.sections.base import (
     FAMILY_KEYS,
     LAYER_KEYS,
@@ -22,7 +21,7 @@ from analysis.sections.base import (
     on_test,
 )
 from analysis.stats import CATEGORIES, Q, add_qvalues, categorize
-from analysis.study import NetworkKey, Study, network_keys
+from analysis.study import RUN_KEYS, NetworkKey, Study, network_keys
 
 
 def with_categories(df: pd.DataFrame, q: float = Q) -> pd.DataFrame:

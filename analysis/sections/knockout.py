@@ -16,7 +16,7 @@ from analysis import figures as fig
 from analysis.formatting import count, number
 from analysis.sections.base import Figure, Page, Section, Table
 from analysis.study import NetworkKey, Study
-from sweep.kinds.knockout import SEARCH_KEYS, knockout_sets
+from sweep.kinds import KNOCKOUT_KEYS, knockout_sets
 
 FAMILY: list[str] = ["dataset", "model", "mode", "scope"]
 """One family of searches: every class and seed of one network kind and scope."""
@@ -39,8 +39,8 @@ def knockout_table(rows: pd.DataFrame, class_counts: dict[NetworkKey, np.ndarray
         ``other_broken`` (images of other classes it turns wrong, net of those it fixes).
     """
     sets = knockout_sets(rows)
-    last = rows[rows["split"] == "test"].sort_values([*SEARCH_KEYS, "step"]).groupby(SEARCH_KEYS).tail(1)
-    merged = sets.merge(last[[*SEARCH_KEYS, "class_effect"]], on=SEARCH_KEYS)
+    last = rows[rows["split"] == "test"].sort_values([*KNOCKOUT_KEYS, "step"]).groupby(KNOCKOUT_KEYS).tail(1)
+    merged = sets.merge(last[[*KNOCKOUT_KEYS, "class_effect"]], on=KNOCKOUT_KEYS)
     target_broken, other_broken = [], []
     for r in merged.itertuples():
         counts = class_counts.get(NetworkKey(r.dataset, r.model, int(r.seed)))
@@ -114,11 +114,9 @@ def study_table(study: Study) -> pd.DataFrame:
     return knockout_table(rows, counts)
 
 
-def docs_markdown(study: Study, figures: Path) -> tuple[str, Path]:
-    """The per-class table (markdown) and the set-size figure of the first family, for
-    ``docs/reproductions.md`` (:func:`analysis.sections.reproductions.write_docs`)."""
-    from analysis.sections.reproductions import markdown_table
-
+def docs_table(study: Study, figures: Path) -> tuple[pd.DataFrame, Path]:
+    """The per-class table (cells formatted, columns named for readers) and the set-size
+    figure of the first family, for ``docs/reproductions.md`` (:mod:`analysis.docs`)."""
     table = study_table(study)
     summary = class_summary(table)
     key, family = next(iter(table.groupby(FAMILY, sort=True)))
@@ -127,13 +125,13 @@ def docs_markdown(study: Study, figures: Path) -> tuple[str, Path]:
     path = fig.save_figure(figure, figures, "knockout_" + "_".join(map(str, key)), False)
     shown = summary.assign(**{c: summary[c].map(lambda v: number(v, 1)) for c in (
         "target_accuracy_base_pct", "target_accuracy_pct", "target_broken", "other_broken")})
-    body = markdown_table(shown.rename(columns={
+    shown = shown.rename(columns={
         "target": "class", "knocked_out": "reached chance", "one_unit": "one unit sufficed", "set_sizes": "set sizes",
         "target_accuracy_base_pct": "class test accuracy (%)", "target_accuracy_pct": "after the set (%)",
-        "target_broken": "class images broken", "other_broken": "other images broken (net)"}),
-        ["model", "scope", "class", "seeds", "reached chance", "one unit sufficed", "set sizes",
-         "class test accuracy (%)", "after the set (%)", "class images broken", "other images broken (net)"])
-    return body, path
+        "target_broken": "class images broken", "other_broken": "other images broken (net)"})
+    return shown[["model", "scope", "class", "seeds", "reached chance", "one unit sufficed", "set sizes",
+                  "class test accuracy (%)", "after the set (%)", "class images broken",
+                  "other images broken (net)"]], path
 
 
 def build(study: Study, page: Page) -> list[Section]:

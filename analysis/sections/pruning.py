@@ -11,7 +11,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from analysis import figures as fig
-from analysis.formatting import in_units, number, per_seed
+from analysis.formatting import in_units, number
+from analysis.formatting import per_seed as seed_values
 from analysis.sections.base import (
     Figure,
     Page,
@@ -24,7 +25,7 @@ from analysis.sections.base import (
 from analysis.sections.cumulative import LEGEND
 from analysis.stats import ALPHA, LEVEL, percentile_interval, t_interval
 from analysis.study import Study
-from sweep.kinds.pruning import WITHIN_PP, removable_fractions
+from sweep.kinds import WITHIN_PP, removable_fractions
 
 SHARE = (0.0, 1.0)
 """Bounds of a removable fraction."""
@@ -113,7 +114,7 @@ def removable_table(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
             values = group[column].to_numpy()
             low, high = _interval(values, level, SHARE)
             row.update({column: values.mean(), f"{column}_low": low, f"{column}_high": high,
-                        f"{column}_per_seed": per_seed(100 * values)})
+                        f"{column}_per_seed": seed_values(100 * values)})
         rows.append(row)
     return pd.DataFrame(rows)
 

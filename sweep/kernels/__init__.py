@@ -22,7 +22,7 @@ from sweep.kernels.basestate import TIE_TOLERANCE, BaseState, prepare
 from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumulative_rows, grid
 from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS, Flips
 from sweep.kernels.joint import ablate_joint, as_units
-from sweep.kernels.metrics import METRIC_COLUMNS, mcnemar_p
+from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, mcnemar_p
 from sweep.kernels.modes import (
     NEURON_MODES,
     ablated_neuron_network,
@@ -72,6 +72,7 @@ __all__ = [
     "ablate_neurons",
     "ablate_pairs",
     "ablate_synapses",
+    "ablation_metrics",
     "ablated_neuron_network",
     "ablated_synapse_network",
     "as_units",

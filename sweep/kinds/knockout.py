@@ -108,7 +108,7 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     )
 
 
-SEARCH_KEYS: list[str] = ["dataset", "model", "seed", "mode", "scope", "target"]
+KNOCKOUT_KEYS: list[str] = ["dataset", "model", "seed", "mode", "scope", "target"]
 """Columns identifying one knockout search."""
 
 
@@ -117,7 +117,7 @@ def knockout_sets(df: pd.DataFrame, split: str = "test") -> pd.DataFrame:
 
     Parameters
     ----------
-    df : DataFrame — knockout rows (:data:`SEARCH_KEYS` present, ``split, step, layer, unit,
+    df : DataFrame — knockout rows (:data:`KNOCKOUT_KEYS` present, ``split, step, layer, unit,
         knocked_out, target_accuracy, other_max_loss, broken``)
 
     Returns
@@ -128,7 +128,7 @@ def knockout_sets(df: pd.DataFrame, split: str = "test") -> pd.DataFrame:
         ``target_accuracy_base``, ``target_accuracy`` (after the whole set), ``other_max_loss``
         and ``broken`` (images the set turns wrong, all classes).
     """
-    keys = [k for k in SEARCH_KEYS if k in df.columns]
+    keys = [k for k in KNOCKOUT_KEYS if k in df.columns]
     rows = df[df["split"] == split].sort_values([*keys, "step"])
 
     def summarise(search: pd.DataFrame) -> pd.Series:
