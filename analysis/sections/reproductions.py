@@ -537,6 +537,10 @@ def honest_answer(table: pd.DataFrame, seeds: pd.DataFrame, reliability: pd.Data
                      f"for the best gain; Bonferroni across them): "
                      + ", ".join(f"{by_verdict.get(v, 0)} {v}" for v in ("compatible", "incompatible", "inconclusive"))
                      + ".")
+        if by_verdict.get("inconclusive", 0):
+            parts.append("The paper reports one run per number, so its own run-to-run spread enters every "
+                         "comparison: a quantity that varies across runs by more than its margin stays "
+                         "inconclusive however many seeds are added.")
     if "pct_indistinguishable" in seeds:
         parts.append("Most single-neuron effects are test-image noise: on average "
                      f"{seeds['pct_within_one_image'].mean():.1f} % of a layer's neurons change the test count "
