@@ -358,29 +358,6 @@ def variance_components(
 # =========================================================================== verdicts
 
 
-def _to_scale(value: np.ndarray | float, bounds: tuple[float, float] | None, denominator: float | None):
-    """The scale the tests run on: identity, or for a bounded quantity the logit of its
-    position between the bounds, shrunk by half a count of ``denominator`` (so that the
-    bounds themselves stay finite: 100 % of 7,000 images is (7,000.5 / 7,001))."""
-    if bounds is None:
-        return np.asarray(value, dtype=float)
-    low, high = bounds
-    n = 1e4 if denominator is None else float(denominator)
-    fraction = (np.clip(np.asarray(value, dtype=float), low, high) - low) / (high - low)
-    fraction = (fraction * n + 0.5) / (n + 1.0)
-    return np.log(fraction / (1.0 - fraction))
-
-
-def _from_scale(value: float, bounds: tuple[float, float] | None, denominator: float | None) -> float:
-    if bounds is None:
-        return float(value)
-    low, high = bounds
-    n = 1e4 if denominator is None else float(denominator)
-    fraction = 1.0 / (1.0 + np.exp(-value))
-    fraction = np.clip((fraction * (n + 1.0) - 0.5) / n, 0.0, 1.0)
-    return float(low + fraction * (high - low))
-
-
 def verdict(
     values: np.ndarray,
     published: float,
@@ -389,7 +366,6 @@ def verdict(
     alpha: float = ALPHA,
     n_comparisons: int = 1,
     bounds: tuple[float, float] | None = None,
-    denominator: float | None = None,
     published_runs: float = 1.0,
     min_seeds: int = INFORMATIVE_SEEDS,
 ) -> dict[str, Any]:
@@ -397,8 +373,7 @@ def verdict(
 
     The published number is one run (``published_runs``) of a setup whose mean may differ
     from ours; the question is whether the two setups' means are within ``margin`` of each
-    other. On the test scale (the quantity itself, or for a ``bounds``-limited one the logit,
-    see :func:`_to_scale`) the difference ``published - mean`` has standard error
+    other. The difference ``published - mean`` has standard error
     ``sd * sqrt(1 / n + 1 / published_runs)`` with ``n - 1`` degrees of freedom. With
     ``a = alpha / n_comparisons`` (Bonferroni across a table's comparisons):
 
@@ -414,16 +389,18 @@ def verdict(
     ----------
     values : ndarray of shape (n,) — the quantity per run (seed)
     published : float; margin : float — in the quantity's unit, stated before any run
-    bounds : (low, high), optional — what the quantity can be (shares, accuracies: (0, 100))
-    denominator : float, optional — counts behind a bounded quantity (units of the layer,
-        test images), for the logit's half-count shrinkage
+    bounds : (low, high), optional — what the quantity can be (shares, accuracies: (0, 100)):
+        the interval and the margin's band are clipped to it, and a band edge at a bound
+        holds by itself (an accuracy of 100 % cannot lie above 99.78 + 0.3). Near a bound the
+        runs pile up and the t-based tests are approximate; the clipped interval says so by
+        its shape.
 
     Returns
     -------
     dict
-        ``n_seeds, mean, low, high`` (the ``1 - 2a`` interval of where the published run's
-        setup would have to lie for the two to agree, back on the quantity's scale: inside
-        ``bounds``), ``width``, ``band_low, band_high``, ``p_equivalent`` (the larger TOST
+        ``n_seeds, mean, low, high`` (the ``1 - 2a`` interval ``mean ± t se``, inside
+        ``bounds``: where the published run's setup would have to lie for the two to agree),
+        ``width``, ``band_low, band_high``, ``p_equivalent`` (the larger TOST
         p), ``p_beyond`` (one-sided p of a difference beyond the margin), ``alpha`` (the
         corrected level) and ``verdict`` (:data:`VERDICTS`).
     """
@@ -438,13 +415,14 @@ def verdict(
                            "p_equivalent": np.nan, "p_beyond": np.nan, "alpha": a}
     if n < 2:
         return {**out, "verdict": "too few seeds"}
-    x = _to_scale(values, bounds, denominator)
-    lo_band, hi_band = (float(_to_scale(v, bounds, denominator)) for v in band)
-    mean = float(x.mean())
-    se = float(x.std(ddof=1)) * np.sqrt(1.0 / n + 1.0 / published_runs)
+    lo_band, hi_band = band
+    mean = float(values.mean())
+    se = float(values.std(ddof=1)) * np.sqrt(1.0 / n + 1.0 / published_runs)
     t = stats.t(n - 1)
     half = float(t.ppf(1 - a)) * se
-    low, high = _from_scale(mean - half, bounds, denominator), _from_scale(mean + half, bounds, denominator)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = float(np.clip(low, *bounds)), float(np.clip(high, *bounds))
     if se > 0:
         p_above_low = float(t.sf((mean - lo_band) / se))  # H0: mean <= band low
         p_below_high = float(t.cdf((mean - hi_band) / se))  # H0: mean >= band high
@@ -481,8 +459,8 @@ def verdict_table(
     Parameters
     ----------
     comparisons : DataFrame — one row per comparison: ``values`` (ndarray of the runs; empty:
-        not run), ``published``, ``margin``, ``bounds`` (tuple or None), ``denominator``
-        (float or NaN), plus any identifying columns (kept)
+        not run), ``published``, ``margin``, ``bounds`` (tuple or None), plus any
+        identifying columns (kept)
 
     Returns
     -------
@@ -495,13 +473,12 @@ def verdict_table(
     rows = []
     for record in comparisons.to_dict("records"):
         values = np.asarray(record.pop("values"), dtype=float)
-        bounds, denominator = record.pop("bounds"), record.pop("denominator")
-        denominator = None if denominator is None or pd.isna(denominator) else float(denominator)
+        bounds = record.pop("bounds")
         if values.size == 0:
             rows.append({**record, "n_seeds": 0, "verdict": "not run here"})
             continue
         rows.append({**record, **verdict(values, record["published"], record["margin"], alpha=alpha,
-                                         n_comparisons=judged, bounds=bounds, denominator=denominator,
+                                         n_comparisons=judged, bounds=bounds,
                                          published_runs=published_runs, min_seeds=min_seeds)})
     table = pd.DataFrame(rows)
     table["n_comparisons"] = judged

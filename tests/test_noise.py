@@ -146,12 +146,15 @@ def test_verdict_is_tost_and_a_beyond_margin_test_over_seeds():
 
 def test_bounded_verdict_intervals_stay_inside_the_bounds():
     shares = np.array([2.0, 0.0, 5.0, 1.0, 0.5])
-    out = noise.verdict(shares, 3.0, 5.0, bounds=(0.0, 100.0), denominator=392)
-    assert 0.0 <= out["low"] < out["mean"] < out["high"] <= 100.0
+    out = noise.verdict(shares, 3.0, 5.0, bounds=(0.0, 100.0))
+    half = stats.t.ppf(0.95, 4) * shares.std(ddof=1) * np.sqrt(1.2)
+    assert (out["low"], out["high"]) == pytest.approx((0.0, shares.mean() + half))  # clipped at 0
     assert out["band_low"] == 0.0
     accuracies = np.full(6, 100.0)  # train accuracy piled at 100 %: a constant sample
-    top = noise.verdict(accuracies, 99.78, 0.3, bounds=(0.0, 100.0), denominator=63000)
+    top = noise.verdict(accuracies, 99.78, 0.3, bounds=(0.0, 100.0))
     assert top["high"] == pytest.approx(100.0) and top["verdict"] == "compatible"
+    piled = noise.verdict(np.array([100.0, 100.0, 99.49, 100.0, 100.0]), 99.78, 0.3, bounds=(0.0, 100.0))
+    assert piled["high"] == 100.0 and piled["low"] > 98.0
 
 
 def test_verdict_table_corrects_across_the_judged_rows_and_marks_missing_runs():
@@ -160,7 +163,7 @@ def test_verdict_table_corrects_across_the_judged_rows_and_marks_missing_runs():
         "quantity": ["a", "b", "c", "d"],
         "values": [rng.normal(10, 1, 10), rng.normal(10, 1, 6), rng.normal(10, 1, 2), np.array([])],
         "published": [10.0, 30.0, 10.0, 5.0], "margin": [2.0, 2.0, 2.0, 2.0],
-        "bounds": [None, None, None, None], "denominator": [np.nan] * 4,
+        "bounds": [None, None, None, None],
     })
     table = noise.verdict_table(comparisons).set_index("quantity")
     assert table["n_comparisons"].unique().tolist() == [2]

@@ -86,7 +86,7 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     n_judged = int(table["verdict"].isin(["compatible", "incompatible", "inconclusive"]).sum())
     assert n_judged == 7  # NN_392's 7 MNIST numbers, at 5 seeds
     assert unit.loc["helpful neurons", "n_comparisons"] == n_judged
-    expected = noise.verdict(helpful, 65.05, 5.0, n_comparisons=n_judged, bounds=(0.0, 100.0), denominator=392)
+    expected = noise.verdict(helpful, 65.05, 5.0, n_comparisons=n_judged, bounds=(0.0, 100.0))
     assert unit.loc["helpful neurons", ["mean", "low", "high", "verdict"]].tolist() == pytest.approx(
         [expected["mean"], expected["low"], expected["high"], expected["verdict"]])
     assert 0 <= unit.loc["helpful neurons", "low"] <= unit.loc["helpful neurons", "high"] <= 100

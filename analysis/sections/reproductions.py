@@ -108,9 +108,7 @@ class Quantity:
     """A per-run number of the paper's table: how it is shown and judged.
 
     ``margin`` is the difference from the paper's number (in ``unit``) within which a
-    reproduction counts as compatible, stated here before any run (None: shown, never judged);
-    ``denominator`` names the count a bounded quantity is a share of (``units`` of the layer,
-    ``test`` images; None: 10,000), for the logit scale of :func:`analysis.noise.verdict`.
+    reproduction counts as compatible, stated here before any run (None: shown, never judged).
     """
 
     label: str
@@ -120,7 +118,6 @@ class Quantity:
     bounds: tuple[float, float] | None = None
     """What the quantity can be: intervals stay inside it (no accuracy above 100 %)."""
     margin: float | None = None
-    denominator: str | None = None
 
 
 SHARE_MARGIN = 5.0
@@ -134,13 +131,13 @@ GAIN_MARGIN = 0.05
 
 QUANTITIES: dict[str, Quantity] = {
     "train_accuracy": Quantity("train accuracy", "%", 100.0, False, PERCENT, ACCURACY_MARGIN),
-    "accuracy_base": Quantity("test accuracy", "%", 100.0, False, PERCENT, ACCURACY_MARGIN, "test"),
+    "accuracy_base": Quantity("test accuracy", "%", 100.0, False, PERCENT, ACCURACY_MARGIN),
     "accuracy_best_removal": Quantity("test accuracy after the best single removal", "%", 100.0, False, PERCENT,
-                                      ACCURACY_MARGIN, "test"),
+                                      ACCURACY_MARGIN),
     "max_effect": Quantity("best single-removal gain", "pp", 100.0, True, (-100.0, 100.0), GAIN_MARGIN),
-    "pct_helpful": Quantity("helpful neurons", "%", 1.0, True, PERCENT, SHARE_MARGIN, "units"),
-    "pct_neutral": Quantity("neutral neurons", "%", 1.0, True, PERCENT, SHARE_MARGIN, "units"),
-    "pct_harmful": Quantity("harmful neurons", "%", 1.0, True, PERCENT, SHARE_MARGIN, "units"),
+    "pct_helpful": Quantity("helpful neurons", "%", 1.0, True, PERCENT, SHARE_MARGIN),
+    "pct_neutral": Quantity("neutral neurons", "%", 1.0, True, PERCENT, SHARE_MARGIN),
+    "pct_harmful": Quantity("harmful neurons", "%", 1.0, True, PERCENT, SHARE_MARGIN),
     "pct_helpful_noise": Quantity("helpful, beyond test-image noise", "%", 1.0, True, PERCENT),
     "pct_indistinguishable": Quantity("indistinguishable from test-image noise", "%", 1.0, True, PERCENT),
     "pct_harmful_noise": Quantity("harmful, beyond test-image noise", "%", 1.0, True, PERCENT),
@@ -380,10 +377,8 @@ def reproduction_table(seeds: pd.DataFrame, *, alpha: float = ALPHA,
                    "paper": number.value if number else np.nan, "derived": bool(number and number.derived),
                    "min": values.min(), "max": values.max()}
             if number and quantity.margin is not None:
-                denominator = {"units": group["n_units"].iloc[0], "test": group["n_samples"].iloc[0]}.get(
-                    quantity.denominator, np.nan)
                 judged.append({**row, "values": values, "published": number.value, "margin": quantity.margin,
-                               "bounds": quantity.bounds, "denominator": denominator})
+                               "bounds": quantity.bounds})
             else:
                 shown.append({**row, "n_seeds": len(values), "mean": values.mean(), "verdict": "-"})
     missing = [{"dataset": n.dataset, "model": n.model, "layer": "network" if n.layer is None else n.layer,
@@ -610,8 +605,8 @@ def paper_sections(study: Study, page: Page, datasets: dict[str, str] | None = N
     caption = (
         "The paper's numbers beside ours, per pixel scaling: mean over seeds and range; the interval "
         "(1 - 2a, a = 0.05 / comparisons) in which the paper's setup would have to lie for the two to agree "
-        "(our seeds' spread plus the paper's one run; logit scale for shares and accuracies, so it stays inside "
-        "0-100 %), its width, and the verdict against the margin: compatible (equivalence test), incompatible "
+        "(our seeds' spread plus the paper's one run; clipped to what the quantity can be, 0-100 % for shares "
+        "and accuracies), its width, and the verdict against the margin: compatible (equivalence test), incompatible "
         "(beyond the margin), inconclusive, too few seeds (under 5), not run here. Layer 0 is the paper's first "
         "hidden layer; 'derived': 100 minus the paper's other two shares.")
     sections_tables = {
