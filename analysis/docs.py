@@ -149,8 +149,8 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
         seeds.drop(columns=["paper_dataset"]).to_csv(docs / SEEDS_CSV, index=False, float_format="%.10g")
         written.append(docs / SEEDS_CSV)
     if study.has("knockout"):
-        classes, figure = knockout.docs_table(study, docs / "figures")
-        body = markdown_table(classes, list(classes.columns))
+        classes, figure, answers = knockout.docs_table(study, docs / "figures")
+        body = "\n\n".join(answers) + "\n\n" + markdown_table(classes, list(classes.columns))
         regions["knockout-table"] = (f"![Class knockout]({figure.relative_to(docs).as_posix()})\n\n{body}\n\n"
                                      f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs`; "
                                      + provenance)

@@ -161,7 +161,10 @@ def test_knockout_sweep_writes_every_class_and_scope_and_resumes(local_ray, run_
     from analysis.study import Study
     from sweep.data.models import load_model
 
-    [built] = section.build(Study.open(summary.results.rsplit("/", 1)[0], "default"), Page(tmp_path / "report"))
+    study = Study.open(summary.results.rsplit("/", 1)[0], "default")
+    [built] = section.build(study, Page(tmp_path / "report"))
+    classes, figure, answers = section.docs_table(study, tmp_path / "docs")
+    assert classes["class"].tolist() == [0, 7] * 3 and figure.exists() and answers == built.paragraphs  # 3 scopes
     table = built.tables["knockout_sets"].frame
     clf = load_model(summary.runs[0]["model_path"])
     right = clf.predict(data.X_test) == data.y_test

@@ -98,7 +98,7 @@ def plot_set_sizes(table: pd.DataFrame, ax: Axes, title: str) -> None:
     ax.set_xticks(sorted(table["target"].unique()))
     ax.set_xlabel("class (index)")
     ax.set_ylabel("units in the set")
-    ax.set_yscale("log")
+    ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.legend(fontsize=7)
 
@@ -114,14 +114,15 @@ def study_table(study: Study) -> pd.DataFrame:
     return knockout_table(rows, counts)
 
 
-def docs_table(study: Study, figures: Path) -> tuple[pd.DataFrame, Path]:
-    """The per-class table (cells formatted, columns named for readers) and the set-size
-    figure of the first family, for ``docs/reproductions.md`` (:mod:`analysis.docs`)."""
+def docs_table(study: Study, figures: Path) -> tuple[pd.DataFrame, Path, list[str]]:
+    """The per-class table (cells formatted, columns named for readers), the set-size figure
+    of the first family and the :func:`findings`, for ``docs/reproductions.md``
+    (:mod:`analysis.docs`)."""
     table = study_table(study)
     summary = class_summary(table)
     key, family = next(iter(table.groupby(FAMILY, sort=True)))
     figure = fig.new_figure(7.0, 3.6)
-    plot_set_sizes(family, figure.subplots(), "/".join(map(str, key[:2])) + f" ({key[2]}, {key[3]})")
+    plot_set_sizes(family, figure.subplots(), _label(key))
     path = fig.save_figure(figure, figures, "knockout_" + "_".join(map(str, key)), False)
     shown = summary.assign(**{c: summary[c].map(lambda v: number(v, 1)) for c in (
         "target_accuracy_base_pct", "target_accuracy_pct", "target_broken", "other_broken")})
@@ -131,29 +132,19 @@ def docs_table(study: Study, figures: Path) -> tuple[pd.DataFrame, Path]:
         "target_broken": "class images broken", "other_broken": "other images broken (net)"})
     return shown[["model", "scope", "class", "seeds", "reached chance", "one unit sufficed", "set sizes",
                   "class test accuracy (%)", "after the set (%)", "class images broken",
-                  "other images broken (net)"]], path
+                  "other images broken (net)"]], path, findings(table)
 
 
-def build(study: Study, page: Page) -> list[Section]:
-    """The class-knockout section; none without ``kind=knockout`` rows."""
-    if not study.has("knockout"):
-        return []
-    table = study_table(study)
-    summary = class_summary(table)
-    figures, paragraphs = [], []
+def findings(table: pd.DataFrame) -> list[str]:
+    """The answer ("is there a unit for a class?") and one sentence per family of
+    :func:`knockout_table`: how many searches reached chance, their set sizes, and on test
+    what the sets do to their class and to the others."""
+    lines = []
     for key, family in table.groupby(FAMILY, sort=True):
-        label = "/".join(map(str, key[:2])) + f" ({key[2]}, {key[3]})"
-        figure = fig.new_figure(7.0, 3.6)
-        plot_set_sizes(family, figure.subplots(), label)
-        path = fig.save_figure(figure, page.figures, f"knockout_{'_'.join(map(str, key))}", page.svg)
-        figures.append(Figure(path,
-                              f"{label}: units in the smallest greedy set (chosen on val) that brings each class to "
-                              "chance while every other class loses at most the allowed val accuracy; one marker "
-                              "per seed, hollow where the search stopped before chance."))
         reached = family[family["knocked_out"]]
         sizes = reached["set_size"]
-        paragraphs.append(
-            f"{label}: {len(reached)} of {count(len(family), 'search', 'searches')} (classes × seeds) "
+        lines.append(
+            f"{_label(key)}: {len(reached)} of {count(len(family), 'search', 'searches')} (classes × seeds) "
             "reached chance on val; " + (
                 f"their sets hold {int(sizes.min())}-{int(sizes.max())} units "
                 f"(median {number(sizes.median(), 0)}), "
@@ -163,12 +154,34 @@ def build(study: Study, page: Page) -> list[Section]:
                 f"{number(reached['target_broken'].mean(), 0)} of its images broken and "
                 f"{number(reached['other_broken'].mean(), 0)} of other classes (net)."
                 if len(reached) else "no class could be knocked out within the bounds."))
-    answer = ("Is there a unit for a class? " + (
+    single = table["knocked_out"] & (table["set_size"] == 1)
+    answer = "Is there a unit for a class? " + (
         "No: in no search did a single unit bring a class to chance without costing others more than allowed."
-        if not (table["knocked_out"] & (table["set_size"] == 1)).any() else
-        f"Sometimes: one unit sufficed in {int((table['knocked_out'] & (table['set_size'] == 1)).sum())} of "
-        f"{len(table)} searches."))
-    paragraphs.insert(0, answer)
+        if not single.any() else f"Sometimes: one unit sufficed in {int(single.sum())} of {len(table)} searches.")
+    return [answer, *lines]
+
+
+def _label(key: tuple) -> str:
+    """``mnist/nn_392 (zero, network)`` from a family's key."""
+    return "/".join(map(str, key[:2])) + f" ({key[2]}, {key[3]})"
+
+
+def build(study: Study, page: Page) -> list[Section]:
+    """The class-knockout section; none without ``kind=knockout`` rows."""
+    if not study.has("knockout"):
+        return []
+    table = study_table(study)
+    summary = class_summary(table)
+    figures = []
+    for key, family in table.groupby(FAMILY, sort=True):
+        figure = fig.new_figure(7.0, 3.6)
+        plot_set_sizes(family, figure.subplots(), _label(key))
+        path = fig.save_figure(figure, page.figures, f"knockout_{'_'.join(map(str, key))}", page.svg)
+        figures.append(Figure(path,
+                              f"{_label(key)}: units in the smallest greedy set (chosen on val) that brings each "
+                              "class to chance while every other class loses at most the allowed val accuracy; one "
+                              "marker per seed, hollow where the search stopped before chance."))
+    paragraphs = findings(table)
     tables = {
         "knockout_classes": Table(summary, (
             "Per class, over seeds: searches that reached chance on val, those where one unit sufficed, every "
@@ -178,4 +191,4 @@ def build(study: Study, page: Page) -> list[Section]:
             "Every search: the units of the set in the order chosen (layer:unit), on test the target class's "
             "accuracy before and after, the largest other-class loss, and images broken."), collapsed=True),
     }
-    return [Section("Class knockout: is there a unit for a class?", paragraphs, tables, figures, [answer])]
+    return [Section("Class knockout: is there a unit for a class?", paragraphs, tables, figures, paragraphs[:1])]
