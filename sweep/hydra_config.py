@@ -25,7 +25,8 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandat
 
 from sweep import spec
 from sweep.kernels.modes import NEURON_MODES
-from sweep.kinds import ABLATIONS, AblationSettings
+from sweep.kinds import ABLATION_SETTINGS, ABLATIONS
+from sweep.spec import AblationSettings
 
 
 def config_dir() -> str:
@@ -110,7 +111,7 @@ def to_run_spec(cfg: DictConfig) -> spec.RunSpec:
         values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as error:
         raise spec.SpecError(f"{error.full_key} is missing; set it on the command line ({error.full_key}=...)") from error
-    return spec.from_mapping(values)
+    return spec.from_mapping(values, ABLATION_SETTINGS)
 
 
 def compose_run(overrides: list[str]) -> spec.RunSpec:

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 
 from analysis.__main__ import main as analysis_main
-from sweep.data.datasets import load_dataset
+from sweep.data.datasets import DATASETS, load_dataset
+from sweep.kernels.modes import NEURON_MODES
+from sweep.kinds import ABLATIONS
 from tests.conftest import MNIST_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +35,9 @@ def test_help_says_what_the_tool_does_and_lists_the_allowed_values(tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith("python -m sweep: exact ablation sweeps")
     assert "powered by Hydra" not in result.stdout and "_schema" not in result.stdout
-    assert "  ablation: cumulative, neurons, pairs, pruning, synapses" in result.stdout
-    assert "  ablation.modes: zero, remove, mean" in result.stdout
-    assert "  dataset.name: digits, mnist, svhn" in result.stdout
+    assert f"  ablation: {', '.join(sorted(ABLATIONS))}" in result.stdout
+    assert f"  ablation.modes: {', '.join(NEURON_MODES)}" in result.stdout
+    assert f"  dataset.name: {', '.join(DATASETS)}" in result.stdout
 
 
 def test_hydra_names_the_job_sweep(tmp_path):

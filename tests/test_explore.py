@@ -26,6 +26,7 @@ from analysis.explore.session import (
 from analysis.load import AnalysisError
 from sweep.data.datasets import image_shape, reference_inputs
 from sweep.kernels import ablate_joint, hidden_activations
+from sweep.kernels.modes import NEURON_MODES
 from tests.test_analysis_fixtures import trained_study
 from tests.test_s3 import s3_root  # noqa: F401  (fixture)
 
@@ -73,7 +74,7 @@ def test_malformed_unit_lists_are_one_message(text: str | None, message: str) ->
 # --------------------------------------------------------------------------- live answers
 
 
-@pytest.mark.parametrize("mode", ["zero", "remove", "mean"])
+@pytest.mark.parametrize("mode", list(NEURON_MODES))
 def test_answers_equal_ablate_joint_on_val_and_test(explorer: Explorer, mode: str) -> None:
     view = explorer.view(KEY)
     units = [(0, 3), (0, 17), (1, 5)]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweep.plan import RunKey, Shard
+from sweep.results.shards import RunKey, Shard
 from sweep.kinds import KINDS, SCHEMAS
 from sweep.results.store import ResultStore, StoreError, to_table
 

@@ -185,14 +185,15 @@ def _fetch(
 GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _parse_idx(raw: bytes, path: Path, ndim: int) -> np.ndarray:
-    """Parse an IDX file of unsigned bytes (gzipped or not) into a ``uint8`` array of ``ndim`` dims."""
+def _parse_idx(raw: bytes, path: Path, ndim: int, dataset: str) -> np.ndarray:
+    """Parse an IDX file of unsigned bytes (gzipped or not) into a ``uint8`` array of ``ndim``
+    dims; errors name ``dataset``, whose original file is the fix."""
     try:
         data = gzip.decompress(raw) if raw[:2] == GZIP_MAGIC or path.suffix == ".gz" else raw
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(
             f"{path} is not a valid gzip file ({exc}); expected a gzipped IDX file. "
-            "Fix: replace it with the original MNIST file."
+            f"Fix: replace it with the original {dataset} file."
         ) from exc
     magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
     expected_magic = (_IDX_UBYTE << 8) | ndim
@@ -201,14 +202,14 @@ def _parse_idx(raw: bytes, path: Path, ndim: int) -> np.ndarray:
         found = "a short file" if magic is None else f"0x{magic:08x}"
         raise DatasetError(
             f"{path}: IDX magic number is {found}, expected 0x{expected_magic:08x} "
-            f"(unsigned bytes, {ndim} dimension(s)). Fix: replace it with the original MNIST file."
+            f"(unsigned bytes, {ndim} dimension(s)). Fix: replace it with the original {dataset} file."
         )
     dims = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     body = np.frombuffer(data, np.uint8, offset=header)
     if body.size != math.prod(dims):
         raise DatasetError(
             f"{path}: IDX header declares dims {dims} ({math.prod(dims):,} bytes of data), "
-            f"found {body.size:,} bytes. Fix: replace it with the original MNIST file."
+            f"found {body.size:,} bytes. Fix: replace it with the original {dataset} file."
         )
     return body.reshape(dims)
 
@@ -233,8 +234,8 @@ def _read_idx(record: DatasetRecord, data_dir: str | None, cache_dir: str | None
     for split in ("train", "test"):
         raw_x, path_x = _fetch(record, f"{split}_images", data_dir, cache_dir, mirrors)
         raw_y, path_y = _fetch(record, f"{split}_labels", data_dir, cache_dir, mirrors)
-        images = _parse_idx(raw_x, path_x, 3)
-        labels = _parse_idx(raw_y, path_y, 1)
+        images = _parse_idx(raw_x, path_x, 3, record.name)
+        labels = _parse_idx(raw_y, path_y, 1, record.name)
         if images.shape[1:] != record.image_shape or len(images) != len(labels):
             raise DatasetError(
                 f"{path_x} holds images of shape {images.shape} and {path_y} {len(labels):,} "

@@ -24,6 +24,9 @@ KINDS: dict[str, ResultKind] = {m.KIND.name: m.KIND for m in _MODULES}
 ABLATIONS: dict[str, Ablation] = {m.ABLATION.name: m.ABLATION for m in _MODULES if hasattr(m, "ABLATION")}
 """``ablation=<name>`` choices: each one's settings and the kinds it writes."""
 
+ABLATION_SETTINGS: dict[str, type[AblationSettings]] = {name: a.settings for name, a in ABLATIONS.items()}
+"""Each ``ablation=<name>``'s settings class, as :func:`sweep.spec.from_mapping` takes them."""
+
 SCHEMAS = {name: kind.schema for name, kind in KINDS.items()}
 """Each kind's Parquet schema (derived from its columns), as :class:`~sweep.results.ResultStore` takes them."""
 
@@ -33,4 +36,4 @@ STUDY_SCHEMA = pa.unify_schemas([*SCHEMAS.values(), pa.schema([("kind", pa.strin
 ``pyarrow.dataset.dataset(study, partitioning="hive", schema=STUDY_SCHEMA)``); a kind's rows
 hold nulls in the other kinds' columns. Without it, readers take the first file's schema."""
 
-__all__ = ["ABLATIONS", "KINDS", "SCHEMAS", "STUDY_SCHEMA", "Ablation", "AblationSettings", "ResultKind"]
+__all__ = ["ABLATIONS", "ABLATION_SETTINGS", "KINDS", "SCHEMAS", "STUDY_SCHEMA", "Ablation", "AblationSettings", "ResultKind"]

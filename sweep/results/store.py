@@ -23,7 +23,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep.plan import RunKey, Shard
+from sweep.results.shards import RunKey, Shard
 from sweep.results import storage
 
 SELECTION = "selection"

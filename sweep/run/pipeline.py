@@ -23,7 +23,7 @@ from sweep.data.datasets import DatasetError, DatasetSplits, load_dataset
 from sweep.kernels.network import Network
 from sweep.kinds import ABLATIONS, SCHEMAS, ResultKind
 from sweep.kinds.base import DataArrays, PlanInputs, measured_splits
-from sweep.plan import RunKey
+from sweep.results.shards import RunKey
 from sweep.results import storage
 from sweep.results.store import ResultStore, StoreError, check_writable
 from sweep.run import executor as executors

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from sweep.data.models import ModelArtifact, train_and_save
 from sweep.kernels.backend import CONVERTERS
 from sweep.kinds.base import DataArrays, ModelInputs
-from sweep.plan import RunKey, Shard
+from sweep.results.shards import RunKey, Shard
 from sweep.results.store import ResultStore
 from sweep.run.executor import ExecutionError, ShardInputs, TrainJob
 from sweep.run.worker import run_shard
