@@ -34,6 +34,11 @@ PARTITIONING = pads.partitioning(
 )
 
 
+KIND_COLUMNS = b"sweep.columns"
+"""Key of a part's metadata listing its kind's columns (JSON), in the order of the kind's
+schema; the part itself holds every kind's columns."""
+
+
 class StoreError(RuntimeError):
     """Results on disk that this run cannot safely add to."""
 
@@ -69,6 +74,14 @@ def to_table(schema: pa.Schema, columns: dict[str, Any], constants: dict[str, st
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in its order: a column ``table`` lacks is
+    all null, a column ``schema`` lacks is dropped."""
+    arrays = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+              for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
 @dataclass(frozen=True)
 class ResultStore:
     """The results of one study under a root folder or filesystem URI.
@@ -78,17 +91,41 @@ class ResultStore:
     root : str — local folder or pyarrow filesystem URI
     study : str — the study folder under the root
     schemas : mapping of str to pa.Schema — each result kind's schema (from
-        :data:`sweep.kinds.KINDS`); parts are validated against it and empty reads have its
-        columns. Without it, reads of a missing kind are empty frames without columns.
+        :data:`sweep.kinds.KINDS`). Parts are written with their union, :attr:`part_schema`
+        (the other kinds' columns null), so that a reader's defaults see every column of a
+        mixed study; reads return a kind's own columns (a column added since a part was
+        written is null there), and empty reads have them. Without it, reads return the
+        columns a part lists as its kind's (:data:`KIND_COLUMNS`), and reads of a missing
+        kind are empty frames without columns.
     """
 
     root: str
     study: str
     schemas: Mapping[str, pa.Schema] = field(default_factory=dict, compare=False)
 
+    @property
+    def part_schema(self) -> pa.Schema:
+        """Every column of every kind, the Hive keys left out: the schema parts are written with."""
+        return pa.unify_schemas(list(self.schemas.values())) if self.schemas else pa.schema([])
+
     def _empty(self, kind: str) -> pd.DataFrame:
         schema = self.schemas.get(kind)
         return pd.DataFrame() if schema is None else schema.empty_table().to_pandas()
+
+    def _kind_columns(self, kind: str, schema: pa.Schema) -> pa.Schema:
+        """The columns of ``kind``: its registered schema, else those a part with this
+        ``schema`` lists in its metadata (parts of the first release list none: all theirs)."""
+        if kind in self.schemas:
+            return self.schemas[kind]
+        listed = json.loads((schema.metadata or {}).get(KIND_COLUMNS, b"null"))
+        return schema.remove_metadata() if listed is None else pa.schema([schema.field(c) for c in listed])
+
+    def fits(self, part: pa.Schema) -> bool:
+        """Whether a part's columns are ones this release writes: each is a column of
+        :attr:`part_schema` of the same type. A part may lack columns added since it was
+        written (a new unit statistic): reads give them as null, and it is not recomputed."""
+        study = self.part_schema
+        return all(study.get_field_index(f.name) >= 0 and study.field(f.name).type == f.type for f in part)
 
     @property
     def _fs_and_base(self) -> tuple[pafs.FileSystem, str]:
@@ -143,7 +180,7 @@ class ResultStore:
         """The fingerprint a shard's part was written with, or None if the part is missing or
         broken (unreadable, another schema, another row count)."""
         footer = self._footer(self.part_path(shard))
-        if footer is None or not footer[0].equals(self.schemas[shard.kind]) or not shard.holds(footer[1]):
+        if footer is None or not self.fits(footer[0]) or not shard.holds(footer[1]):
             return None
         return str(footer[2].get("fingerprint", ""))
 
@@ -206,8 +243,9 @@ class ResultStore:
         if not shard.holds(table.num_rows):
             bound = "at most " if shard.cut_short else ""
             raise StoreError(f"shard {shard.id} produced {table.num_rows} rows, expected {bound}{shard.n_rows}")
-        meta = {b"sweep": json.dumps(metadata, sort_keys=True, default=str).encode()}
-        table = table.replace_schema_metadata(meta)
+        meta = {b"sweep": json.dumps(metadata, sort_keys=True, default=str).encode(),
+                KIND_COLUMNS: json.dumps(table.column_names).encode()}
+        table = conform(table, self.part_schema if self.schemas else table.schema).replace_schema_metadata(meta)
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="zstd")
         fs, _ = self._fs_and_base
@@ -229,7 +267,8 @@ class ResultStore:
         folder = self.partition_dir(kind, run.dataset, run.model, run.seed)
         paths = [storage.join(folder, name) for name in sorted(self.existing_parts(kind, run.dataset, run.model, run.seed))]
         mine = [path for path in paths if (self._footer(path) or (None, 0, {}))[2].get("weights") == weights]
-        tables = [pq.read_table(path, filesystem=fs).replace_schema_metadata(None) for path in mine]
+        tables = [pq.read_table(path, filesystem=fs) for path in mine]
+        tables = [conform(t, self._kind_columns(kind, t.schema)) for t in tables]
         return pa.concat_tables(tables).to_pandas() if tables else self._empty(kind)
 
     def read(self, kind: str, filters: Any = None, distinct: bool = True) -> pd.DataFrame:
@@ -246,10 +285,12 @@ class ResultStore:
         folder = storage.join(base, f"kind={kind}")
         if not storage.exists(fs, folder):
             return self._empty(kind)
-        dataset = pads.dataset(folder, filesystem=fs, format="parquet", schema=None,
-                               partitioning=PARTITIONING)
+        columns = self.schemas.get(kind) or self._kind_columns(
+            kind, pads.dataset(folder, filesystem=fs, format="parquet", partitioning=PARTITIONING).schema)
+        dataset = pads.dataset(folder, filesystem=fs, format="parquet", partitioning=PARTITIONING,
+                               schema=pa.unify_schemas([columns, PARTITIONING.schema]))
         expression = pq.filters_to_expression(filters) if filters else None
-        frame = dataset.to_table(filter=expression).to_pandas()
+        frame = dataset.to_table(filter=expression).replace_schema_metadata(None).to_pandas()
         if not distinct or SELECTION not in frame.columns:
             return frame
         identity = [c for c in frame.columns if c != SELECTION and not pd.api.types.is_object_dtype(frame[c])]
