@@ -327,12 +327,31 @@ def _check_counts(run: RunSpec) -> None:
         raise SpecError(f"model.batch_size={batch!r} is invalid; expected 'auto' or a positive integer")
     if "val" in (run.ablation.splits or []) and run.dataset.val_fraction == 0:
         raise SpecError("ablation.splits includes 'val' but dataset.val_fraction=0; set dataset.val_fraction=0.1")
-    if not run.study or "/" in run.study or run.study.startswith((".", "_")):
-        raise SpecError(f"study={run.study!r} is invalid; expected a plain folder name such as 'paper'")
-    label = run.dataset.label
-    if label is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
-        raise SpecError(f"dataset.label={label!r} is invalid; expected letters, digits, '.', '_' or '-', "
-                        "e.g. mnist-raw")
+    _check_names(run)
+    if run.dataset.data_dir is not None and not str(run.dataset.data_dir).strip():
+        raise SpecError("dataset.data_dir is empty; give the folder holding the dataset's files, e.g. "
+                        "dataset.data_dir=path/to/mnist, or leave it out to download them")
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A value that becomes a folder or a file-name part: letters, digits, ``.``, ``_``, ``-``, at
+most 64 characters, starting with a letter or digit; so never a path (``/``, ``..``), a Hive
+``key=value`` or a name pyarrow skips (``_``, ``.``)."""
+
+NAMED_KEYS: dict[str, str] = {"study": "paper", "model.name": "my_net", "dataset.label": "mnist-raw"}
+"""Every setting whose value names a folder or file under the results root, with an example."""
+
+
+def _check_names(run: RunSpec) -> None:
+    """Each of :data:`NAMED_KEYS` matches :data:`NAME_PATTERN`, so every file of a run lies
+    under ``<root>/<study>`` and ``<root>/models``."""
+    values = {"study": run.study, "model.name": run.model.name, "dataset.label": run.dataset.label}
+    for key, example in NAMED_KEYS.items():
+        value = values[key]
+        if value is not None and not (isinstance(value, str) and NAME_PATTERN.fullmatch(value)):
+            shown = repr(value) if len(str(value)) <= 80 else repr(str(value)[:60]) + f"... ({len(str(value))} characters)"
+            raise SpecError(f"{key}={shown} is invalid; expected a name of letters, digits, '.', '_' or '-' "
+                            f"(at most 64, starting with a letter or digit), e.g. {key}={example}")
 
 
 def validate(run: RunSpec) -> RunSpec:

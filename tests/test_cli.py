@@ -55,7 +55,7 @@ def test_hydra_names_the_job_sweep(tmp_path):
                                     "(settings of ablation=neurons:"),
     (("experiment=amjod",), "error: In 'config': Could not find 'experiment/amjod' Available options in 'experiment': "
                             "amjad morcos paper"),
-    (("dataset.label=mnist/raw",), "error: dataset.label='mnist/raw' is invalid; expected letters, digits"),
+    (("dataset.label=mnist/raw",), "error: dataset.label='mnist/raw' is invalid; expected a name of letters, digits"),
     (("ablation=cumulative", "ablation.scopes=[layer2]"), "error: ablation.scopes has 'layer2'; choose from "
                                                           "network, layers, layer0"),
 ])

@@ -36,6 +36,7 @@ __all__ = [
     "DatasetRecord",
     "DatasetSplits",
     "FileSpec",
+    "check_files",
     "image_shape",
     "load_dataset",
 ]
@@ -144,15 +145,13 @@ def _download(spec: FileSpec, folder: Path, mirrors: Sequence[str]) -> Path:
                 )
         except (OSError, ValueError) as exc:  # requests errors are OSErrors; bad hash: ValueError
             logger.warning("download of %s failed: %s", url, exc)
-            failures.append(f"{url}: {type(exc).__name__}: {exc}")
+            failures.append(f"{url}: {type(exc).__name__}: {' '.join(str(exc).split())}")
             continue
         return Path(path)
-    tried = "\n  ".join(failures)
     raise DatasetError(
-        f"could not download {spec.name} (expected md5 {spec.md5}) into {folder}; "
-        f"every mirror failed:\n  {tried}\n"
-        "Fix: check the network or dataset.mirrors, or download the file yourself and set "
-        "dataset.data_dir to the folder holding it."
+        f"could not download {spec.name} (expected md5 {spec.md5}) into {folder}; every mirror failed "
+        f"({'; '.join(failures)}). Fix: check the network or dataset.mirrors, or download the file "
+        "yourself and set dataset.data_dir to the folder holding it."
     )
 
 
@@ -428,6 +427,44 @@ def reference_inputs(X_train: np.ndarray, X_val: np.ndarray) -> np.ndarray:
     """The inputs ``mean`` ablation averages over: the validation split when it has rows,
     else the training split, shape ``(n, n_features)``."""
     return X_val if len(X_val) else X_train
+
+
+def check_files(
+    name: str, data_dir: str | None = None, cache_dir: str | None = None, mirrors: list[str] | None = None
+) -> list[Path]:
+    """Verify every file of a dataset (size and md5), downloading missing ones into the cache:
+    what :func:`load_dataset` would read, checked in seconds before any slow work.
+
+    Returns
+    -------
+    list of Path
+        The verified files (none for a bundled dataset such as ``digits``).
+
+    Raises
+    ------
+    DatasetError
+        In one line naming the file (or ``dataset.data_dir``) and the fix: a folder that is
+        not there, a missing, truncated or corrupt file, a failed download.
+
+    Examples
+    --------
+    >>> check_files("digits")
+    []
+    >>> check_files("mnist", data_dir="/no/such/folder")
+    Traceback (most recent call last):
+    ...
+    sweep.data.datasets.DatasetError: dataset.data_dir=/no/such/folder is not a folder; ...
+    """
+    _choice("name", name, tuple(DATASETS))
+    _check_mirrors(mirrors)
+    record = DATASETS[name]
+    if record.files and data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        names = ", ".join(spec.name for spec in record.files.values())
+        raise DatasetError(
+            f"dataset.data_dir={data_dir} is not a folder; expected the folder holding {names}. Fix: give "
+            f"that folder (dataset.data_dir=path/to/{name}) or leave dataset.data_dir out to download them."
+        )
+    return [_fetch(record, role, data_dir, cache_dir, mirrors)[1] for role in record.files]
 
 
 def image_shape(name: str) -> tuple[int, ...]:

@@ -406,18 +406,21 @@ def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
 def check_writable(location: str, setting: str) -> bool:
     """Whether a folder (local path or URI) can be written, found in seconds and before any work.
 
-    Returns False for a read-only folder (the caller decides whether it needs to write).
+    Returns False for a read-only folder that exists (the caller decides whether it needs to
+    write); a folder it had to create for the probe is removed again, so a run that fails
+    later leaves no empty folder behind.
 
     Raises
     ------
     StoreError
-        If a part of the path is a file, or its object store cannot be reached; the message
-        names ``setting`` (e.g. ``paths.results='s3://...'``).
+        If a part of the path is a file, the folder cannot be created, or its object store
+        cannot be reached; the message names ``setting`` (e.g. ``paths.results='s3://...'``).
     """
     try:
         fs, path = storage.resolve(location)
         parent = path.rsplit("/", 1)[0] or "/"
         kinds = [fs.get_file_info(p).type for p in (parent, path)]
+        created = storage.missing_folders(fs, path)
     except OSError as error:
         raise StoreError(f"cannot reach {setting} ({str(error).splitlines()[0]}); check the address, "
                          "the endpoint and the credentials, or use a local folder") from error
@@ -426,8 +429,14 @@ def check_writable(location: str, setting: str) -> bool:
     try:
         storage.write_bytes_atomic(fs, probe := storage.join(path, f"_probe-{uuid.uuid4().hex}"), b"")
         fs.delete_file(probe)
-    except OSError:
+    except OSError as error:
+        if created:
+            reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+            raise StoreError(f"cannot create {created[-1]} for {setting} ({reason}); choose a folder you "
+                             "can write, e.g. paths.results=./results") from error
         return False
+    finally:
+        storage.remove_empty_folders(fs, created)
     return True
 
 

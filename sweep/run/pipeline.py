@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from sweep.data import models
-from sweep.data.datasets import DatasetError, DatasetSplits, load_dataset
+from sweep.data.datasets import DatasetError, DatasetSplits, check_files, load_dataset
 from sweep.kernels.network import Network
 from sweep.kinds import ABLATIONS, SCHEMAS, ResultKind
 from sweep.kinds.base import DataArrays, PlanInputs, measured_splits
@@ -141,11 +141,21 @@ def _run_phase(
     return rows, {s.selection for s in shards}
 
 
+def preflight(cfg: RunSpec, store: ResultStore) -> bool:
+    """What the world must offer, checked in seconds before Ray starts: the results root (a
+    file, an unreachable store, a folder that cannot be created: :class:`StoreError`) and
+    every data file (missing, truncated, corrupt, not downloadable: :class:`DatasetError`).
+    Returns whether the study folder is writable."""
+    writable = store.check_writable()
+    check_files(cfg.dataset.name, cfg.dataset.data_dir, cfg.dataset.cache_dir, cfg.dataset.mirrors)
+    return writable
+
+
 def run(cfg: RunSpec) -> SweepSummary:
     """Run a sweep end to end and return its summary."""
     times: dict[str, float] = {}
     store = ResultStore(cfg.paths.results, cfg.study, SCHEMAS)
-    writable = store.check_writable()  # before anything slow: a bad root fails in seconds
+    writable = preflight(cfg, store)
     executor = executors.connect(cfg.ray)  # its workers start while the data loads
     clock = time.perf_counter()
     data_refs, sizes = _load_data(cfg, executor)
