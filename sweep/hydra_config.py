@@ -230,6 +230,12 @@ def override_error(args: list[str]) -> str | None:
     overrides = [a for a in args if a not in MULTIRUN_FLAGS]
     if any(a.startswith("-") or a.startswith("hydra") for a in overrides):
         return None
+    problem = _first_problem(overrides)
+    return None if problem is None else " ".join(line.strip() for line in problem.splitlines() if line.strip())
+
+
+def _first_problem(overrides: list[str]) -> str | None:
+    """What :func:`override_error` reports, possibly over several lines."""
     try:
         jobs = _jobs(overrides)
         for job in itertools.islice(jobs or [], MAX_CHECKED_JOBS):
@@ -241,5 +247,5 @@ def override_error(args: list[str]) -> str | None:
         text = str(error).split("Config search path")[0]
         if error.__cause__ is not None and not isinstance(error, spec.SpecError):
             text += ": " + str(error.__cause__).split("full_key")[0].strip() + f" (key {getattr(error.__cause__, 'full_key', '?')})"
-        return " ".join(line.strip() for line in text.splitlines() if line.strip())
+        return text
     return None
