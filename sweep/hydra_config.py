@@ -87,6 +87,19 @@ def _allowed(cls: type, prefix: str) -> list[str]:
             for f in dataclasses.fields(cls) if "choices" in f.metadata]
 
 
+def _keys(cls: type, prefix: str) -> list[str]:
+    """``  prefix.key=default`` for every plain (not nested) field of ``cls``."""
+    hints = typing.get_type_hints(cls)
+    shown = []
+    for f in dataclasses.fields(cls):
+        if spec._dataclass_type(hints[f.name]) is None:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            text = ("null" if default is None else str(default).lower() if isinstance(default, bool)
+                    else "(set by the group's choice)" if default == spec.MISSING else str(default).replace(" ", ""))
+            shown.append(f"  {prefix}{f.name}={text}")
+    return shown
+
+
 def help_text() -> str:
     """``--help``: what the tool does, where to start, the config groups and the allowed values
     (read from the registries, like the validation)."""
@@ -98,6 +111,9 @@ def help_text() -> str:
     for name, ablation in ABLATIONS.items():
         lines += [f" ablation={name}: {ablation.description}", *_allowed(ablation.settings, "ablation.")]
     lines += [" neuron modes:", *(f"  {name}: {mode.description}" for name, mode in NEURON_MODES.items()), ""]
+    lines += ["Keys and their defaults (model.*: every MLPClassifier parameter, scikit-learn's defaults):",
+              *_keys(spec.RunSpec, ""), *_keys(spec.DatasetSpec, "dataset."), *_keys(spec.PathsSpec, "paths."),
+              *_keys(spec.RaySpec, "ray."), ""]
     lines += ["Every key and its value: python -m sweep --cfg job      Hydra's own flags: python -m sweep --hydra-help"]
     return "\n".join(lines)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ import pytest
 from analysis.__main__ import main as analysis_main
 from sweep.data.datasets import DATASETS, load_dataset
 from sweep.kernels.modes import NEURON_MODES
-from sweep.kinds import ABLATIONS
+from sweep.kinds import ABLATIONS, KINDS
+from sweep.spec import PathsSpec, RaySpec, RunSpec
 from tests.conftest import MNIST_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +41,28 @@ def test_help_says_what_the_tool_does_and_lists_the_allowed_values(tmp_path):
     assert f"  ablation: {', '.join(sorted(ABLATIONS))}" in result.stdout
     assert f"  ablation.modes: {', '.join(NEURON_MODES)}" in result.stdout
     assert f"  dataset.name: {', '.join(DATASETS)}" in result.stdout
+    top_level = [f"{prefix}{f.name}=" for prefix, cls in (("", RunSpec), ("paths.", PathsSpec), ("ray.", RaySpec))
+                 for f in fields(cls) if f.name not in ("model", "dataset", "ablation", "ray", "paths")]
+    assert all(f"\n  {key}" in result.stdout for key in top_level), top_level
+    assert "\n  seeds=[0]\n" in result.stdout and "\n  progress=true\n" in result.stdout
+
+
+def test_the_smoke_preset_sweeps_every_ablation():
+    import yaml
+
+    preset = yaml.safe_load((REPO / "conf" / "experiment" / "smoke.yaml").read_text())
+    assert preset["hydra"]["sweeper"]["params"]["ablation"].split(",") == list(ABLATIONS)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_smoke_preset_writes_every_kind_and_nothing_in_the_current_folder(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = sweep_cli("-m", "experiment=smoke", f"paths.results={tmp_path / 'r'}", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted(p.name.removeprefix("kind=") for p in (tmp_path / "r" / "smoke").glob("kind=*"))
+    assert written == sorted(KINDS) and list(work.iterdir()) == []
 
 
 def test_hydra_names_the_job_sweep(tmp_path):

@@ -184,6 +184,13 @@ class ResultStore:
             return None
         return str(footer[2].get("fingerprint", ""))
 
+    def part_rows(self, shard: Shard) -> int:
+        """Rows of a shard's complete part (one :meth:`pending` kept): :attr:`Shard.n_rows`,
+        read from the footer for a shard a stop rule may cut short."""
+        if not shard.cut_short:
+            return shard.n_rows
+        return (self._footer(self.part_path(shard)) or (None, 0, {}))[1]
+
     def existing_parts(self, kind: str, dataset: str, model: str, seed: int) -> set[str]:
         """File names of the complete-looking parts in one partition."""
         fs, _ = self._fs_and_base
