@@ -546,6 +546,14 @@ def load_dataset(
     ------
     DatasetError
         On an invalid parameter, or a missing, corrupt or undownloadable file.
+
+    Examples
+    --------
+    >>> d = load_dataset("digits", val_fraction=0.2)
+    >>> d.X_train.shape, d.X_val.shape, d.X_test.shape
+    ((1294, 64), (323, 64), (180, 64))
+    >>> float(d.X_train.max()), sorted(set(d.y_test.tolist())) == list(range(10))
+    (1.0, True)
     """
     _choice("name", name, tuple(DATASETS))
     record = DATASETS[name]

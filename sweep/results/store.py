@@ -464,5 +464,22 @@ def list_studies(root: str) -> list[str] | None:
 
 def read_results(root: str, study: str, kind: str, filters: Any = None) -> pd.DataFrame:
     """Rows of one kind of a study with typed ``dataset, model, seed`` columns; ``filters``
-    as in ``pandas.read_parquet`` (partition keys included)."""
+    as in ``pandas.read_parquet`` (partition keys included).
+
+    Examples
+    --------
+    A study of one part, written the way a sweep writes it:
+
+    >>> import tempfile, numpy as np
+    >>> from sweep.kinds import SCHEMAS
+    >>> from sweep.results.shards import RunKey, Shard
+    >>> root = tempfile.mkdtemp()
+    >>> shard = Shard(RunKey("digits", "tiny", 0), "unit", "stats", "test", -1, 0, 2)
+    >>> columns = {name: np.arange(2) for name in SCHEMAS["unit"].names if name != "split"}
+    >>> path = ResultStore(root, "demo", SCHEMAS).write_part(shard, to_table(SCHEMAS["unit"],
+    ...     columns, {"split": "test"}), {"fingerprint": "f"})
+    >>> rows = read_results(root, "demo", "unit", [("seed", "=", 0)])
+    >>> rows[["model", "seed", "layer", "unit", "entropy"]].to_dict("list")
+    {'model': ['tiny', 'tiny'], 'seed': [0, 0], 'layer': [0, 1], 'unit': [0, 1], 'entropy': [0.0, 1.0]}
+    """
     return ResultStore(root, study).read(kind, filters)
