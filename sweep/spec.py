@@ -5,8 +5,9 @@ turns the composed configuration (plain dicts and lists) into a :class:`RunSpec`
 key the schema does not know (naming the nearest valid one), and :func:`validate` checks every
 value. Allowed values are read from the registries: a field's ``choices`` metadata (modes,
 metric sets, orders, quantizers from :mod:`sweep.kernels`; activations from its table;
-datasets from :data:`sweep.data.datasets.DATASETS`) and each ablation kind's settings class
-(:data:`sweep.kinds.ABLATIONS`).
+datasets from :data:`sweep.data.datasets.DATASETS`) and each ablation kind's settings class,
+which :data:`sweep.kinds.ABLATIONS` passes in (this module imports no kind, so the kinds may
+import it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any, Optional
 
 from sweep.data.datasets import DATASETS, SCALERS
 from sweep.kernels.network import ACTIVATIONS
-from sweep.kinds import ABLATIONS, AblationSettings
 from sweep.results import storage
 
 MISSING = "???"
@@ -149,6 +149,32 @@ class PathsSpec:
     models: Optional[str] = None
 
 
+SPLITS: tuple[str, ...] = ("test", "val", "train")
+"""Splits an ablation can be measured on."""
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """Settings every ablation kind has.
+
+    Attributes
+    ----------
+    kind : str — the ablation (a key of :data:`sweep.kinds.ABLATIONS`, which holds one
+        subclass per kind)
+    splits : list of str, optional — splits measured; default test, plus val when the
+        dataset has one (anything chosen from results is chosen on val)
+    shard_cost : float — multiply-adds per shard (scheduling only)
+    """
+
+    kind: str = "???"
+    splits: Optional[list[str]] = field(default=None, metadata={"choices": SPLITS})
+    shard_cost: float = field(default=2e9, metadata={"interval": (0.0, None, False)})
+
+    def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
+        """Raise ValueError (naming the key and the fix) for settings that do not fit the
+        model (``hidden_sizes``) or the data (``has_val``: the dataset has a validation split)."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """The whole run: every config group plus the seeds and the study name.
@@ -186,8 +212,14 @@ def unknown_key(key: str, known: list[str], where: str) -> SpecError:
     return SpecError(f"{where}{key} is not a setting{hint}")
 
 
-def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
+def build(cls: type, values: Mapping[str, Any], settings: Mapping[str, type], where: str = "") -> Any:
     """An instance of dataclass ``cls`` from a plain mapping; nested dataclasses recursively.
+
+    Parameters
+    ----------
+    settings : mapping of str to type
+        Each ablation kind's :class:`AblationSettings` subclass by name (the registry,
+        :data:`sweep.kinds.ABLATIONS`, passes it in: this module imports no kind).
 
     Raises
     ------
@@ -201,13 +233,13 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
         if key not in known:
             raise unknown_key(key, known, where)
         nested = _dataclass_type(hints[key])
-        if nested is AblationSettings:
-            nested = ablation_settings(value)
-        kwargs[key] = build(nested, value, f"{where}{key}.") if nested and isinstance(value, Mapping) else value
+        if nested is AblationSettings and isinstance(value, Mapping):
+            nested = ablation_settings(value, settings)
+        kwargs[key] = build(nested, value, settings, f"{where}{key}.") if nested and isinstance(value, Mapping) else value
     return cls(**kwargs)
 
 
-def ablation_settings(values: Mapping[str, Any]) -> type:
+def ablation_settings(values: Mapping[str, Any], settings: Mapping[str, type]) -> type:
     """The settings class of the ablation kind ``values["kind"]`` names.
 
     Raises
@@ -216,14 +248,32 @@ def ablation_settings(values: Mapping[str, Any]) -> type:
         For an unknown kind, listing the known ones.
     """
     kind = values.get("kind", MISSING)
-    if kind not in ABLATIONS:
-        raise SpecError(f"ablation.kind={kind!r} is not allowed; choose one of {', '.join(ABLATIONS)}")
-    return ABLATIONS[kind].settings
+    if kind not in settings:
+        raise SpecError(f"ablation.kind={kind!r} is not allowed; choose one of {', '.join(settings)}")
+    return settings[kind]
 
 
-def from_mapping(values: Mapping[str, Any]) -> RunSpec:
-    """A validated :class:`RunSpec` with absolute local paths, from plain nested mappings."""
-    return resolve_paths(validate(build(RunSpec, values)))
+def from_mapping(values: Mapping[str, Any], settings: Mapping[str, type]) -> RunSpec:
+    """A validated :class:`RunSpec` with absolute local paths, from plain nested mappings.
+
+    ``settings``: each ablation kind's settings class by name, e.g.
+    ``{name: a.settings for name, a in sweep.kinds.ABLATIONS.items()}``.
+
+    Examples
+    --------
+    >>> from sweep.kinds import ABLATION_SETTINGS
+    >>> run = from_mapping({"model": {"name": "tiny", "hidden_layer_sizes": [8]},
+    ...                     "dataset": {"name": "digits"}, "ablation": {"kind": "neurons"}},
+    ...                    ABLATION_SETTINGS)
+    >>> run.ablation.modes, run.seeds
+    (['zero'], [0])
+    >>> from_mapping({"model": {"name": "tiny", "hidden_layer_sizes": [8], "activaton": "relu"}},
+    ...              ABLATION_SETTINGS)
+    Traceback (most recent call last):
+    ...
+    sweep.spec.SpecError: model.activaton is not a setting; did you mean model.activation?
+    """
+    return resolve_paths(validate(build(RunSpec, values, settings)))
 
 
 # --------------------------------------------------------------------------- validation
@@ -277,12 +327,31 @@ def _check_counts(run: RunSpec) -> None:
         raise SpecError(f"model.batch_size={batch!r} is invalid; expected 'auto' or a positive integer")
     if "val" in (run.ablation.splits or []) and run.dataset.val_fraction == 0:
         raise SpecError("ablation.splits includes 'val' but dataset.val_fraction=0; set dataset.val_fraction=0.1")
-    if not run.study or "/" in run.study or run.study.startswith((".", "_")):
-        raise SpecError(f"study={run.study!r} is invalid; expected a plain folder name such as 'paper'")
-    label = run.dataset.label
-    if label is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
-        raise SpecError(f"dataset.label={label!r} is invalid; expected letters, digits, '.', '_' or '-', "
-                        "e.g. mnist-raw")
+    _check_names(run)
+    if run.dataset.data_dir is not None and not str(run.dataset.data_dir).strip():
+        raise SpecError("dataset.data_dir is empty; give the folder holding the dataset's files, e.g. "
+                        "dataset.data_dir=path/to/mnist, or leave it out to download them")
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A value that becomes a folder or a file-name part: letters, digits, ``.``, ``_``, ``-``, at
+most 64 characters, starting with a letter or digit; so never a path (``/``, ``..``), a Hive
+``key=value`` or a name pyarrow skips (``_``, ``.``)."""
+
+NAMED_KEYS: dict[str, str] = {"study": "paper", "model.name": "my_net", "dataset.label": "mnist-raw"}
+"""Every setting whose value names a folder or file under the results root, with an example."""
+
+
+def _check_names(run: RunSpec) -> None:
+    """Each of :data:`NAMED_KEYS` matches :data:`NAME_PATTERN`, so every file of a run lies
+    under ``<root>/<study>`` and ``<root>/models``."""
+    values = {"study": run.study, "model.name": run.model.name, "dataset.label": run.dataset.label}
+    for key, example in NAMED_KEYS.items():
+        value = values[key]
+        if value is not None and not (isinstance(value, str) and NAME_PATTERN.fullmatch(value)):
+            shown = repr(value) if len(str(value)) <= 80 else repr(str(value)[:60]) + f"... ({len(str(value))} characters)"
+            raise SpecError(f"{key}={shown} is invalid; expected a name of letters, digits, '.', '_' or '-' "
+                            f"(at most 64, starting with a letter or digit), e.g. {key}={example}")
 
 
 def validate(run: RunSpec) -> RunSpec:

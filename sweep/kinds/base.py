@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,10 @@ from sweep.data.datasets import DatasetSplits, reference_inputs
 from sweep.kernels import network_to_numpy, neuron_mode, prepare, to_numpy, unit_replacements
 from sweep.kernels.basestate import BaseState
 from sweep.kernels.network import Network
-from sweep.plan import NetworkShape, RunKey, Shard
+from sweep.results.shards import NetworkShape, RunKey, Shard
 from sweep.results.store import ResultStore, StoreError
+from sweep.spec import AblationSettings, RunSpec
 
-if TYPE_CHECKING:
-    from sweep.spec import RunSpec
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
@@ -35,34 +34,6 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "float64[]": pa.list_(pa.float64()),
 }
 """Arrow type of each column type name the kernels' column tables use."""
-
-SPLITS: tuple[str, ...] = ("test", "val", "train")
-"""Splits an ablation can be measured on."""
-
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class AblationSettings:
-    """Settings every ablation kind has.
-
-    Attributes
-    ----------
-    kind : str — the ablation (a key of :data:`sweep.kinds.ABLATIONS`)
-    splits : list of str, optional — splits measured; default test, plus val when the
-        dataset has one (anything chosen from results is chosen on val)
-    shard_cost : float — multiply-adds per shard (scheduling only)
-    """
-
-    kind: str = "???"
-    splits: Optional[list[str]] = field(default=None, metadata={"choices": SPLITS})
-    shard_cost: float = field(default=2e9, metadata={"interval": (0.0, None, False)})
-
-    def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
-        """Raise ValueError (naming the key and the fix) for settings that do not fit the
-        model (``hidden_sizes``) or the data (``has_val``: the dataset has a validation split)."""
-
 
 NEEDS_VAL = "dataset.val_fraction=0 leaves no validation split to choose on; set dataset.val_fraction=0.1"
 """The fix named when a setting chooses from results (always on val) without a val split."""

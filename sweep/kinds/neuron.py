@@ -23,7 +23,7 @@ from sweep.kinds.base import (
     measured_splits,
     replacements,
 )
-from sweep.plan import NetworkShape, RunKey, Shard, shard_ranges
+from sweep.results.shards import NetworkShape, RunKey, Shard, shard_ranges
 from sweep.results.store import ResultStore
 
 if TYPE_CHECKING:

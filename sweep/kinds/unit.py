@@ -10,7 +10,7 @@ import numpy as np
 
 from sweep.kernels import UNIT_COLUMNS, unit_statistics
 from sweep.kinds.base import Columns, DataArrays, ModelInputs, Plan, PlanInputs, ResultKind
-from sweep.plan import Shard
+from sweep.results.shards import Shard
 from sweep.results.store import ResultStore
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ Ray (``ray.address: null``) listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import queue
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 from sweep.data.models import ModelArtifact, train_and_save
 from sweep.kernels.backend import CONVERTERS
 from sweep.kinds.base import DataArrays, ModelInputs
-from sweep.plan import RunKey, Shard
+from sweep.results.shards import RunKey, Shard
 from sweep.results.store import ResultStore
 from sweep.run.executor import ExecutionError, ShardInputs, TrainJob
 from sweep.run.worker import run_shard
@@ -111,12 +112,43 @@ def _keep_loopback_node_address() -> Iterator[None]:
         yield
 
 
+def _on_loopback(address: str | None) -> bool:
+    """Whether an explicit cluster address is on this machine's loopback interface (a head
+    started with ``ray start --head --node-ip-address=127.0.0.1``)."""
+    target = _host_port(address)
+    if target is None:
+        return False
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(target[0])).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def _use_this_machines_token() -> None:
+    """Send this machine's Ray token (if any, and ``RAY_AUTH_MODE`` is unset) to a cluster on
+    127.0.0.1, as ``ray.init`` does for a cluster it finds itself (``address=auto``): an
+    explicit address gets no token from Ray, and a cluster with token authentication then
+    refuses the driver only after half a minute of retries."""
+    logging.getLogger(TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)  # its notice, as for a local Ray
+    with contextlib.suppress(ImportError):  # Ray releases without token authentication
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def _init(cfg: RaySpec) -> None:
     _check_reachable(cfg.address)
     local = cfg.address is None
+    loopback = local or _on_loopback(cfg.address)
+    if loopback and not local:
+        _use_this_machines_token()
     try:
-        with _keep_loopback_node_address() if local else contextlib.nullcontext():
-            _start(cfg, local)
+        # a driver joining a cluster on 127.0.0.1 must stay on 127.0.0.1 too: rewritten to the
+        # machine's address it waits for ever for a GCS that listens on loopback only
+        with _keep_loopback_node_address() if loopback else contextlib.nullcontext():
+            _start(cfg, local, loopback)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ExecutionError(
             f"cannot reach Ray at ray.address={cfg.address!r} ({str(error).splitlines()[0]}); "
@@ -137,7 +169,7 @@ TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 local Ray that listens on 127.0.0.1 only (the authentication itself stays on)."""
 
 
-def _start(cfg: RaySpec, local: bool) -> None:
+def _start(cfg: RaySpec, local: bool, loopback: bool) -> None:
     if local:
         os.environ.setdefault("RAY_worker_niceness", WORKER_NICENESS)
         logging.getLogger(TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
@@ -147,7 +179,7 @@ def _start(cfg: RaySpec, local: bool) -> None:
         num_gpus=cfg.num_gpus if local else None,
         include_dashboard=cfg.include_dashboard,
         dashboard_host=LOOPBACK,
-        _node_ip_address=LOOPBACK if local else None,
+        _node_ip_address=LOOPBACK if loopback else None,
         logging_level=logging.WARNING,
         configure_logging=True,
     )
