@@ -1,4 +1,5 @@
-"""``python -m analysis RESULTS [--study S] [--out DIR] [--svg]``: write the report folder.
+"""``python -m analysis RESULTS [--study S] [--out DIR] [--svg]``: write the report folder;
+``--markdown DOCS``: rewrite the paper's generated tables in ``DOCS/reproductions.md`` instead.
 
 Exit status: 0 when every section was built; 3 when some failed (one line per failed section
 on stderr, their tracebacks in the folder's ``report.log``; every other section is written);
@@ -41,9 +42,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--study", help="study to analyse (default: the only one there is)")
     parser.add_argument("--out", help="report folder (default: reports/<study>)")
     parser.add_argument("--svg", action="store_true", help="also write every figure as SVG")
+    parser.add_argument("--markdown", metavar="DOCS", help="instead of the report, rewrite the generated tables "
+                        "of DOCS/reproductions.md and the per-seed CSV beside it (study: experiment=paper)")
     args = parser.parse_args(argv)
     try:
         study = Study.open(args.results, args.study)  # a truncated part: refused before writing
+        if args.markdown:
+            from analysis.docs import write_docs
+
+            print("\n".join(map(str, write_docs(study, Path(args.markdown)))))
+            return 0
         result = write_report(study, out_dir=args.out, svg=args.svg)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -14,6 +14,7 @@ from analysis.sections import (
     harmful,
     heldout,
     impact,
+    knockout,
     pairs,
     pruning,
     reproductions,
@@ -49,6 +50,7 @@ SECTIONS: tuple[Topic, ...] = (
     Topic("cumulative", "Cumulative ablation, selectivity and memorization", cumulative.build),
     Topic("pruning", "Pruning chosen on val, measured on test", pruning.build),
     Topic("pairs", "Unit pairs: interactions", pairs.build),
+    Topic("knockout", "Class knockout", knockout.build),
 )
 """Every topic, in report order."""
 
