@@ -41,7 +41,8 @@ from analysis.load import (
 from analysis.stability import share_intervals
 from sweep.data.datasets import DATASETS, DatasetSplits, image_shape, reference_inputs
 from sweep.kernels import NEURON_MODES, class_index, hidden_activations, unit_replacements
-from sweep.kernels.joint import State, as_units, initial_state
+from sweep.kernels.joint import as_units
+from sweep.kernels.running import PrunedPass
 from sweep.kernels.metrics import ablation_metrics
 from sweep.kernels.network import Network
 from sweep.kinds.unit import statistics_split
@@ -241,13 +242,13 @@ class LiveSplit:
     def __init__(self, net: Network, name: str, X: np.ndarray, y: np.ndarray) -> None:
         self.net, self.name, self.X, self.y = net, name, X, y
         self.y_index = class_index(net, y)
-        self._base: dict[str, State] = {}
-        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).evaluate(self.y_index)
+        self._base: dict[str, PrunedPass] = {}
+        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).outcome()
 
-    def base(self, mode: str, values: list[np.ndarray]) -> State:
+    def base(self, mode: str, values: list[np.ndarray]) -> PrunedPass:
         """The unablated running state whose ablated units take ``values`` (those of ``mode``)."""
         if mode not in self._base:
-            self._base[mode] = initial_state(self.net, self.X, as_units([], self.net), values)
+            self._base[mode] = PrunedPass.start(self.net, self.X, self.y, values, mode)
         return self._base[mode]
 
     def answer(self, units: np.ndarray, mode: str, values: list[np.ndarray]) -> SplitAnswer:
@@ -255,8 +256,8 @@ class LiveSplit:
         measured on this split: the unablated state copied and the units ablated into it
         (a rank-k change of the next layer, as cumulative curves do)."""
         state = self.base(mode, values).copy()
-        state.ablate(units)
-        pred, loss = state.evaluate(self.y_index)
+        state.remove_units(units)
+        pred, loss = state.outcome()
         m = {k: v[0] for k, v in ablation_metrics(self.y_index, self.base_pred, self.base_loss,
                                                    pred[None], loss[None], len(self.net.classes)).items()}
         right_before, right_after = self.base_pred == self.y_index, pred == self.y_index

@@ -9,6 +9,7 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
 - :mod:`~sweep.kernels.basestate`, :mod:`~sweep.kernels.engine`,
   :mod:`~sweep.kernels.screen`: the shared machinery of the single-ablation kernels
 - :mod:`~sweep.kernels.neurons`, :mod:`~sweep.kernels.synapses`: single ablations
+- :mod:`~sweep.kernels.running`: THE running pass (units removed, the pass kept exact)
 - :mod:`~sweep.kernels.joint`, :mod:`~sweep.kernels.cumulative`,
   :mod:`~sweep.kernels.orders`: unit sets, cumulative curves and their orders
 - :mod:`~sweep.kernels.pruning`: pruning paths chosen on val (greedy and fixed orders)
@@ -26,6 +27,7 @@ from sweep.kernels.metrics import METRIC_COLUMNS, mcnemar_p
 from sweep.kernels.modes import (
     NEURON_MODES,
     ablated_neuron_network,
+    ablated_units_network,
     neuron_mode,
     replacement_values,
     unit_replacements,
@@ -72,6 +74,7 @@ __all__ = [
     "ablate_pairs",
     "ablate_synapses",
     "ablated_neuron_network",
+    "ablated_units_network",
     "ablated_synapse_network",
     "as_units",
     "class_index",

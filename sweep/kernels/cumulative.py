@@ -2,9 +2,9 @@
 an order, for every ``k`` (or a grid of them).
 
 Pure numerics on the array API (numpy or torch). The unablated forward pass is computed once
-per split; each curve copies it and ablates the next units of its order into the running
-state of :mod:`sweep.kernels.joint` (a rank-r update, then the later layers on the changed
-rows), never a fresh forward pass per prefix. Orders come from :mod:`sweep.kernels.orders`.
+per split; each curve copies it and removes the next units of its order from the running
+pass (:class:`sweep.kernels.running.PrunedPass`: a rank-r update, then the later layers on the
+changed rows, near-tie rows settled as sklearn predicts), never a fresh forward pass per prefix. Orders come from :mod:`sweep.kernels.orders`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from sweep.kernels.backend import network_to_numpy, to_numpy
-from sweep.kernels.joint import State, as_units, initial_state
+from sweep.kernels.joint import as_units
 from sweep.kernels.modes import unit_replacements
 from sweep.kernels.network import Network, class_index
 from sweep.kernels.orders import Table, make_order
+from sweep.kernels.running import PrunedPass
 
 CUMULATIVE_COLUMNS: dict[str, str] = {
     "scope": "str",
@@ -47,17 +48,17 @@ def _check_ks(ks: np.ndarray | None, n_units: int) -> np.ndarray:
 
 
 def _curve_from_state(
-    state: State, y_index: np.ndarray, order: np.ndarray, ks: np.ndarray
+    state: PrunedPass, y_index: np.ndarray, order: np.ndarray, ks: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Cumulative curve from an unablated ``state`` (modified in place)."""
+    """Cumulative curve from an unablated running pass ``state`` (modified in place)."""
     accuracy = np.empty(len(ks))
     loss = np.empty(len(ks))
     done = 0
     for i, k in enumerate(ks):
         if k > done:
-            state.ablate(order[done:k])
+            state.remove_units(order[done:k])
             done = int(k)
-        pred, row_loss = state.evaluate(y_index)
+        pred, row_loss = state.outcome()
         accuracy[i] = np.mean(pred == y_index)
         loss[i] = row_loss.mean()
     return {"k": ks, "accuracy": accuracy, "loss": loss}
@@ -95,8 +96,8 @@ def cumulative_curve(
     """
     order = as_units(order, net)
     y_index = class_index(net, y)
-    state = initial_state(net, X, order[:0], _replacements(net, mode, reference))
-    base_pred, _ = state.evaluate(y_index)
+    state = PrunedPass.start(net, X, y, _replacements(net, mode, reference), mode)
+    base_pred, _ = state.outcome()
     curve = _curve_from_state(state, y_index, order, _check_ks(ks, len(order)))
     curve["accuracy_base"] = np.full(len(curve["k"]), np.mean(base_pred == y_index))
     return curve
@@ -153,8 +154,8 @@ def cumulative_rows(
         ``repetition``, ``k`` (int64), ``accuracy``, ``loss``, ``accuracy_base`` (float64).
     """
     y_index = class_index(net, y)
-    base = initial_state(net, X, np.empty((0, 2), dtype=np.int64), _replacements(net, mode, reference))
-    base_pred, _ = base.evaluate(y_index)
+    base = PrunedPass.start(net, X, y, _replacements(net, mode, reference), mode)
+    base_pred, _ = base.outcome()
     accuracy_base = float(np.mean(base_pred == y_index))
     parts: list[dict[str, np.ndarray]] = []
     for scope in scopes:
