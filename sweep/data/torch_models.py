@@ -136,6 +136,8 @@ def factory_of(architecture: str, factory: str | None) -> Callable[..., Any]:
         function that does not exist.
     """
     text = ARCHITECTURES[architecture].factory or factory or ""
+    if not text:
+        raise ValueError("model.factory is missing; set model.factory=package.module:function")
     module_name, _, function = text.partition(":")
     if not module_name or not function:
         raise ValueError(f"model.factory={factory!r} is invalid; expected package.module:function")

@@ -126,7 +126,7 @@ def as_images(X: Any, image_shape: Sequence[int]) -> Any:
     images get one channel, ``(H, W, C)`` colour rows are moved channel-first."""
     import torch
 
-    x = torch.as_tensor(np.asarray(X, dtype=np.float64)) if not isinstance(X, torch.Tensor) else X.double()
+    x = torch.from_numpy(np.array(X, dtype=np.float64)) if not isinstance(X, torch.Tensor) else X.double()
     x = x.reshape(-1, *image_shape)
     return x[:, None] if len(image_shape) == 2 else x.permute(0, 3, 1, 2).contiguous()
 
