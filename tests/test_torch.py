@@ -124,7 +124,7 @@ def test_training_is_deterministic_and_the_artifact_loads_without_pickle(tmp_pat
               "test": (data.X_test, data.y_test)}
     first = torch_models.train_and_save(spec.model, spec.dataset, splits, 3, str(tmp_path / "a/model.safetensors"), 1)
     second = torch_models.train_and_save(spec.model, spec.dataset, splits, 3, str(tmp_path / "b/model.safetensors"), 1)
-    assert first.meta["sha256"] == second.meta["sha256"]
+    assert first["sha256"] == second["sha256"]
     assert (tmp_path / "a/model.safetensors").read_bytes() == (tmp_path / "b/model.safetensors").read_bytes()
     meta = json.loads((tmp_path / "a/model.json").read_text())
     assert meta["sites"] == ["act1", "act2", "act3"] and meta["hidden_sizes"] == [8, 16, 32]

@@ -232,7 +232,8 @@ def train_and_save(
     if model.architecture != "mlp":
         from sweep.data import torch_models
 
-        return torch_models.train_and_save(model, dataset, splits, seed, path, threads, progress, device)
+        return ModelArtifact(path, torch_models.train_and_save(model, dataset, splits, seed, path, threads, progress,
+                                                               device))
     start = time.perf_counter()
     clf = train_classifier(model, *splits["train"], seed, threads, progress)
     seconds = time.perf_counter() - start

@@ -26,8 +26,10 @@ from sweep.kernels.torchnet import TorchNetwork, UnitSite, as_images, site_width
 from sweep.results import storage
 
 if TYPE_CHECKING:
-    from sweep.data.models import ModelArtifact, Progress
     from sweep.spec import DatasetSpec, ModelSpec
+
+Progress = Callable[[int, float], None]
+"""``progress(epoch, mean training loss)``: called after each epoch."""
 
 FORMAT_VERSION = 1
 EXTRA = "pip install 'ablation-sweep[torch]'"
@@ -278,12 +280,12 @@ def meta_path(weights_path: str) -> str:
 def train_and_save(
     model: ModelSpec, dataset: DatasetSpec, splits: dict[str, tuple[np.ndarray, np.ndarray]],
     seed: int, path: str, threads: int, progress: Progress | None = None, device: str = "cpu",
-) -> ModelArtifact:
+) -> dict[str, Any]:
     """Train one torch model on ``splits["train"]`` and write ``path`` (``.safetensors``) then
     its JSON (architecture, factory, unit sites and widths, hyper-parameters, classes, image
-    shape, accuracies, package versions, the weights' sha256), each atomically."""
+    shape, accuracies, package versions, the weights' sha256), each atomically; returns the
+    JSON's content."""
     from sweep.data.datasets import image_shape as dataset_image_shape
-    from sweep.data.models import ModelArtifact
 
     torch = require_torch(f"model={model.name}")
     shape = dataset_image_shape(dataset.name)
@@ -309,7 +311,7 @@ def train_and_save(
     fs, fpath = storage.resolve(path)
     storage.write_bytes_atomic(fs, fpath, blob)
     storage.write_bytes_atomic(fs, meta_path(fpath), json.dumps(meta, indent=2, default=str).encode())
-    return ModelArtifact(path, meta)
+    return meta
 
 
 def factory_text(model: ModelSpec) -> str:
