@@ -220,7 +220,7 @@ def train_module(
     classes = np.unique(y)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     threads_before = torch.get_num_threads()
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(device == "cpu")  # CUDA would need CUBLAS_WORKSPACE_CONFIG
     torch.set_num_threads(threads)
     try:
         torch.manual_seed(seed)
