@@ -311,7 +311,7 @@ def _check_counts(run: RunSpec) -> None:
                         "e.g. mnist-raw")
 
 
-TORCH_ABLATIONS = ("neurons",)
+TORCH_ABLATIONS = ("neurons", "cumulative")
 """``ablation=`` choices that run on torch models."""
 
 
@@ -320,7 +320,7 @@ def _torch_widths(run: RunSpec) -> tuple[int, ...]:
     every problem (torch missing, a bad factory or site, images the architecture does not
     take, an ablation or GPU setting torch models lack) is one line, before any training."""
     if run.ablation.kind not in TORCH_ABLATIONS:
-        raise SpecError(f"ablation={run.ablation.kind} does not run on torch models yet; use ablation=neurons "
+        raise SpecError(f"ablation={run.ablation.kind} does not run on torch models yet; use ablation=neurons or cumulative "
                         f"(model={run.model.name})")
     if run.ray.num_gpus_per_worker > 0:
         raise SpecError("ray.num_gpus_per_worker > 0 ablates MLPs only: torch models are ablated on CPU in "

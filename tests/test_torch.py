@@ -137,6 +137,44 @@ def test_training_is_deterministic_and_the_artifact_loads_without_pickle(tmp_pat
     assert accuracy == meta["test_accuracy"]
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_cumulative_curve_equals_hooked_forwards_of_each_prefix(mode: str) -> None:
+    from sweep.kernels import cumulative_curve, make_order
+
+    net, _, data = trained()
+    order = make_order("random", net, seed=2)
+    ks = np.arange(0, len(order) + 1, 7)
+    curve = cumulative_curve(net, data.X_test, data.y_test, order, ks=ks, mode=mode, reference=data.X_train)
+    values = torchnet.mode_values(net, mode, data.X_train)
+    x = net.images(data.X_test)
+    y_index = torchnet.class_index_of(net, data.y_test)
+    for i, k in enumerate(ks):
+        hooks = [torchnet.submodule(net.module, net.sites[layer].module).register_forward_hook(
+                 torchnet._set_hook(net.sites[layer], order[:k][order[:k, 0] == layer, 1], values[layer]))
+                 for layer in range(len(net.sites))]
+        with torch.no_grad():
+            logits = net.module(x)
+        for hook in hooks:
+            hook.remove()
+        pred, loss = torchnet._outcome(logits, y_index)
+        assert curve["accuracy"][i] == np.mean(pred == y_index)
+        assert curve["loss"][i] == pytest.approx(loss.mean(), rel=1e-12)
+    assert curve["accuracy"][-1] < curve["accuracy"][0]
+
+
+def test_unit_statistics_of_channels_are_their_mean_maps() -> None:
+    from sweep.kernels.unitstats import UNIT_COLUMNS
+
+    net, _, data = trained()
+    stats = torchnet.torch_unit_statistics(net, data.X_test, data.y_test)
+    assert list(stats) == list(UNIT_COLUMNS) and len(stats["unit"]) == 8 + 16 + 32
+    _, outputs = torchnet.site_outputs(net.module, net.images(data.X_test), net.sites)
+    conv = outputs[1].mean(dim=(2, 3)).numpy()  # site act2, (n, 16)
+    at = stats["layer"] == 1
+    np.testing.assert_allclose(stats["mean_activation"][at], conv.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats["activation_rate"][at], (conv > 0).mean(axis=0), rtol=0)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -146,7 +184,7 @@ def test_training_is_deterministic_and_the_artifact_loads_without_pickle(tmp_pat
         (["model=torch", "model.factory=tests.torch_nets:nothing", "model.sites=[act]"],
          r"model.factory=tests.torch_nets:nothing: tests.torch_nets has no function nothing"),
         (["model=torch", "model.sites=[act]"], r"model.factory is missing"),
-        (["model=small_cnn", "ablation=pairs"], r"ablation=pairs does not run on torch models yet"),
+        (["model=small_cnn", "ablation=pairs"], r"ablation=pairs does not run on torch models yet; use ablation=neurons"),
         (["model=small_cnn", "ray.num_gpus_per_worker=1"], r"ablates MLPs only"),
     ],
 )

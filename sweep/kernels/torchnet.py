@@ -534,3 +534,107 @@ def _settle_ties(net: TorchNetwork, base: TorchBase, layer: int, units: np.ndarr
         at = torch.nonzero(rows).flatten()
         if len(at):
             logits[a, at] = hooked_logits(net, base.x[at], layer, [int(units[a])], values)[0]
+
+
+# --------------------------------------------------------------------------- unit sets
+
+
+def _set_hook(site: UnitSite, units: np.ndarray, values: Any) -> Any:
+    """A forward hook holding units ``units`` of the site's output at ``values[units]`` on every row."""
+    index = list(int(u) for u in units)
+
+    def hook(module: Any, inputs: Any, output: Any) -> Any:
+        out = output.movedim(site.axis, 1).clone()
+        out[:, index] = values[index]
+        return out.movedim(1, site.axis)
+
+    return hook
+
+
+@dataclass
+class TorchUnitSet:
+    """A torch network with a growing set of units held at their mode's values: the running
+    state of cumulative curves (the counterpart of :class:`sweep.kernels.running.PrunedPass`).
+
+    Each :meth:`outcome` resumes the chain after the earliest site with removed units, from its
+    output cached by :func:`prepare_torch` (a plain hooked forward for a module that is not a
+    chain): the same arithmetic as the hooked oracle, so predictions equal it.
+
+    Attributes
+    ----------
+    base : TorchBase — the unablated forward pass
+    values : list of tensors — per site, :func:`mode_values` of the mode, ``(width, *unit_shape)``
+    removed : list of ndarray — per site, the units held so far
+    """
+
+    base: TorchBase
+    values: list[Any]
+    removed: list[np.ndarray]
+
+    @classmethod
+    def start(cls, net: TorchNetwork, X: Any, y: np.ndarray, values: list[Any]) -> TorchUnitSet:
+        """The unablated state of ``net`` on ``(X, y)``."""
+        return cls(prepare_torch(net, X, y), values, [np.empty(0, dtype=np.int64) for _ in net.sites])
+
+    def copy(self) -> TorchUnitSet:
+        return TorchUnitSet(self.base, self.values, [r.copy() for r in self.removed])
+
+    def remove_units(self, units: np.ndarray) -> None:
+        """Hold units ``units`` (k, 2) of ``(site, unit)`` too."""
+        for layer, unit in np.asarray(units, dtype=np.int64).reshape(-1, 2):
+            self.removed[layer] = np.append(self.removed[layer], unit)
+
+    def logits(self) -> Any:
+        """Logits ``(n, n_classes)`` with the removed units held."""
+        import torch
+
+        net, base = self.base.net, self.base
+        held = [layer for layer, units in enumerate(self.removed) if len(units)]
+        if not held:
+            return base.logits
+        hooks = {layer: _set_hook(net.sites[layer], self.removed[layer], self.values[layer]) for layer in held}
+        first = held[0]
+        i = _site_index(base, first)
+        handles = [submodule(net.module, net.sites[layer].module).register_forward_hook(hooks[layer])
+                   for layer in held if i is None or layer != first]
+        try:
+            with torch.no_grad():
+                if i is None:
+                    return net.module(base.x)
+                return _resume(base, i + 1, hooks[first](None, None, base.outputs[i]))
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def outcome(self) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted class index and per-row loss, numpy, shape (n,)."""
+        return _outcome(self.logits(), self.base.y_index)
+
+
+def torch_unit_statistics(
+    net: TorchNetwork, X: Any, y: np.ndarray, quantizer: str = "binary", n_bins: int = 2
+) -> dict[str, np.ndarray]:
+    """:data:`~sweep.kernels.unitstats.UNIT_COLUMNS` of every unit of every site on ``(X, y)``.
+
+    A convolution channel's output on an image is the mean of its map over positions (a
+    linear unit's is its value); a unit "fires" when that exceeds its ``zero``-mode value
+    (``act(0)`` at an activation site).
+    """
+    from sweep.kernels.unitstats import UNIT_COLUMNS, layer_statistics
+
+    y_index = class_index_of(net, y)
+    zero = mode_values(net, "zero")
+    per_site: list[list[Any]] = [[] for _ in net.sites]
+    for lo in range(0, len(y), 4096):
+        _, outputs = site_outputs(net.module, net.images(X[lo : lo + 4096]), net.sites)
+        for layer, (site, out) in enumerate(zip(net.sites, outputs)):
+            out = out.movedim(site.axis, 1)
+            per_site[layer].append(out.reshape(out.shape[0], out.shape[1], -1).mean(dim=2).numpy())
+    parts = []
+    for layer, chunks in enumerate(per_site):
+        a = np.concatenate(chunks)
+        stats = layer_statistics(a, y_index, len(net.classes), quantizer, float(zero[layer].flatten()[0]), n_bins)
+        stats["layer"] = np.full(a.shape[1], layer, dtype=np.int64)
+        stats["unit"] = np.arange(a.shape[1], dtype=np.int64)
+        parts.append(stats)
+    return {c: np.concatenate([s[c] for s in parts]) for c in UNIT_COLUMNS}
