@@ -17,7 +17,11 @@ images, every method in float64 on CPU with ``--threads`` intra-op threads:
 - ``kernel_s``: :func:`sweep.kernels.torchnet.prepare_torch` once, then
   :func:`~sweep.kernels.torchnet.ablate_torch_units` per site;
 - ``mismatches_*``: units whose ablated accuracy differs from the kernel's (and, for the
-  naive loop, whose broken / fixed counts differ).
+  naive loop, whose broken / fixed counts differ), on the baselines' rows.
+
+``--baseline-rows N`` runs the two baselines (and, for the comparison, the kernel again) on
+the first N test images only and scales their times by ``rows / N`` (a forward pass costs
+time in proportion to its rows): ``baseline_times`` says so.
 
 No GPU was lent to the session that wrote ``bench/torch.json``: CPU figures only
 (``gpu`` says so). Results go to ``--out`` (JSON) and are printed.
@@ -48,6 +52,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", type=int, default=10000, help="test images measured (the first N)")
     parser.add_argument("--train-rows", type=int, default=60000, help="training images (the first N)")
+    parser.add_argument("--baseline-rows", type=int, default=None,
+                        help="rows the naive loop and Captum run on (the first N; their times scaled to --rows); "
+                             "default all")
     parser.add_argument("--out", default=str(ROOT / "bench" / "torch.json"))
     args = parser.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -78,10 +85,17 @@ def main() -> None:
     base = torchnet.prepare_torch(net, X, y)
     prepare_s = time.perf_counter() - clock
     clock = time.perf_counter()
-    ours = [torchnet.ablate_torch_units(net, X, y, layer, np.arange(width), "zero", base=base)
+    full = [torchnet.ablate_torch_units(net, X, y, layer, np.arange(width), "zero", base=base)
             for layer, width in enumerate(net.widths)]
     kernel_s = time.perf_counter() - clock
+
+    n_base = min(args.baseline_rows or len(y), len(y))
+    X, y = X[:n_base], y[:n_base]  # the baselines' rows; the kernel is run again on them to compare
+    base_rows = torchnet.prepare_torch(net, X, y)
+    ours = [torchnet.ablate_torch_units(net, X, y, layer, np.arange(width), "zero", base=base_rows)
+            for layer, width in enumerate(net.widths)]
     accuracy = np.concatenate([c["accuracy"] for c in ours])
+    scale = len(base.y_index) / n_base
 
     x = net.images(X)
     y_index = torchnet.class_index_of(net, y)
@@ -101,30 +115,33 @@ def main() -> None:
             attribution = LayerFeatureAblation(correct, layer_module).attribute(
                 x, layer_mask=mask, layer_baselines=0.0, perturbations_per_eval=1)
         per_unit = attribution.reshape(len(y), net.widths[layer], -1)[:, :, 0]  # (n, units)
-        captum_accuracy.append(float(np.mean(base.pred == y_index)) - per_unit.mean(dim=0).numpy())
-    captum_s = time.perf_counter() - clock
+        captum_accuracy.append(float(np.mean(base_rows.pred == y_index)) - per_unit.mean(dim=0).numpy())
+    captum_s = (time.perf_counter() - clock) * scale
     captum_accuracy = np.concatenate(captum_accuracy)
 
     clock = time.perf_counter()
     naive = [torchnet.hooked_unit_outcomes(net, X, y, layer, np.arange(width), "zero")
              for layer, width in enumerate(net.widths)]
-    naive_s = time.perf_counter() - clock
+    naive_s = (time.perf_counter() - clock) * scale
     naive_mismatches = sum(
         int(np.sum((n["accuracy"] != o["accuracy"]) | (n["broken"] != o["broken"]) | (n["fixed"] != o["fixed"])))
         for n, o in zip(naive, ours)
     )
     result = {
         "model": "lenet5", "units": int(sum(net.widths)), "sites": sites, "widths": list(net.widths),
-        "rows": int(len(y)), "mode": "zero", "dtype": "float64", "device": "cpu", "threads": args.threads,
+        "rows": int(len(base.y_index)), "baseline_rows": n_base,
+        "baseline_times": "measured" if n_base == len(base.y_index) else f"measured on {n_base} rows, scaled x{scale:g}",
+        "mode": "zero", "dtype": "float64", "device": "cpu", "threads": args.threads,
         "gpu": "not lent: no GPU was lent to this task; CPU figures only",
         "epochs": args.epochs, "train_rows": int(min(args.train_rows, len(data.y_train))), "train_s": train_s, "train_loss": curve,
-        "test_accuracy": float(np.mean(base.pred == y_index)),
+        "test_accuracy": float(np.mean(base.pred == base.y_index)),
         "prepare_s": prepare_s, "kernel_s": kernel_s, "kernel_total_s": prepare_s + kernel_s,
         "captum_s": captum_s, "naive_s": naive_s,
         "ratio_captum": captum_s / (prepare_s + kernel_s), "ratio_naive": naive_s / (prepare_s + kernel_s),
         "mismatches_captum": int(np.sum(np.abs(captum_accuracy - accuracy) > 1e-12)),
         "mismatches_naive": naive_mismatches,
-        "units_changing_predictions": int(sum(int(np.sum(o["broken"] + o["fixed"] > 0)) for o in ours)),
+        "units_changing_predictions": int(sum(int(np.sum(o["broken"] + o["fixed"] > 0)) for o in full)),
+        "accuracy_drop_pp_max_by_site": [float(100 * np.max(-o["effect"])) for o in full],
         "load_average": list(os.getloadavg()),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "captum": captum.__version__,
                      "numpy": np.__version__},

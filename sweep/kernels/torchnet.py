@@ -498,6 +498,8 @@ def ablate_torch_units(
     logits = base.logits[None].repeat(len(units), 1, 1)  # (m, n, k), unchanged rows kept
     i = _site_index(base, layer)
     j = None if i is None else _linear_after(base, i)
+    if j is not None and isinstance(base.chain[j][1], torch.nn.Linear) and base.outputs[j - 1].dim() != 2:
+        j = None  # a linear layer on the last axis of a map mixes no channels: plain resume
     with torch.no_grad():
         if j is not None:
             for at, rows, z in _delta_batches(base, i, j, units, values, chunk_elements):
