@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import reproductions as rp
-from analysis.cumulative import area_under_curves
+from analysis.sections import reproductions as rp
+from analysis.sections.base import Page
+from analysis.study import Study
+from analysis.sections.cumulative import area_under_curves
 from sweep.data.datasets import load_dataset
 from sweep.data.models import load_model
 from sweep.run import pipeline
@@ -37,7 +39,7 @@ def test_paper_section_compares_each_scaling_with_the_papers_numbers(local_ray, 
         pipeline.run(run_config("model.max_iter=15", "seeds=[0,1,2]", "dataset.split_seed=null",
                                 f"dataset.scale={scale}", "dataset.label=digits-${dataset.scale}", "study=paper"))
     results = str(tmp_path / "results")
-    [section] = rp.paper_sections(results, "paper", tmp_path / "report", dataset="digits")
+    [section] = rp.paper_sections(Study.open(results, "paper"), Page(tmp_path / "report"), dataset="digits")
     table = section.tables["reproduction"].frame
     manifest = json.loads(Path(results, "paper", "_manifest.json").read_text())
     assert len(manifest["runs"]) == 6 and {r["dataset_params"]["split_seed"] for r in manifest["runs"]} == {0, 1, 2}
@@ -78,7 +80,7 @@ def test_amjad_section_tests_each_finding_on_per_seed_areas(local_ray, run_confi
                      "ablation.repetitions=2", "study=amjad")
     pipeline.run(cfg)
     results = str(tmp_path / "results")
-    [section] = rp.amjad_sections(results, "amjad", tmp_path / "report")
+    [section] = rp.amjad_sections(Study.open(results, "amjad"), Page(tmp_path / "report"))
     table = section.tables["amjad_findings"].frame
     df = pd.read_parquet(Path(results, "amjad", "kind=cumulative"))
     areas = area_under_curves(df[df["split"] == "test"])
@@ -102,7 +104,7 @@ def test_morcos_section_compares_noise_levels_on_the_labels_they_learned(local_r
         for ablation in ("neurons", "cumulative"):
             pipeline.run(run_config(f"ablation={ablation}", f"dataset.label_noise={noise}", *base))
     results = str(tmp_path / "results")
-    [section] = rp.morcos_sections(results, "morcos", tmp_path / "report")
+    [section] = rp.morcos_sections(Study.open(results, "morcos"), Page(tmp_path / "report"))
     memo = section.tables["morcos_memorization"].frame.set_index("label_noise")
     df = pd.read_parquet(Path(results, "morcos", "kind=cumulative"))
     random = df[(df["split"] == "train") & (df["order"] == "random")]
@@ -116,4 +118,4 @@ def test_morcos_section_compares_noise_levels_on_the_labels_they_learned(local_r
     assert (selectivity["n_seeds"] == 2).all() and selectivity["mean"].between(-1, 1).all()
     assert section.summary[0].startswith("Networks that memorize break sooner (Morcos et al.): ")
     assert len(section.figures) == 2
-    assert rp.amjad_sections(results, "morcos", tmp_path / "report") == []  # no information orders here
+    assert rp.amjad_sections(Study.open(results, "morcos"), Page(tmp_path / "report")) == []  # no information orders here

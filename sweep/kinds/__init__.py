@@ -13,6 +13,8 @@ import pyarrow as pa
 
 from sweep.kinds import cumulative, neuron, pair, pruning, synapse, unit
 from sweep.kinds.base import Ablation, AblationSettings, ResultKind
+from sweep.kinds.pruning import WITHIN_PP, removable_fractions
+from sweep.kinds.unit import statistics_split
 from sweep.results.store import PARTITIONING
 
 _MODULES = (neuron, synapse, unit, cumulative, pruning, pair)
@@ -33,4 +35,15 @@ STUDY_SCHEMA = pa.unify_schemas([*SCHEMAS.values(), pa.schema([("kind", pa.strin
 ``pyarrow.dataset.dataset(study, partitioning="hive", schema=STUDY_SCHEMA)``); a kind's rows
 hold nulls in the other kinds' columns. Without it, readers take the first file's schema."""
 
-__all__ = ["ABLATIONS", "KINDS", "SCHEMAS", "STUDY_SCHEMA", "Ablation", "AblationSettings", "ResultKind"]
+__all__ = [
+    "ABLATIONS",
+    "KINDS",
+    "SCHEMAS",
+    "STUDY_SCHEMA",
+    "WITHIN_PP",
+    "Ablation",
+    "AblationSettings",
+    "ResultKind",
+    "removable_fractions",
+    "statistics_split",
+]

@@ -17,7 +17,6 @@ the mean's confidence interval), the range, and for differences the mean's t-int
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis import figures as fig
-from analysis.cumulative import (
+from analysis.sections.cumulative import (
     area_under_curves,
     curve_band,
     label_noise_levels,
@@ -36,17 +35,12 @@ from analysis.cumulative import (
     selectivity_importance,
     spearman_by_layer,
 )
-from analysis.impact import impact_table, with_categories
-from analysis.load import RUN_KEYS, has_kind, load, load_manifest, runs_table
-from analysis.sections import Figure, Section, Table, run_resources, count
-from analysis.stats import t_interval
-from sweep.kernels.unitstats import unit_statistics
-
-LEVEL = 0.95
-"""Coverage of every interval of this module."""
-
-Q = 0.05
-"""False-discovery rate of the harmful neurons counted as surviving BH-FDR."""
+from analysis.formatting import count
+from analysis.sections.base import Figure, Page, Section, Table
+from analysis.sections.impact import impact_table, with_categories
+from analysis.stats import LEVEL, Q, t_interval
+from analysis.study import RUN_KEYS, NetworkKey, Study, runs_table
+from sweep.kernels import unit_statistics
 
 
 def over_seeds(values: np.ndarray, level: float = LEVEL) -> dict[str, float]:
@@ -166,7 +160,7 @@ def paper_runs(manifest: dict[str, Any], dataset: str = "mnist") -> pd.DataFrame
     return pd.DataFrame(rows, columns=[*RUN_KEYS, "scaling", "split_seed"])
 
 
-def silent_units(manifest: dict[str, Any], runs: pd.DataFrame) -> pd.DataFrame:
+def silent_units(study: Study, runs: pd.DataFrame) -> pd.DataFrame:
     """Units whose output never exceeds ``act(0)`` on the test split, per run and layer.
 
     Returns
@@ -174,15 +168,15 @@ def silent_units(manifest: dict[str, Any], runs: pd.DataFrame) -> pd.DataFrame:
     DataFrame
         ``dataset, model, seed, layer, n_silent``.
     """
-    keys = set(map(tuple, runs[RUN_KEYS].itertuples(index=False)))
     rows = []
-    for run in manifest.get("runs", []):
-        if (run["dataset"], run["model"], int(run["seed"])) not in keys:
+    for run in runs[RUN_KEYS].itertuples(index=False):
+        key = NetworkKey.of(run)
+        if study.run(key) is None:
             continue
-        net, data = run_resources(run)
-        stats = unit_statistics(net, data.X_test, data.y_test)  # "fires": its activation_rate
+        net = study.network(key)
+        stats = unit_statistics(net, *study.split(key, "test"))  # "fires": its activation_rate
         silent = np.bincount(stats["layer"], weights=stats["activation_rate"] == 0, minlength=len(net.hidden_sizes))
-        rows += [{"dataset": run["dataset"], "model": run["model"], "seed": int(run["seed"]), "layer": layer,
+        rows += [{"dataset": key.dataset, "model": key.model, "seed": key.seed, "layer": layer,
                   "n_silent": int(n)} for layer, n in enumerate(silent)]
     return pd.DataFrame(rows, columns=[*RUN_KEYS, "layer", "n_silent"])
 
@@ -274,21 +268,21 @@ def _paper_paragraphs(table: pd.DataFrame, survivors: pd.DataFrame, n_harmful: i
     return [p for p in paragraphs if p], summary
 
 
-def paper_sections(results: str, study: str, out_dir: Path, dataset: str = "mnist") -> list[Section]:
+def paper_sections(study: Study, page: Page, dataset: str = "mnist") -> list[Section]:
     """The reproduction of the paper's table (see the module docstring); ``dataset`` is the
     dataset name whose runs are compared (tests use ``digits``)."""
-    if not has_kind(results, study, "neuron"):
+    if not study.has("neuron"):
         return []
-    manifest = load_manifest(results, study)
+    manifest = study.manifest
     runs = paper_runs(manifest, dataset)
     if runs.empty:
         return []
-    neurons = load(results, study, "neuron").merge(runs[RUN_KEYS], on=RUN_KEYS)
+    neurons = study.rows("neuron").merge(runs[RUN_KEYS], on=RUN_KEYS)
     neurons = neurons[(neurons["mode"] == "zero") & (neurons["split"] == "test")]
     if neurons.empty:
         return []
-    impact = impact_table(neurons, runs_table(manifest), q=Q)
-    impact = impact.merge(silent_units(manifest, runs), on=[*RUN_KEYS, "layer"], how="left")
+    impact = impact_table(neurons, study.runs, q=Q)
+    impact = impact.merge(silent_units(study, runs), on=[*RUN_KEYS, "layer"], how="left")
     table = reproduction_table(impact, runs)
     categorized = with_categories(neurons, Q).merge(runs[[*RUN_KEYS, "scaling"]], on=RUN_KEYS)
     harmful = categorized[categorized["category"] == "harmful"]
@@ -312,7 +306,7 @@ def paper_sections(results: str, study: str, out_dir: Path, dataset: str = "mnis
         [split_note, *paragraphs],
         {"reproduction": Table(table, caption),
          "reproduction_fdr_survivors": Table(survivors, f"Harmful neurons whose BH q-value is at most {Q:g}.")},
-        [Figure(fig.save_figure(figure, out_dir / "figures", "reproduction_shares"),
+        [Figure(fig.save_figure(figure, page.figures, "reproduction_shares", page.svg),
                 "Helpful, neutral and harmful shares of each layer per pixel scaling (dot: mean over seeds; "
                 "bar: the 95 % interval of one run) against the paper's numbers (black crosses).")],
         summary,
@@ -407,12 +401,12 @@ def plot_amjad(df: pd.DataFrame, model: str, axes: np.ndarray) -> None:
         plot_cumulative(band[band["scope"] == scope], ax, f"{model}: {scope}")
 
 
-def amjad_sections(results: str, study: str, out_dir: Path) -> list[Section]:
+def amjad_sections(study: Study, page: Page) -> list[Section]:
     """Amjad et al.'s findings (see :func:`amjad_table`) with one figure per model, on the test
     split, when the study has curves ordered by mutual information high and low first."""
-    if not has_kind(results, study, "cumulative"):
+    if not study.has("cumulative"):
         return []
-    df = load(results, study, "cumulative")
+    df = study.rows("cumulative")
     if not AMJAD_ORDERS <= set(df["order"].unique()):
         return []
     modes = sorted(df["mode"].unique())
@@ -424,7 +418,7 @@ def amjad_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         figure = fig.new_figure(width=3.6 * n_panels, height=3.4)
         plot_amjad(df, model, np.atleast_1d(figure.subplots(1, n_panels)))
         figures.append(Figure(
-            fig.save_figure(figure, out_dir / "figures", f"amjad_{model}"),
+            fig.save_figure(figure, page.figures, f"amjad_{model}", page.svg),
             f"{model}: test accuracy as units are removed cumulatively, one panel per hidden layer and one "
             "for the whole network, one line per order (mean over seeds; random: over seeds and "
             "repetitions, its band the central 95 %)."))
@@ -496,13 +490,13 @@ def importance_table(units: pd.DataFrame, neurons: pd.DataFrame, manifest: dict[
     return pd.DataFrame(rows)
 
 
-def morcos_sections(results: str, study: str, out_dir: Path) -> list[Section]:
+def morcos_sections(study: Study, page: Page) -> list[Section]:
     """Morcos et al.'s two claims, when the study has random cumulative curves at two or more
     label-noise levels (measured on the train split, the labels each network learned)."""
-    if not has_kind(results, study, "cumulative"):
+    if not study.has("cumulative"):
         return []
-    manifest = load_manifest(results, study)
-    df = load(results, study, "cumulative")
+    manifest = study.manifest
+    df = study.rows("cumulative")
     df = df[(df["split"] == "train") & (df["order"] == "random")]
     if df.empty or label_noise_levels(manifest)["label_noise"].nunique() < 2:
         return []
@@ -529,12 +523,12 @@ def morcos_sections(results: str, study: str, out_dir: Path) -> list[Section]:
     for model, rows in curves.groupby("model", sort=True):
         figure = fig.new_figure()
         plot_memorization(rows[rows["scope"] == "network"], figure.subplots(), f"{model}: train labels")
-        figures.append(Figure(fig.save_figure(figure, out_dir / "figures", f"morcos_memorization_{model}"),
+        figures.append(Figure(fig.save_figure(figure, page.figures, f"morcos_memorization_{model}", page.svg),
                               f"{model}: accuracy on the labels each network was trained on, divided by the "
                               "unablated accuracy, as random sets of units are removed; one line per label-noise "
                               "level (band: the central 95 % of its seeds' and repetitions' curves)."))
-    if has_kind(results, study, "unit") and has_kind(results, study, "neuron"):
-        units, neurons = load(results, study, "unit"), load(results, study, "neuron")
+    if study.has("unit") and study.has("neuron"):
+        units, neurons = study.rows("unit"), study.rows("neuron")
         importance = importance_table(units, neurons, manifest)
         tables["morcos_selectivity"] = Table(importance, (
             "Spearman rho between each unit's class selectivity (on val, true labels) and its importance "
@@ -555,13 +549,12 @@ def morcos_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         if len(joined):
             figure = fig.new_figure()
             plot_selectivity_importance(joined, figure.subplots(), title="noise-free networks, test, all seeds")
-            figures.append(Figure(fig.save_figure(figure, out_dir / "figures", "morcos_selectivity"),
+            figures.append(Figure(fig.save_figure(figure, page.figures, "morcos_selectivity", page.svg),
                                   "Class selectivity of each unit of the noise-free networks (all seeds) against the "
                                   "change of test accuracy when it alone is removed; Spearman rho per layer."))
     return [Section("Reproduction of Morcos et al.", paragraphs, tables, figures, summary)]
 
 
-def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
+def build(study: Study, page: Page) -> list[Section]:
     """Every reproduction section the study has the results for."""
-    return [*paper_sections(results, study, out_dir), *amjad_sections(results, study, out_dir),
-            *morcos_sections(results, study, out_dir)]
+    return [*paper_sections(study, page), *amjad_sections(study, page), *morcos_sections(study, page)]
