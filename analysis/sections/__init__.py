@@ -18,6 +18,7 @@ from analysis.sections import (
     pruning,
     reproductions,
     stability,
+    synapses,
 )
 from analysis.sections.base import SectionBuilder
 
@@ -43,6 +44,7 @@ SECTIONS: tuple[Topic, ...] = (
     Topic("impact", "Impact of single-neuron removal", impact.build),
     Topic("stability", "Stability across seeds and test resamples", stability.build),
     Topic("harmful", "The most harmful neurons", harmful.build),
+    Topic("synapses", "Single-synapse removal", synapses.build),
     Topic("heldout", "Held-out pruning", heldout.build),
     Topic("cumulative", "Cumulative ablation, selectivity and memorization", cumulative.build),
     Topic("pruning", "Pruning chosen on val, measured on test", pruning.build),
