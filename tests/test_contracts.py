@@ -128,8 +128,8 @@ SWEEP_PUBLIC = {"sweep.results", "sweep.kernels", "sweep.data", "sweep.kinds"}
 """The packages analysis may import from sweep: their public faces (``__init__``), never a
 module behind them."""
 
-KNOWN_PRIVATE = {("analysis.explore.session", "sweep.kernels.joint")}
-"""Private imports still to remove (the explorer's live joint state; see docs/architecture.md)."""
+KNOWN_PRIVATE: set[tuple[str, str]] = set()
+"""Private imports still to remove (none: the explorer's live state is ``sweep.kernels.PrunedPass``)."""
 
 
 def _is_module(name: str) -> bool:
