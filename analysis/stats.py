@@ -108,6 +108,30 @@ def interval_half_width(n: int, level: float = LEVEL) -> float:
     return float(stats.t.ppf((1 + level) / 2, n - 1) / np.sqrt(n))
 
 
+def grouped_t_interval(
+    frame: pd.DataFrame, keys: list[str], value: str, level: float = LEVEL,
+    bounds: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """:func:`t_interval` of ``value`` in every group of ``keys``, in one vectorised pass
+    (a group of one value, or of equal values, has the mean as its interval).
+
+    Returns
+    -------
+    DataFrame
+        ``keys``, ``mean``, ``low``, ``high``, ``n``.
+    """
+    grouped = frame.groupby(keys, sort=True, observed=True)[value]
+    out = grouped.agg(mean="mean", sd="std", n="size")
+    dof = np.maximum(out["n"].to_numpy() - 1, 1)
+    half = stats.t.ppf((1 + level) / 2, dof) * out["sd"].to_numpy() / np.sqrt(out["n"].to_numpy())
+    half = np.where((out["n"].to_numpy() < 2) | ~(half > 0), 0.0, half)
+    low, high = out["mean"] - half, out["mean"] + half
+    if bounds is not None:
+        low, high = low.clip(lower=bounds[0]), high.clip(upper=bounds[1])
+    out["low"], out["high"] = low, high
+    return out[["mean", "low", "high", "n"]].reset_index()
+
+
 def percentile_interval(
     frame: pd.DataFrame, keys: list[str], value: str, level: float = LEVEL
 ) -> pd.DataFrame:

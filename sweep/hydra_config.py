@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import tempfile
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +20,14 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
+from hydra.errors import ConfigCompositionException, HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
 from sweep import spec
 from sweep.kernels.modes import NEURON_MODES
-from sweep.kinds import ABLATIONS, AblationSettings
+from sweep.kinds import ABLATION_SETTINGS, ABLATIONS
+from sweep.spec import AblationSettings
 
 
 def config_dir() -> str:
@@ -53,7 +55,10 @@ def _mutable(cls: type) -> type:
 
 
 def register_schema() -> None:
-    """Register ``run_schema`` and every ``ablation/<kind>_schema`` in Hydra's ConfigStore."""
+    """Register ``run_schema`` and every ``ablation/<kind>_schema`` in Hydra's ConfigStore, and
+    the ``sweep_tmp`` resolver (where a multirun's ``multirun.yaml`` goes)."""
+    if not OmegaConf.has_resolver("sweep_tmp"):
+        OmegaConf.register_new_resolver("sweep_tmp", lambda: str(Path(tempfile.gettempdir()) / "ablation-sweep"))
     store = ConfigStore.instance()
     store.store(name="run_schema", node=_mutable(spec.RunSpec))
     for name, ablation in ABLATIONS.items():
@@ -82,6 +87,19 @@ def _allowed(cls: type, prefix: str) -> list[str]:
             for f in dataclasses.fields(cls) if "choices" in f.metadata]
 
 
+def _keys(cls: type, prefix: str) -> list[str]:
+    """``  prefix.key=default`` for every plain (not nested) field of ``cls``."""
+    hints = typing.get_type_hints(cls)
+    shown = []
+    for f in dataclasses.fields(cls):
+        if spec._dataclass_type(hints[f.name]) is None:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            text = ("null" if default is None else str(default).lower() if isinstance(default, bool)
+                    else "(set by the group's choice)" if default == spec.MISSING else str(default).replace(" ", ""))
+            shown.append(f"  {prefix}{f.name}={text}")
+    return shown
+
+
 def help_text() -> str:
     """``--help``: what the tool does, where to start, the config groups and the allowed values
     (read from the registries, like the validation)."""
@@ -93,6 +111,9 @@ def help_text() -> str:
     for name, ablation in ABLATIONS.items():
         lines += [f" ablation={name}: {ablation.description}", *_allowed(ablation.settings, "ablation.")]
     lines += [" neuron modes:", *(f"  {name}: {mode.description}" for name, mode in NEURON_MODES.items()), ""]
+    lines += ["Keys and their defaults (model.*: every MLPClassifier parameter, scikit-learn's defaults):",
+              *_keys(spec.RunSpec, ""), *_keys(spec.DatasetSpec, "dataset."), *_keys(spec.PathsSpec, "paths."),
+              *_keys(spec.RaySpec, "ray."), ""]
     lines += ["Every key and its value: python -m sweep --cfg job      Hydra's own flags: python -m sweep --hydra-help"]
     return "\n".join(lines)
 
@@ -110,7 +131,7 @@ def to_run_spec(cfg: DictConfig) -> spec.RunSpec:
         values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     except MissingMandatoryValue as error:
         raise spec.SpecError(f"{error.full_key} is missing; set it on the command line ({error.full_key}=...)") from error
-    return spec.from_mapping(values)
+    return spec.from_mapping(values, ABLATION_SETTINGS)
 
 
 def compose_run(overrides: list[str]) -> spec.RunSpec:
@@ -130,6 +151,67 @@ def _unknown_key(cause: BaseException | None) -> str | None:
     message = str(spec.unknown_key(key, known, f"{group}." if group else ""))
     kind = getattr(cause.object_type, "kind", None)
     return message + (f" (settings of ablation={kind}: {', '.join(known)})" if group == "ablation" and kind else "")
+
+
+EXAMPLES: dict[str, str] = {"seeds": "[0,1,2]", "model.hidden_layer_sizes": "[392,196]", "study": "paper",
+                            "model.name": "my_net", "dataset.data_dir": "path/to/mnist",
+                            "paths.results": "path/to/results", "ray.address": "auto"}
+"""Example values for keys whose schema default does not make a good one."""
+
+
+def _setting(key: str) -> dataclasses.Field | None:
+    """The schema field an override key names (``ablation.*``: the first kind that has it)."""
+    group, _, name = key.lstrip("+~").rpartition(".")
+    owners = {"": [spec.RunSpec], "model": [spec.ModelSpec], "dataset": [spec.DatasetSpec], "ray": [spec.RaySpec],
+              "paths": [spec.PathsSpec], "ablation": list(ABLATION_SETTINGS.values())}.get(group, [])
+    found = [f for cls in owners for f in dataclasses.fields(cls) if f.name == name]
+    return found[0] if found else None
+
+
+def _expected(key: str) -> str:
+    """What ``key`` takes, in words, with an example: ``a list of integers, e.g. seeds=[0,1,2]``."""
+    field = _setting(key)
+    if field is None:
+        return f"write key=value, e.g. seeds={EXAMPLES['seeds']}"
+    hint = str(field.type).replace("Optional[", "").rstrip("]")
+    choices = field.metadata.get("choices")
+    default = field.default if field.default is not dataclasses.MISSING else None
+    if hint.startswith("list"):
+        words = "a list" + (" of integers" if "int" in hint else "")
+        example = f"[{','.join(map(str, choices[:2]))}]" if choices else "[0,1,2]"
+    elif choices:
+        words, example = f"one of {', '.join(map(str, choices))}", choices[0]
+    elif hint == "bool":
+        words, example = "true or false", "false"
+    elif hint in ("int", "float"):
+        words, example = ("an integer" if hint == "int" else "a number"), default if default not in (None, spec.MISSING) else 1
+    else:
+        words, example = "a value", default if default not in (None, spec.MISSING) else "x"
+    name = key.lstrip("+~")
+    return f"{name} takes {words}, e.g. {name}={EXAMPLES.get(name, example)}"
+
+
+def _syntax_error(error: BaseException, overrides: list[str]) -> str | None:
+    """One line for an override Hydra cannot parse or convert, in the project's words (the
+    key, what it takes, an example), without OmegaConf's type names; None for other errors."""
+    if isinstance(error, OverrideParseException):
+        parser = OverridesParser.create()
+        for text in overrides:
+            try:
+                parser.parse_overrides([text])
+            except OverrideParseException:
+                key = text.split("=", 1)[0] if "=" in text else None
+                if key is None:
+                    return f"{text!r} is not an override; write key=value, e.g. seeds={EXAMPLES['seeds']}"
+                return (f"{text!r} cannot be read: {_expected(key)}; close every bracket and quote, and "
+                        f"quote a value with spaces or special characters: {key}='...'")
+        return None
+    cause = error.__cause__
+    if isinstance(error, ConfigCompositionException) and str(error).startswith("Error merging override"):
+        key = str(getattr(cause, "full_key", "") or "")
+        given = next((o for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), str(error).split("override ", 1)[-1])
+        return f"{given} is invalid: {_expected(key)}" if key else None
+    return None
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -164,16 +246,22 @@ def override_error(args: list[str]) -> str | None:
     overrides = [a for a in args if a not in MULTIRUN_FLAGS]
     if any(a.startswith("-") or a.startswith("hydra") for a in overrides):
         return None
+    problem = _first_problem(overrides)
+    return None if problem is None else " ".join(line.strip() for line in problem.splitlines() if line.strip())
+
+
+def _first_problem(overrides: list[str]) -> str | None:
+    """What :func:`override_error` reports, possibly over several lines."""
     try:
         jobs = _jobs(overrides)
         for job in itertools.islice(jobs or [], MAX_CHECKED_JOBS):
             compose_run(job)
     except Exception as error:  # noqa: BLE001 - every composition failure is reported the same way
-        unknown = _unknown_key(error.__cause__)
+        unknown = _unknown_key(error.__cause__) or _syntax_error(error, overrides)
         if unknown:
             return unknown
         text = str(error).split("Config search path")[0]
         if error.__cause__ is not None and not isinstance(error, spec.SpecError):
             text += ": " + str(error.__cause__).split("full_key")[0].strip() + f" (key {getattr(error.__cause__, 'full_key', '?')})"
-        return " ".join(line.strip() for line in text.splitlines() if line.strip())
+        return text
     return None

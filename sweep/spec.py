@@ -5,8 +5,9 @@ turns the composed configuration (plain dicts and lists) into a :class:`RunSpec`
 key the schema does not know (naming the nearest valid one), and :func:`validate` checks every
 value. Allowed values are read from the registries: a field's ``choices`` metadata (modes,
 metric sets, orders, quantizers from :mod:`sweep.kernels`; activations from its table;
-datasets from :data:`sweep.data.datasets.DATASETS`) and each ablation kind's settings class
-(:data:`sweep.kinds.ABLATIONS`).
+datasets from :data:`sweep.data.datasets.DATASETS`) and each ablation kind's settings class,
+which :data:`sweep.kinds.ABLATIONS` passes in (this module imports no kind, so the kinds may
+import it).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Optional
 
 from sweep.data.datasets import DATASETS, SCALERS
+from sweep.data.torch_models import ARCHITECTURES, check_model
 from sweep.kernels.network import ACTIVATIONS
-from sweep.kinds import ABLATIONS, AblationSettings
 from sweep.results import storage
 
 MISSING = "???"
@@ -41,12 +42,27 @@ def _interval(low: float | None, high: float | None, low_closed: bool = True, hi
     return {"interval": (low, high, low_closed, high_closed)}
 
 
+TORCH_FIELDS = ("architecture", "factory", "sites", "epochs")
+"""ModelSpec fields of torch models only (``architecture: mlp`` is scikit-learn's MLP)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """``MLPClassifier`` hyper-parameters (scikit-learn's defaults); ``random_state`` is the seed."""
+    """``MLPClassifier`` hyper-parameters (scikit-learn's defaults); ``random_state`` is the seed.
+
+    ``architecture`` other than ``mlp`` is a torch model
+    (:data:`sweep.data.torch_models.ARCHITECTURES`): ``factory`` and ``sites`` for
+    ``architecture: torch``, ``epochs``; it reads ``solver``, ``alpha``, ``batch_size``,
+    ``learning_rate_init``, ``beta_1``, ``beta_2``, ``epsilon``, ``momentum``,
+    ``nesterovs_momentum`` and ``shuffle`` and ignores ``hidden_layer_sizes``.
+    """
 
     name: str = MISSING
     hidden_layer_sizes: list[int] = MISSING  # type: ignore[assignment]
+    architecture: str = field(default="mlp", metadata=_choices("mlp", *ARCHITECTURES))
+    factory: Optional[str] = None
+    sites: Optional[list[str]] = None
+    epochs: int = field(default=10, metadata=_interval(1, None))
     activation: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
     solver: str = field(default="adam", metadata=_choices("lbfgs", "sgd", "adam"))
     alpha: float = 0.0001
@@ -70,10 +86,19 @@ class ModelSpec:
     max_fun: int = 15000
 
     def classifier_params(self) -> dict[str, Any]:
-        """Keyword arguments of ``MLPClassifier`` (all fields but ``name``)."""
-        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+        """Keyword arguments of ``MLPClassifier`` (all fields but ``name`` and the torch ones)."""
+        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", *TORCH_FIELDS)}
         params["hidden_layer_sizes"] = tuple(self.hidden_layer_sizes)
         return params
+
+    def torch_params(self) -> dict[str, Any]:
+        """The settings a torch model's weights depend on (its content key)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "verbose")}
+
+    @property
+    def iterations(self) -> int:
+        """Training iterations shown as progress: ``max_iter`` (MLP) or ``epochs`` (torch)."""
+        return self.max_iter if self.architecture == "mlp" else self.epochs
 
 
 LOCATION_KEYS = ("data_dir", "cache_dir", "mirrors")
@@ -134,6 +159,7 @@ class RaySpec:
     num_cpus: Optional[int] = field(default=None, metadata=_interval(1, None))
     num_gpus: Optional[float] = field(default=None, metadata=_interval(0, None))
     num_gpus_per_worker: float = field(default=0.0, metadata=_interval(0, None))
+    num_gpus_per_train: float = field(default=0.0, metadata=_interval(0, None))
     threads_per_worker: int = field(default=1, metadata=_interval(1, None))
     max_in_flight: int = field(default=0, metadata=_interval(0, None))
     max_retries: int = field(default=3, metadata=_interval(0, None))
@@ -147,6 +173,32 @@ class PathsSpec:
 
     results: str = "results"
     models: Optional[str] = None
+
+
+SPLITS: tuple[str, ...] = ("test", "val", "train")
+"""Splits an ablation can be measured on."""
+
+
+@dataclass(frozen=True)
+class AblationSettings:
+    """Settings every ablation kind has.
+
+    Attributes
+    ----------
+    kind : str — the ablation (a key of :data:`sweep.kinds.ABLATIONS`, which holds one
+        subclass per kind)
+    splits : list of str, optional — splits measured; default test, plus val when the
+        dataset has one (anything chosen from results is chosen on val)
+    shard_cost : float — multiply-adds per shard (scheduling only)
+    """
+
+    kind: str = "???"
+    splits: Optional[list[str]] = field(default=None, metadata={"choices": SPLITS})
+    shard_cost: float = field(default=2e9, metadata={"interval": (0.0, None, False)})
+
+    def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
+        """Raise ValueError (naming the key and the fix) for settings that do not fit the
+        model (``hidden_sizes``) or the data (``has_val``: the dataset has a validation split)."""
 
 
 @dataclass(frozen=True)
@@ -186,8 +238,14 @@ def unknown_key(key: str, known: list[str], where: str) -> SpecError:
     return SpecError(f"{where}{key} is not a setting{hint}")
 
 
-def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
+def build(cls: type, values: Mapping[str, Any], settings: Mapping[str, type], where: str = "") -> Any:
     """An instance of dataclass ``cls`` from a plain mapping; nested dataclasses recursively.
+
+    Parameters
+    ----------
+    settings : mapping of str to type
+        Each ablation kind's :class:`AblationSettings` subclass by name (the registry,
+        :data:`sweep.kinds.ABLATIONS`, passes it in: this module imports no kind).
 
     Raises
     ------
@@ -201,13 +259,13 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
         if key not in known:
             raise unknown_key(key, known, where)
         nested = _dataclass_type(hints[key])
-        if nested is AblationSettings:
-            nested = ablation_settings(value)
-        kwargs[key] = build(nested, value, f"{where}{key}.") if nested and isinstance(value, Mapping) else value
+        if nested is AblationSettings and isinstance(value, Mapping):
+            nested = ablation_settings(value, settings)
+        kwargs[key] = build(nested, value, settings, f"{where}{key}.") if nested and isinstance(value, Mapping) else value
     return cls(**kwargs)
 
 
-def ablation_settings(values: Mapping[str, Any]) -> type:
+def ablation_settings(values: Mapping[str, Any], settings: Mapping[str, type]) -> type:
     """The settings class of the ablation kind ``values["kind"]`` names.
 
     Raises
@@ -216,14 +274,32 @@ def ablation_settings(values: Mapping[str, Any]) -> type:
         For an unknown kind, listing the known ones.
     """
     kind = values.get("kind", MISSING)
-    if kind not in ABLATIONS:
-        raise SpecError(f"ablation.kind={kind!r} is not allowed; choose one of {', '.join(ABLATIONS)}")
-    return ABLATIONS[kind].settings
+    if kind not in settings:
+        raise SpecError(f"ablation.kind={kind!r} is not allowed; choose one of {', '.join(settings)}")
+    return settings[kind]
 
 
-def from_mapping(values: Mapping[str, Any]) -> RunSpec:
-    """A validated :class:`RunSpec` with absolute local paths, from plain nested mappings."""
-    return resolve_paths(validate(build(RunSpec, values)))
+def from_mapping(values: Mapping[str, Any], settings: Mapping[str, type]) -> RunSpec:
+    """A validated :class:`RunSpec` with absolute local paths, from plain nested mappings.
+
+    ``settings``: each ablation kind's settings class by name, e.g.
+    ``{name: a.settings for name, a in sweep.kinds.ABLATIONS.items()}``.
+
+    Examples
+    --------
+    >>> from sweep.kinds import ABLATION_SETTINGS
+    >>> run = from_mapping({"model": {"name": "tiny", "hidden_layer_sizes": [8]},
+    ...                     "dataset": {"name": "digits"}, "ablation": {"kind": "neurons"}},
+    ...                    ABLATION_SETTINGS)
+    >>> run.ablation.modes, run.seeds
+    (['zero'], [0])
+    >>> from_mapping({"model": {"name": "tiny", "hidden_layer_sizes": [8], "activaton": "relu"}},
+    ...              ABLATION_SETTINGS)
+    Traceback (most recent call last):
+    ...
+    sweep.spec.SpecError: model.activaton is not a setting; did you mean model.activation?
+    """
+    return resolve_paths(validate(build(RunSpec, values, settings)))
 
 
 # --------------------------------------------------------------------------- validation
@@ -265,7 +341,7 @@ def _check_tree(obj: Any, prefix: str = "") -> None:
 
 def _check_counts(run: RunSpec) -> None:
     sizes = run.model.hidden_layer_sizes
-    if not sizes or any(not isinstance(s, int) or s < 1 for s in sizes):
+    if run.model.architecture == "mlp" and (not sizes or any(not isinstance(s, int) or s < 1 for s in sizes)):
         raise SpecError(
             f"model.hidden_layer_sizes={list(sizes)} is invalid; expected a non-empty list of "
             "positive integers, e.g. [392, 196]"
@@ -277,20 +353,61 @@ def _check_counts(run: RunSpec) -> None:
         raise SpecError(f"model.batch_size={batch!r} is invalid; expected 'auto' or a positive integer")
     if "val" in (run.ablation.splits or []) and run.dataset.val_fraction == 0:
         raise SpecError("ablation.splits includes 'val' but dataset.val_fraction=0; set dataset.val_fraction=0.1")
-    if not run.study or "/" in run.study or run.study.startswith((".", "_")):
-        raise SpecError(f"study={run.study!r} is invalid; expected a plain folder name such as 'paper'")
-    label = run.dataset.label
-    if label is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", label):
-        raise SpecError(f"dataset.label={label!r} is invalid; expected letters, digits, '.', '_' or '-', "
-                        "e.g. mnist-raw")
+    _check_names(run)
+    if run.dataset.data_dir is not None and not str(run.dataset.data_dir).strip():
+        raise SpecError("dataset.data_dir is empty; give the folder holding the dataset's files, e.g. "
+                        "dataset.data_dir=path/to/mnist, or leave it out to download them")
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A value that becomes a folder or a file-name part: letters, digits, ``.``, ``_``, ``-``, at
+most 64 characters, starting with a letter or digit; so never a path (``/``, ``..``), a Hive
+``key=value`` or a name pyarrow skips (``_``, ``.``)."""
+
+NAMED_KEYS: dict[str, str] = {"study": "paper", "model.name": "my_net", "dataset.label": "mnist-raw"}
+"""Every setting whose value names a folder or file under the results root, with an example."""
+
+
+def _check_names(run: RunSpec) -> None:
+    """Each of :data:`NAMED_KEYS` matches :data:`NAME_PATTERN`, so every file of a run lies
+    under ``<root>/<study>`` and ``<root>/models``."""
+    values = {"study": run.study, "model.name": run.model.name, "dataset.label": run.dataset.label}
+    for key, example in NAMED_KEYS.items():
+        value = values[key]
+        if value is not None and not (isinstance(value, str) and NAME_PATTERN.fullmatch(value)):
+            shown = repr(value) if len(str(value)) <= 80 else repr(str(value)[:60]) + f"... ({len(str(value))} characters)"
+            raise SpecError(f"{key}={shown} is invalid; expected a name of letters, digits, '.', '_' or '-' "
+                            f"(at most 64, starting with a letter or digit), e.g. {key}={example}")
+
+
+TORCH_ABLATIONS = ("neurons", "cumulative")
+"""``ablation=`` choices that run on torch models."""
+
+
+def _torch_widths(run: RunSpec) -> tuple[int, ...]:
+    """A torch model's unit counts per site, from the module built for the dataset's images;
+    every problem (torch missing, a bad factory or site, images the architecture does not
+    take, an ablation or GPU setting torch models lack) is one line, before any training."""
+    if run.ablation.kind not in TORCH_ABLATIONS:
+        raise SpecError(f"ablation={run.ablation.kind} does not run on torch models yet; use ablation=neurons or cumulative "
+                        f"(model={run.model.name})")
+    if run.ray.num_gpus_per_worker > 0:
+        raise SpecError("ray.num_gpus_per_worker > 0 ablates MLPs only: torch models are ablated on CPU in "
+                        "float64; set ray.num_gpus_per_worker=0 (ray.num_gpus_per_train trains on a GPU)")
+    record = DATASETS[run.dataset.name]
+    try:
+        return check_model(run.model, record.image_shape, record.n_classes)
+    except ValueError as error:
+        raise SpecError(f"model={run.model.name} on dataset={run.dataset.name}: {error}") from error
 
 
 def validate(run: RunSpec) -> RunSpec:
     """Check every value of a run; return it unchanged or raise :class:`SpecError`."""
     _check_tree(run)
     _check_counts(run)
+    sizes = tuple(run.model.hidden_layer_sizes) if run.model.architecture == "mlp" else _torch_widths(run)
     try:
-        run.ablation.check(tuple(run.model.hidden_layer_sizes), run.dataset.val_fraction > 0)
+        run.ablation.check(sizes, run.dataset.val_fraction > 0)
     except ValueError as error:
         raise SpecError(str(error)) from error
     return run

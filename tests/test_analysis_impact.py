@@ -70,3 +70,18 @@ def test_t_interval_hand_computed() -> None:
     assert t_interval(np.array([5.0, 5.0])) == (5.0, 5.0, 5.0)
     with pytest.raises(ValueError):
         t_interval(np.array([1.0]))
+
+
+def test_grouped_t_interval_equals_one_t_interval_per_group() -> None:
+    from analysis.stats import grouped_t_interval, percentile_interval
+
+    frame = pd.DataFrame({"g": [0, 0, 0, 1, 1, 2], "v": [10.0, 20.0, 30.0, 5.0, 5.0, 7.0]})
+    out = grouped_t_interval(frame, ["g"], "v", bounds=(0.0, 40.0)).set_index("g")
+    half = 4.302652729911275 * 10 / np.sqrt(3)
+    assert 20 - half < 0 and tuple(out.loc[0, ["mean", "low", "high"]]) == (20.0, 0.0, 40.0)
+    assert tuple(out.loc[1, ["mean", "low", "high", "n"]]) == (5.0, 5.0, 5.0, 2)  # constant
+    assert tuple(out.loc[2, ["low", "high", "n"]]) == (7.0, 7.0, 1)  # one value: no interval
+    mean, low, high = t_interval(np.array([10.0, 20.0, 30.0]), bounds=(0.0, 40.0))
+    assert (out.loc[0, "low"], out.loc[0, "high"]) == pytest.approx((low, high))
+    bands = percentile_interval(frame, ["g"], "v", level=0.5).set_index("g")
+    assert tuple(bands.loc[0, ["low", "high"]]) == (15.0, 25.0)

@@ -8,14 +8,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analysis.__main__ import main as analysis_main
-from sweep.data.datasets import load_dataset
+from sweep.data.datasets import DATASETS, load_dataset
+from sweep.kernels.modes import NEURON_MODES
+from sweep.kinds import ABLATIONS, KINDS
+from sweep.spec import PathsSpec, RaySpec, RunSpec
 from tests.conftest import MNIST_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +38,31 @@ def test_help_says_what_the_tool_does_and_lists_the_allowed_values(tmp_path):
     assert result.returncode == 0
     assert result.stdout.startswith("python -m sweep: exact ablation sweeps")
     assert "powered by Hydra" not in result.stdout and "_schema" not in result.stdout
-    assert "  ablation: cumulative, neurons, pairs, pruning, synapses" in result.stdout
-    assert "  ablation.modes: zero, remove, mean" in result.stdout
-    assert "  dataset.name: digits, mnist, svhn" in result.stdout
+    assert f"  ablation: {', '.join(sorted(ABLATIONS))}" in result.stdout
+    assert f"  ablation.modes: {', '.join(NEURON_MODES)}" in result.stdout
+    assert f"  dataset.name: {', '.join(DATASETS)}" in result.stdout
+    top_level = [f"{prefix}{f.name}=" for prefix, cls in (("", RunSpec), ("paths.", PathsSpec), ("ray.", RaySpec))
+                 for f in fields(cls) if f.name not in ("model", "dataset", "ablation", "ray", "paths")]
+    assert all(f"\n  {key}" in result.stdout for key in top_level), top_level
+    assert "\n  seeds=[0]\n" in result.stdout and "\n  progress=true\n" in result.stdout
+
+
+def test_the_smoke_preset_sweeps_every_ablation():
+    import yaml
+
+    preset = yaml.safe_load((REPO / "conf" / "experiment" / "smoke.yaml").read_text())
+    assert preset["hydra"]["sweeper"]["params"]["ablation"].split(",") == list(ABLATIONS)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_smoke_preset_writes_every_kind_and_nothing_in_the_current_folder(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = sweep_cli("-m", "experiment=smoke", f"paths.results={tmp_path / 'r'}", cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted(p.name.removeprefix("kind=") for p in (tmp_path / "r" / "smoke").glob("kind=*"))
+    assert written == sorted(KINDS) and list(work.iterdir()) == []
 
 
 def test_hydra_names_the_job_sweep(tmp_path):
@@ -53,7 +80,10 @@ def test_hydra_names_the_job_sweep(tmp_path):
                                     "(settings of ablation=neurons:"),
     (("experiment=amjod",), "error: In 'config': Could not find 'experiment/amjod' Available options in 'experiment': "
                             "amjad morcos paper"),
-    (("dataset.label=mnist/raw",), "error: dataset.label='mnist/raw' is invalid; expected letters, digits"),
+    (("dataset.label=mnist/raw",), "error: dataset.label='mnist/raw' is invalid; expected a name of letters, digits"),
+    (("model.name=../x",), "error: model.name='../x' is invalid; expected a name of letters, digits"),
+    (("seeds=abc",), "error: seeds=abc is invalid: seeds takes a list of integers, e.g. seeds=[0,1,2]"),
+    (("seeds=[0,1",), "error: 'seeds=[0,1' cannot be read: seeds takes a list of integers, e.g. seeds=[0,1,2]"),
     (("ablation=cumulative", "ablation.scopes=[layer2]"), "error: ablation.scopes has 'layer2'; choose from "
                                                           "network, layers, layer0"),
 ])
@@ -62,7 +92,8 @@ def test_mistakes_are_one_line_with_exit_code_2(tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith(message)
-    assert not (tmp_path / "r").exists()
+    assert "Config" not in result.stderr and "ListConfig" not in result.stderr  # no OmegaConf words
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no results, no Hydra outputs/
 
 
 def test_analysis_names_a_truncated_part_and_writes_nothing(tmp_path, capsys):
@@ -100,13 +131,18 @@ def test_ctrl_c_is_one_line_and_exit_code_130(tmp_path):
     command = [sys.executable, "-m", "sweep", "model.hidden_layer_sizes=[1024,1024]", "model.name=big",
                f"paths.results={tmp_path / 'r'}"]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               start_new_session=True)
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(process.stderr.fileno(), 4096), b"")))
+    reader.start()
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (tmp_path / "r" / "default").exists():  # past the checks
+    while time.monotonic() < deadline and b"training" not in b"".join(chunks):  # past the checks, Ray up
         time.sleep(0.2)
-    time.sleep(5)  # Ray starting or the model training: either way a sweep in progress
+    time.sleep(2)  # the model training: a sweep in progress
     os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the foreground group
-    _, stderr = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    stderr = b"".join(chunks).decode()
     assert process.returncode == 130
     lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip() and not line.startswith("training")]
     assert lines == ["interrupted: finished parts are kept; run the same command again to resume"]

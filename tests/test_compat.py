@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import analysis
+from sweep.compat import MOVED
 from sweep.run import pipeline
 
 FIXTURE = Path(__file__).parent / "fixtures" / "release_0_1"
@@ -102,3 +103,15 @@ def test_a_synapse_measured_under_two_selections_reads_once(tmp_path):
     assert len(store.read("synapse", distinct=False)) == 2 * 264
     once = store.read("synapse")
     assert len(once) == 264 and not once.duplicated(["split", "layer", "source", "target"]).any()
+
+
+@pytest.mark.parametrize("old", sorted(MOVED))
+def test_a_first_release_module_name_is_its_new_home_with_a_warning_naming_it(old, monkeypatch):
+    import importlib
+    import sys
+
+    monkeypatch.delitem(sys.modules, old, raising=False)
+    with pytest.warns(DeprecationWarning, match=f"{old} is deprecated; import from {MOVED[old]} instead"):
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(MOVED[old])
+    assert not (Path(__file__).parents[1] / "sweep" / f"{old.rsplit('.', 1)[1]}.py").exists()

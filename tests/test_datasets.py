@@ -202,12 +202,18 @@ def test_invalid_parameters(kwargs: dict, needle: str) -> None:
     assert needle in str(info.value)
 
 
-def test_image_shape() -> None:
-    assert {n: image_shape(n) for n in DATASETS} == {
-        "digits": (8, 8), "mnist": (28, 28), "svhn": (32, 32, 3)
-    }
-    with pytest.raises(DatasetError, match="mnist"):
-        image_shape("MNIST")
+KNOWN_SHAPES = {"digits": (8, 8), "mnist": (28, 28), "svhn": (32, 32, 3)}
+
+
+@pytest.mark.parametrize("name", list(DATASETS))
+def test_image_shape(name: str) -> None:
+    """Every record's rows reshape to an image (rows x columns, maybe channels); the shapes
+    this project knows from the releases' documentation are checked by value."""
+    shape = image_shape(name)
+    assert shape == DATASETS[name].image_shape and len(shape) in (2, 3) and min(shape) >= 1
+    assert shape == KNOWN_SHAPES.get(name, shape)
+    with pytest.raises(DatasetError, match=name):
+        image_shape(name.upper())
 
 
 # --------------------------------------------------------------------------- real MNIST
@@ -344,3 +350,18 @@ def test_svhn_unreadable_mat(
     monkeypatch.setitem(datasets.DATASETS, "svhn", dataclasses.replace(datasets.DATASETS["svhn"], files=specs))
     with pytest.raises(DatasetError, match="test_32x32.mat could not be read as an SVHN .mat"):
         load_dataset("svhn", data_dir=str(server.root))
+
+
+def test_the_idx_reader_names_the_dataset_it_reads(
+    server: Server, tiny_mnist: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another MNIST-format record (Fashion-MNIST's shape) reuses the IDX reader; its errors
+    name that dataset, not MNIST."""
+    path = server.root / "train-labels-idx1-ubyte.gz"
+    _idx_gz(path, np.zeros((20, 1), dtype=np.uint8))
+    specs = dict(datasets.DATASETS["mnist"].files, train_labels=_spec(path))
+    fashion = dataclasses.replace(datasets.DATASETS["mnist"], name="fashion", files=specs)
+    monkeypatch.setitem(datasets.DATASETS, "fashion", fashion)
+    with pytest.raises(DatasetError, match="magic number .* the original fashion file") as info:
+        load_dataset("fashion", data_dir=str(server.root))
+    assert "MNIST" not in str(info.value)

@@ -23,7 +23,7 @@ from sweep.run import pipeline
 from sweep.run import ray_executor as execute
 from sweep.kinds.neuron import plan_neurons
 from sweep.kinds.synapse import plan_synapses
-from sweep.plan import NetworkShape, RunKey
+from sweep.results.shards import NetworkShape, RunKey
 from tests.conftest import REPO
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}

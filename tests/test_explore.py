@@ -94,7 +94,7 @@ def test_malformed_unit_lists_are_one_message(text: str | None, message: str) ->
 # --------------------------------------------------------------------------- live answers
 
 
-@pytest.mark.parametrize("mode", ["zero", "remove", "mean"])
+@pytest.mark.parametrize("mode", list(NEURON_MODES))
 def test_answers_equal_ablate_joint_on_val_and_test(explorer: Explorer, mode: str) -> None:
     view = explorer.view(KEY)
     units = [(0, 3), (0, 17), (1, 5)]

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from sweep.run import pipeline
-from sweep.plan import RunKey, Shard
+from sweep.results.shards import RunKey, Shard
 from sweep.kinds import SCHEMAS
 from sweep.results.store import ResultStore, to_table
 from tests import test_distributed

@@ -88,3 +88,13 @@ def test_every_ray_process_of_a_local_sweep_listens_on_127_0_0_1_only_and_worker
     assert {"gcs_server", "raylet"} <= names, listening  # the probe sees Ray's servers
     assert [entry for entry in listening if not entry[1].startswith(("127.0.0.1:", "[::1]:", "[::ffff:127.0.0.1]:"))] == []
     assert probe["niceness"] == 0
+
+
+@pytest.mark.parametrize(("address", "loopback"), [
+    ("127.0.0.1:6379", True), ("localhost:6379", True), ("ray://127.0.0.1:10001", True),
+    ("10.0.0.1:6379", False), ("auto", False), (None, False),
+])
+def test_a_cluster_address_on_loopback_keeps_the_driver_on_loopback(address, loopback):
+    from sweep.run.ray_executor import _on_loopback
+
+    assert _on_loopback(address) is loopback

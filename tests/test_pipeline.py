@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from sweep.run import pipeline
+from sweep.run.summary import format_summary
 from sweep.data.datasets import load_dataset
 from sweep.data.models import load_model
 from sweep.kernels.oracle import naive_neuron_predictions
@@ -53,6 +54,8 @@ def test_rerun_reuses_model_and_parts_and_redoes_a_lost_part(local_ray, run_conf
 
     second = pipeline.run(cfg)
     assert second.rows_written == 0 and parts(second.results) == before
+    assert second.rows_reused == 300
+    assert format_summary(second).startswith("300 neuron ablations reused, 0 computed (train ")
     assert model_json.stat().st_mtime_ns == trained_at
 
     lost = sorted(before)[2]

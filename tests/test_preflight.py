@@ -84,3 +84,79 @@ def test_a_read_only_folder_reports_a_complete_study_and_refuses_new_work(local_
         pipeline.run(run_config(*TINY, "seeds=[1]"))
     with pytest.raises(StoreError, match="is read-only and 2 neuron part"):
         pipeline.run(run_config(*TINY, "ablation.modes=[remove]", "ablation.splits=[test,train]"))
+
+
+def before_ray(*args: str, cwd: Path) -> tuple[int, bool, str]:
+    """``python -m sweep ARGS`` in a fresh interpreter: exit code, whether Ray was imported, stderr."""
+    code = ("import sys\nsys.argv = ['sweep', *sys.argv[1:]]\nfrom sweep import __main__ as m\n"
+            "try:\n    m.cli()\nexcept SystemExit as e:\n    print(e.code, 'ray' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=300)
+    status, ray_imported = result.stdout.split()[-2:]
+    return int(status), ray_imported == "True", result.stderr
+
+
+@pytest.fixture
+def tiny_mnist_dir(tmp_path: Path) -> Path:
+    """A folder of links to the original MNIST files (the records' md5s are the originals',
+    and the damage is done to a copy)."""
+    from tests.conftest import MNIST_DIR
+
+    if not (MNIST_DIR / "t10k-labels-idx1-ubyte.gz").exists():
+        pytest.skip("MNIST files not available")
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for path in MNIST_DIR.glob("*.gz"):
+        (folder / path.name).symlink_to(path)
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt", "missing"])
+def test_a_damaged_data_file_is_one_line_before_ray_and_leaves_no_folder(tmp_path, tiny_mnist_dir, damage):
+    labels = tiny_mnist_dir / "t10k-labels-idx1-ubyte.gz"
+    good = labels.read_bytes()
+    labels.unlink()
+    if damage != "missing":
+        labels.write_bytes(good[:-100] if damage == "truncated" else good[:-1] + bytes([good[-1] ^ 1]))
+    status, ray_imported, stderr = before_ray("dataset=mnist", f"dataset.data_dir={tiny_mnist_dir}",
+                                              f"paths.results={tmp_path / 'r'}", cwd=tmp_path)
+    assert (status, ray_imported) == (2, False)
+    [line] = [line for line in stderr.splitlines() if line.strip()]
+    expected = {"truncated": "truncated or wrong file", "corrupt": "corrupt file", "missing": "cannot read"}[damage]
+    assert line.startswith("error: ") and str(labels) in line and expected in line and "Fix: " in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist"]  # no results root, no outputs/
+
+
+@pytest.mark.parametrize(("data_dir", "message"), [
+    ("", "dataset.data_dir is empty; give the folder holding the dataset's files, e.g. dataset.data_dir=path/to/mnist"),
+    ("nowhere", "nowhere is not a folder; expected the folder holding train-images-idx3-ubyte.gz"),
+])
+def test_a_data_dir_that_holds_nothing_is_one_line_before_ray(tmp_path, data_dir, message):
+    status, ray_imported, stderr = before_ray("dataset=mnist", f"dataset.data_dir={data_dir}",
+                                              f"paths.results={tmp_path / 'r'}", cwd=tmp_path)
+    assert (status, ray_imported) == (2, False) and stderr.startswith("error: dataset.data_dir") and message in stderr
+    assert len(stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_a_results_root_that_cannot_be_created_is_one_line_before_ray(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        status, ray_imported, stderr = before_ray(*TINY, f"paths.results={locked / 'r'}", cwd=tmp_path)
+    finally:
+        locked.chmod(0o700)
+    assert (status, ray_imported) == (2, False)
+    assert stderr.strip().startswith(f"error: cannot create {locked / 'r'} for paths.results=")
+    assert "choose a folder you can write" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_a_proc_results_root_is_not_called_read_only(tmp_path):
+    """/proc cannot hold folders, whoever runs: the classic root-user case of the folder above."""
+    status, ray_imported, stderr = before_ray(*TINY, "paths.results=/proc/ablation-sweep-test", cwd=tmp_path)
+    assert (status, ray_imported) == (2, False) and "read-only" not in stderr
+    assert stderr.strip().startswith("error: cannot create /proc/ablation-sweep-test for paths.results=")
+    assert list(tmp_path.iterdir()) == []

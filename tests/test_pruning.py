@@ -245,6 +245,8 @@ def test_pruning_sweep_writes_every_method_and_resumes(local_ray, run_config):
     test0 = rows[(rows["split"] == "test") & (rows["step"] == 0)]
     assert (test0["accuracy"] == summary.runs[0]["test_accuracy"]).all()
     assert set(summary.table["method"]) == set(PRUNING_METHODS)
+    percent = summary.table["removed_%_within_1pp"]
+    assert percent.between(0, 100).all() and percent.max() > 1 and "fraction_1pp" not in summary.table
     assert pipeline_run(cfg).rows_written == 0
 
     cut = run_config(*common, "dataset.val_fraction=0.2", "ablation.methods=[greedy,magnitude]",
@@ -253,7 +255,8 @@ def test_pruning_sweep_writes_every_method_and_resumes(local_ray, run_config):
     cut_rows = pd.read_parquet(f"{first.results}/kind=pruning")
     val = cut_rows[cut_rows["split"] == "val"]
     assert (val.groupby("method")["step"].max() < 36).all()  # stopped early, parts shorter than planned
-    assert pipeline_run(cut).rows_written == 0
+    again = pipeline_run(cut)
+    assert again.rows_written == 0 and again.rows_reused == len(cut_rows)
 
 
 def pipeline_run(cfg):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
 import pytest
 
-from sweep.plan import RunKey, Shard
-from sweep.kinds import KINDS, SCHEMAS
+from sweep.kinds import KINDS, SCHEMAS, STUDY_SCHEMA
+from sweep.results.shards import RunKey, Shard
 from sweep.results.store import ResultStore, StoreError, to_table
 
 
@@ -87,3 +91,83 @@ def test_manifest_merges_runs(tmp_path):
                                     {"dataset": "d", "model": "m", "seed": 0, "x": 3}], {"numpy": "1"})
     manifest = json.loads((tmp_path / "study" / "_manifest.json").read_text())
     assert [(r["seed"], r["x"]) for r in manifest["runs"]] == [(0, 3), (1, 2)]
+
+
+def kind_columns(kind: str, rows: int, n_classes: int = 3) -> dict[str, np.ndarray]:
+    """Columns of ``kind``'s schema (its constants left out), row ``i`` numbered ``i``."""
+    out = {}
+    for f in SCHEMAS[kind]:
+        if f.name in KINDS[kind].constants:
+            continue
+        if pa.types.is_list(f.type):
+            out[f.name] = np.arange(rows * n_classes, dtype=float).reshape(rows, n_classes)
+        elif pa.types.is_string(f.type):
+            out[f.name] = np.array(["test"] * rows)
+        else:
+            out[f.name] = np.arange(rows).astype(f.type.to_pandas_dtype())
+    return out
+
+
+def write_kind(store: ResultStore, kind: str, rows: int, **shard: object) -> Shard:
+    constants = {"mode": "zero", "split": "test", "selection": "all"}
+    part = Shard(RunKey("digits", "nn_392", 0), kind, "zero", "test", 0, 0, rows,
+                 selection="all" if kind == "synapse" else "-", **shard)
+    table = to_table(SCHEMAS[kind], kind_columns(kind, rows), {c: constants[c] for c in KINDS[kind].constants})
+    store.write_part(part, table, {"fingerprint": "f", "weights": "w"})
+    return part
+
+
+@pytest.fixture
+def mixed_study(tmp_path) -> Path:
+    """A study of 10 neuron rows then 24 synapse rows, written by this release."""
+    store = ResultStore(str(tmp_path), "study", SCHEMAS)
+    write_kind(store, "neuron", 10)
+    write_kind(store, "synapse", 24)
+    return Path(store.location)
+
+
+def check_every_column(frame: pd.DataFrame) -> None:
+    assert len(frame) == 34 and set(STUDY_SCHEMA.names) <= set(frame.columns)
+    synapses = frame[frame["kind"] == "synapse"]
+    assert len(synapses) == 24 and synapses["source"].notna().all() and synapses["target"].notna().all()
+    assert sorted(synapses["target"].astype(int)) == list(range(24)) and (synapses["selection"] == "all").all()
+    neurons = frame[frame["kind"] == "neuron"]
+    assert sorted(neurons["unit"].astype(int)) == list(range(10)) and neurons["source"].isna().all()
+
+
+def test_a_whole_mixed_study_reads_every_column_with_pandas_and_pyarrow_defaults(mixed_study):
+    check_every_column(pd.read_parquet(mixed_study))
+    check_every_column(pads.dataset(mixed_study, partitioning="hive").to_table().to_pandas())
+
+
+def test_a_whole_mixed_study_reads_every_column_with_duckdb_and_polars_defaults(mixed_study):
+    duckdb = pytest.importorskip("duckdb")
+    polars = pytest.importorskip("polars")
+    files = f"{mixed_study}/**/*.parquet"
+    check_every_column(duckdb.sql(f"select * from read_parquet('{files}', hive_partitioning=true)").df())
+    check_every_column(polars.read_parquet(files, hive_partitioning=True).to_pandas())
+
+
+def test_kind_reads_return_that_kind_s_columns_with_or_without_the_registry(mixed_study):
+    for store in (ResultStore(str(mixed_study.parent), "study", SCHEMAS), ResultStore(str(mixed_study.parent), "study")):
+        synapses = store.read("synapse")
+        assert list(synapses.columns) == [*SCHEMAS["synapse"].names, "dataset", "model", "seed"]
+        assert len(synapses) == 24 and list(synapses["target"]) == list(range(24))
+        neurons = store.read_model_rows("neuron", RunKey("digits", "nn_392", 0), "w")
+        assert list(neurons.columns) == SCHEMAS["neuron"].names and list(neurons["unit"]) == list(range(10))
+
+
+def test_a_part_written_before_a_unit_statistic_was_added_stays_valid_and_reads_it_as_null(tmp_path):
+    """Release 0.1's unit parts hold the statistics of that release; a statistic added since
+    (here: every part but the new column) reads as null there, and nothing is recomputed."""
+    store = ResultStore(str(tmp_path), "study", SCHEMAS)
+    shard = Shard(RunKey("digits", "nn_392", 0), "unit", "stats", "test", -1, 0, 6, "binary2")
+    older = to_table(SCHEMAS["unit"], kind_columns("unit", 6), {"split": "test"}).drop_columns(["kl_selectivity"])
+    ResultStore(str(tmp_path), "study", {"unit": older.schema}).write_part(shard, older, {"fingerprint": "f"})
+    assert store.pending([shard], {shard.run: "f"}) == []
+    rows = store.read("unit")
+    assert list(rows.columns[:-3]) == SCHEMAS["unit"].names and rows["kl_selectivity"].isna().all()
+    np.testing.assert_array_equal(rows["entropy"], np.arange(6.0))
+    renamed = older.rename_columns([c if c != "entropy" else "entropy2" for c in older.column_names])
+    ResultStore(str(tmp_path), "study", {"unit": renamed.schema}).write_part(shard, renamed, {"fingerprint": "f"})
+    assert store.pending([shard], {shard.run: "f"}) == [shard]  # a column this release does not know: redone

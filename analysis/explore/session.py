@@ -5,7 +5,7 @@ tables, unit profiles and joint ablations, and show what it returns. Results are
 through :mod:`analysis.load` (so through ``sweep.results``); a model artifact is opened only
 when it lies inside the results root the explorer was given.
 
-Live answers use the running state of the joint-ablation kernel (``sweep.kernels.joint``),
+Live answers use the running pass of the kernels (``sweep.kernels.PrunedPass``),
 as cumulative curves do: the unablated forward pass of each split is computed once per mode;
 a question copies it and ablates its units into it (a rank-k change of the next layer, later
 layers recomputed on the changed rows), measured by ``sweep.kernels.metrics.ablation_metrics``,
@@ -45,13 +45,14 @@ from sweep.data import DATASETS, DatasetSplits, image_shape, reference_inputs
 from sweep.kernels import (
     NEURON_MODES,
     Network,
+    PrunedPass,
     ablation_metrics,
+    as_units,
     class_index,
     hidden_activations,
     unit_replacements,
     unit_statistics,
 )
-from sweep.kernels.joint import State, as_units, initial_state
 from sweep.kinds import statistics_split
 
 Unit = tuple[int, int]
@@ -424,13 +425,13 @@ class LiveSplit:
     def __init__(self, net: Network, name: str, X: np.ndarray, y: np.ndarray) -> None:
         self.net, self.name, self.X, self.y = net, name, X, y
         self.y_index = class_index(net, y)
-        self._base: dict[str, State] = {}
-        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).evaluate(self.y_index)
+        self._base: dict[str, PrunedPass] = {}
+        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).outcome()
 
-    def base(self, mode: str, values: list[np.ndarray]) -> State:
+    def base(self, mode: str, values: list[np.ndarray]) -> PrunedPass:
         """The unablated running state whose ablated units take ``values`` (those of ``mode``)."""
         if mode not in self._base:
-            self._base[mode] = initial_state(self.net, self.X, as_units([], self.net), values)
+            self._base[mode] = PrunedPass.start(self.net, self.X, self.y, values, mode)
         return self._base[mode]
 
     def answer(self, units: np.ndarray, mode: str, values: list[np.ndarray]) -> SplitAnswer:
@@ -438,8 +439,8 @@ class LiveSplit:
         measured on this split: the unablated state copied and the units ablated into it
         (a rank-k change of the next layer, as cumulative curves do)."""
         state = self.base(mode, values).copy()
-        state.ablate(units)
-        pred, loss = state.evaluate(self.y_index)
+        state.remove_units(units)
+        pred, loss = state.outcome()
         m = {k: v[0] for k, v in ablation_metrics(self.y_index, self.base_pred, self.base_loss,
                                                    pred[None], loss[None], len(self.net.classes)).items()}
         right_before, right_after = self.base_pred == self.y_index, pred == self.y_index

@@ -19,6 +19,7 @@ from analysis.sections import (
     pruning,
     reproductions,
     stability,
+    synapses,
 )
 from analysis.sections.base import SectionBuilder
 
@@ -44,6 +45,7 @@ SECTIONS: tuple[Topic, ...] = (
     Topic("impact", "Impact of single-neuron removal", impact.build),
     Topic("stability", "Stability across seeds and test resamples", stability.build),
     Topic("harmful", "The most harmful neurons", harmful.build),
+    Topic("synapses", "Single-synapse removal", synapses.build),
     Topic("heldout", "Held-out pruning", heldout.build),
     Topic("cumulative", "Cumulative ablation, selectivity and memorization", cumulative.build),
     Topic("pruning", "Pruning chosen on val, measured on test", pruning.build),

@@ -23,7 +23,7 @@ from analysis.sections.base import (
     interval_note,
 )
 from analysis.sections.cumulative import LEGEND
-from analysis.stats import ALPHA, LEVEL, percentile_interval, t_interval
+from analysis.stats import ALPHA, LEVEL, grouped_t_interval, percentile_interval, t_interval
 from analysis.study import Study
 from sweep.kinds import WITHIN_PP, removable_fractions
 
@@ -80,12 +80,11 @@ def pruning_curves(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     test = df[df["split"] == "test"]
     per_seed = test.groupby([*FAMILY, "method", "step", "seed"], sort=True, observed=True).agg(
         fraction=("fraction", "first"), effect=("effect", "mean"))
-    rows = []
-    for key, group in per_seed.groupby(level=[*FAMILY, "method", "step"], sort=True):
-        low, high = _interval(group["effect"].to_numpy(), level)
-        rows.append({**dict(zip([*FAMILY, "method", "step"], key)), "fraction": group["fraction"].iloc[0],
-                     "mean": group["effect"].mean(), "low": low, "high": high, "seeds": len(group)})
-    curves = pd.DataFrame(rows)
+    steps = [*FAMILY, "method", "step"]
+    per_seed = per_seed.reset_index()
+    curves = grouped_t_interval(per_seed, steps, "effect", level).rename(columns={"n": "seeds"})
+    fraction = per_seed.groupby(steps, sort=True, observed=True)["fraction"].first().reset_index()
+    curves = fraction.merge(curves, on=steps)[[*steps, "fraction", "mean", "low", "high", "seeds"]]
     random = test[test["method"] == "random"]
     band = percentile_interval(random, [*FAMILY, "method", "step"], "effect", level)
     band = band.rename(columns={"low": "band_low", "high": "band_high"}).drop(columns=["mean", "n"])

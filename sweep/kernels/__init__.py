@@ -9,6 +9,7 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
 - :mod:`~sweep.kernels.basestate`, :mod:`~sweep.kernels.engine`,
   :mod:`~sweep.kernels.screen`: the shared machinery of the single-ablation kernels
 - :mod:`~sweep.kernels.neurons`, :mod:`~sweep.kernels.synapses`: single ablations
+- :mod:`~sweep.kernels.running`: THE running pass (units removed, the pass kept exact)
 - :mod:`~sweep.kernels.joint`, :mod:`~sweep.kernels.cumulative`,
   :mod:`~sweep.kernels.orders`: unit sets, cumulative curves and their orders
 - :mod:`~sweep.kernels.pruning`: pruning paths chosen on val (greedy and fixed orders)
@@ -26,6 +27,7 @@ from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, mcnemar_p
 from sweep.kernels.modes import (
     NEURON_MODES,
     ablated_neuron_network,
+    ablated_units_network,
     neuron_mode,
     replacement_values,
     unit_replacements,
@@ -42,6 +44,7 @@ from sweep.kernels.network import (
 from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons, neuron_flips
 from sweep.kernels.orders import ORDER_KEYS, make_order, scope_units
 from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, pair_count
+from sweep.kernels.running import PrunedPass
 from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, pruning_path, removal_limit
 from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
 from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network
@@ -68,12 +71,14 @@ __all__ = [
     "BaseState",
     "Flips",
     "Network",
+    "PrunedPass",
     "ablate_joint",
     "ablate_neurons",
     "ablate_pairs",
     "ablate_synapses",
     "ablation_metrics",
     "ablated_neuron_network",
+    "ablated_units_network",
     "ablated_synapse_network",
     "as_units",
     "class_index",

@@ -27,17 +27,21 @@ KINDS: dict[str, ResultKind] = {m.KIND.name: m.KIND for m in _MODULES}
 ABLATIONS: dict[str, Ablation] = {m.ABLATION.name: m.ABLATION for m in _MODULES if hasattr(m, "ABLATION")}
 """``ablation=<name>`` choices: each one's settings and the kinds it writes."""
 
+ABLATION_SETTINGS: dict[str, type[AblationSettings]] = {name: a.settings for name, a in ABLATIONS.items()}
+"""Each ``ablation=<name>``'s settings class, as :func:`sweep.spec.from_mapping` takes them."""
+
 SCHEMAS = {name: kind.schema for name, kind in KINDS.items()}
 """Each kind's Parquet schema (derived from its columns), as :class:`~sweep.results.ResultStore` takes them."""
 
 STUDY_SCHEMA = pa.unify_schemas([*SCHEMAS.values(), pa.schema([("kind", pa.string())]), PARTITIONING.schema])
-"""Every column of every kind plus the Hive keys: pass it to read a whole study as one dataset
-(``pandas.read_parquet(study, schema=STUDY_SCHEMA, filters=[("kind", "=", "neuron")])``,
-``pyarrow.dataset.dataset(study, partitioning="hive", schema=STUDY_SCHEMA)``); a kind's rows
-hold nulls in the other kinds' columns. Without it, readers take the first file's schema."""
+"""Every column of every kind plus the Hive keys. Parts written since release 0.2 carry every
+kind's columns (the others null), so a reader's defaults see them all; a study written by an
+earlier release reads whole with it: ``pandas.read_parquet(study, schema=STUDY_SCHEMA)``,
+``pyarrow.dataset.dataset(study, partitioning="hive", schema=STUDY_SCHEMA)``."""
 
 __all__ = [
     "ABLATIONS",
+    "ABLATION_SETTINGS",
     "KINDS",
     "KNOCKOUT_KEYS",
     "SCHEMAS",

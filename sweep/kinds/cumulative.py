@@ -23,7 +23,7 @@ from sweep.kinds.base import (
     measured_splits,
     validation_rows,
 )
-from sweep.plan import Shard
+from sweep.results.shards import Shard
 from sweep.results.store import ResultStore
 
 if TYPE_CHECKING:

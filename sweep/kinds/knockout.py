@@ -27,7 +27,7 @@ from sweep.kinds.base import (
     replacements,
 )
 from sweep.kinds.neuron import neuron_cost
-from sweep.plan import Shard
+from sweep.results.shards import Shard
 from sweep.results.store import ResultStore
 
 if TYPE_CHECKING:

@@ -32,7 +32,7 @@ from sweep.kinds.base import (
     replacements,
 )
 from sweep.kinds.neuron import neuron_cost
-from sweep.plan import Shard
+from sweep.results.shards import Shard
 from sweep.results.store import ResultStore
 
 if TYPE_CHECKING:
@@ -156,12 +156,16 @@ def removable_fractions(
 
 
 def path_summary(df: pd.DataFrame) -> pd.DataFrame:
-    """:func:`removable_fractions` on test, averaged over the repetitions of each method."""
+    """:func:`removable_fractions` on test, averaged over the repetitions of each method, in
+    the console's units: ``removed_%_within_<w>pp`` (% of the units) and ``max_gain_pp``."""
     if df.empty:
         return pd.DataFrame()
     table = removable_fractions(df)
     keys = [k for k in PATH_KEYS if k in table.columns and k != "repetition"]
-    return table.drop(columns="repetition").groupby(keys, sort=True, observed=True).mean().reset_index()
+    mean = table.drop(columns="repetition").groupby(keys, sort=True, observed=True).mean().reset_index()
+    percent = {f"fraction_{w:g}pp": f"removed_%_within_{w:g}pp" for w in WITHIN_PP}
+    mean[[*percent, "max_gain"]] = (mean[[*percent, "max_gain"]] * 100).round(2)
+    return mean.rename(columns={**percent, "max_gain": "max_gain_pp"})
 
 
 KIND = ResultKind(
@@ -172,8 +176,8 @@ KIND = ResultKind(
     plan=plan,
     compute=compute,
     summary=path_summary,
-    summary_title="pruning paths chosen on val: largest fraction removed before test accuracy fell more than "
-    "0.1 / 0.5 / 1 pp below the unpruned net, and the largest test gain (mean over random repetitions):",
+    summary_title="pruning paths chosen on val: the % of units removed before test accuracy fell more than "
+    "0.1 / 0.5 / 1 pp below the unpruned net, and the largest test gain in pp (mean over random repetitions):",
 )
 
 ABLATION = Ablation(

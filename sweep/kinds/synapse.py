@@ -32,7 +32,7 @@ from sweep.kinds.base import (
     validation_rows,
 )
 from sweep.kinds.neuron import category_counts
-from sweep.plan import NetworkShape, RunKey, Shard, shard_ranges
+from sweep.results.shards import NetworkShape, RunKey, Shard, shard_ranges
 from sweep.results.store import ResultStore
 
 if TYPE_CHECKING:

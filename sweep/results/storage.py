@@ -6,6 +6,7 @@ write goes through :func:`write_bytes_atomic` (temporary name, then rename).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -36,6 +37,24 @@ def join(*parts: str) -> str:
 
 def exists(fs: pafs.FileSystem, path: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def missing_folders(fs: pafs.FileSystem, path: str) -> list[str]:
+    """The folders of ``path`` that do not exist yet, deepest first (``path`` included)."""
+    missing = []
+    while path and path not in ("/", ".") and not exists(fs, path):
+        missing.append(path)
+        path = path.rsplit("/", 1)[0] if "/" in path else ""
+    return missing
+
+
+def remove_empty_folders(fs: pafs.FileSystem, folders: list[str]) -> None:
+    """Remove local ``folders`` (deepest first) that are still empty; a folder another process
+    has written to meanwhile stays. Object stores have no folders to leave behind."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        for folder in folders:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
 
 
 def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:

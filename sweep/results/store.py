@@ -23,7 +23,7 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from sweep.plan import RunKey, Shard
+from sweep.results.shards import RunKey, Shard
 from sweep.results import storage
 
 SELECTION = "selection"
@@ -32,6 +32,11 @@ SELECTION = "selection"
 PARTITIONING = pads.partitioning(
     pa.schema([("dataset", pa.string()), ("model", pa.string()), ("seed", pa.int64())]), flavor="hive"
 )
+
+
+KIND_COLUMNS = b"sweep.columns"
+"""Key of a part's metadata listing its kind's columns (JSON), in the order of the kind's
+schema; the part itself holds every kind's columns."""
 
 
 class StoreError(RuntimeError):
@@ -69,6 +74,14 @@ def to_table(schema: pa.Schema, columns: dict[str, Any], constants: dict[str, st
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in its order: a column ``table`` lacks is
+    all null, a column ``schema`` lacks is dropped."""
+    arrays = [table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+              for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
 @dataclass(frozen=True)
 class ResultStore:
     """The results of one study under a root folder or filesystem URI.
@@ -78,17 +91,41 @@ class ResultStore:
     root : str — local folder or pyarrow filesystem URI
     study : str — the study folder under the root
     schemas : mapping of str to pa.Schema — each result kind's schema (from
-        :data:`sweep.kinds.KINDS`); parts are validated against it and empty reads have its
-        columns. Without it, reads of a missing kind are empty frames without columns.
+        :data:`sweep.kinds.KINDS`). Parts are written with their union, :attr:`part_schema`
+        (the other kinds' columns null), so that a reader's defaults see every column of a
+        mixed study; reads return a kind's own columns (a column added since a part was
+        written is null there), and empty reads have them. Without it, reads return the
+        columns a part lists as its kind's (:data:`KIND_COLUMNS`), and reads of a missing
+        kind are empty frames without columns.
     """
 
     root: str
     study: str
     schemas: Mapping[str, pa.Schema] = field(default_factory=dict, compare=False)
 
+    @property
+    def part_schema(self) -> pa.Schema:
+        """Every column of every kind, the Hive keys left out: the schema parts are written with."""
+        return pa.unify_schemas(list(self.schemas.values())) if self.schemas else pa.schema([])
+
     def _empty(self, kind: str) -> pd.DataFrame:
         schema = self.schemas.get(kind)
         return pd.DataFrame() if schema is None else schema.empty_table().to_pandas()
+
+    def _kind_columns(self, kind: str, schema: pa.Schema) -> pa.Schema:
+        """The columns of ``kind``: its registered schema, else those a part with this
+        ``schema`` lists in its metadata (parts of the first release list none: all theirs)."""
+        if kind in self.schemas:
+            return self.schemas[kind]
+        listed = json.loads((schema.metadata or {}).get(KIND_COLUMNS, b"null"))
+        return schema.remove_metadata() if listed is None else pa.schema([schema.field(c) for c in listed])
+
+    def fits(self, part: pa.Schema) -> bool:
+        """Whether a part's columns are ones this release writes: each is a column of
+        :attr:`part_schema` of the same type. A part may lack columns added since it was
+        written (a new unit statistic): reads give them as null, and it is not recomputed."""
+        study = self.part_schema
+        return all(study.get_field_index(f.name) >= 0 and study.field(f.name).type == f.type for f in part)
 
     @property
     def _fs_and_base(self) -> tuple[pafs.FileSystem, str]:
@@ -143,9 +180,16 @@ class ResultStore:
         """The fingerprint a shard's part was written with, or None if the part is missing or
         broken (unreadable, another schema, another row count)."""
         footer = self._footer(self.part_path(shard))
-        if footer is None or not footer[0].equals(self.schemas[shard.kind]) or not shard.holds(footer[1]):
+        if footer is None or not self.fits(footer[0]) or not shard.holds(footer[1]):
             return None
         return str(footer[2].get("fingerprint", ""))
+
+    def part_rows(self, shard: Shard) -> int:
+        """Rows of a shard's complete part (one :meth:`pending` kept): :attr:`Shard.n_rows`,
+        read from the footer for a shard a stop rule may cut short."""
+        if not shard.cut_short:
+            return shard.n_rows
+        return (self._footer(self.part_path(shard)) or (None, 0, {}))[1]
 
     def existing_parts(self, kind: str, dataset: str, model: str, seed: int) -> set[str]:
         """File names of the complete-looking parts in one partition."""
@@ -206,8 +250,9 @@ class ResultStore:
         if not shard.holds(table.num_rows):
             bound = "at most " if shard.cut_short else ""
             raise StoreError(f"shard {shard.id} produced {table.num_rows} rows, expected {bound}{shard.n_rows}")
-        meta = {b"sweep": json.dumps(metadata, sort_keys=True, default=str).encode()}
-        table = table.replace_schema_metadata(meta)
+        meta = {b"sweep": json.dumps(metadata, sort_keys=True, default=str).encode(),
+                KIND_COLUMNS: json.dumps(table.column_names).encode()}
+        table = conform(table, self.part_schema if self.schemas else table.schema).replace_schema_metadata(meta)
         buffer = io.BytesIO()
         pq.write_table(table, buffer, compression="zstd")
         fs, _ = self._fs_and_base
@@ -229,7 +274,8 @@ class ResultStore:
         folder = self.partition_dir(kind, run.dataset, run.model, run.seed)
         paths = [storage.join(folder, name) for name in sorted(self.existing_parts(kind, run.dataset, run.model, run.seed))]
         mine = [path for path in paths if (self._footer(path) or (None, 0, {}))[2].get("weights") == weights]
-        tables = [pq.read_table(path, filesystem=fs).replace_schema_metadata(None) for path in mine]
+        tables = [pq.read_table(path, filesystem=fs) for path in mine]
+        tables = [conform(t, self._kind_columns(kind, t.schema)) for t in tables]
         return pa.concat_tables(tables).to_pandas() if tables else self._empty(kind)
 
     def read(self, kind: str, filters: Any = None, distinct: bool = True) -> pd.DataFrame:
@@ -246,10 +292,12 @@ class ResultStore:
         folder = storage.join(base, f"kind={kind}")
         if not storage.exists(fs, folder):
             return self._empty(kind)
-        dataset = pads.dataset(folder, filesystem=fs, format="parquet", schema=None,
-                               partitioning=PARTITIONING)
+        columns = self.schemas.get(kind) or self._kind_columns(
+            kind, pads.dataset(folder, filesystem=fs, format="parquet", partitioning=PARTITIONING).schema)
+        dataset = pads.dataset(folder, filesystem=fs, format="parquet", partitioning=PARTITIONING,
+                               schema=pa.unify_schemas([columns, PARTITIONING.schema]))
         expression = pq.filters_to_expression(filters) if filters else None
-        frame = dataset.to_table(filter=expression).to_pandas()
+        frame = dataset.to_table(filter=expression).replace_schema_metadata(None).to_pandas()
         if not distinct or SELECTION not in frame.columns:
             return frame
         identity = [c for c in frame.columns if c != SELECTION and not pd.api.types.is_object_dtype(frame[c])]
@@ -365,18 +413,21 @@ def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
 def check_writable(location: str, setting: str) -> bool:
     """Whether a folder (local path or URI) can be written, found in seconds and before any work.
 
-    Returns False for a read-only folder (the caller decides whether it needs to write).
+    Returns False for a read-only folder that exists (the caller decides whether it needs to
+    write); a folder it had to create for the probe is removed again, so a run that fails
+    later leaves no empty folder behind.
 
     Raises
     ------
     StoreError
-        If a part of the path is a file, or its object store cannot be reached; the message
-        names ``setting`` (e.g. ``paths.results='s3://...'``).
+        If a part of the path is a file, the folder cannot be created, or its object store
+        cannot be reached; the message names ``setting`` (e.g. ``paths.results='s3://...'``).
     """
     try:
         fs, path = storage.resolve(location)
         parent = path.rsplit("/", 1)[0] or "/"
         kinds = [fs.get_file_info(p).type for p in (parent, path)]
+        created = storage.missing_folders(fs, path)
     except OSError as error:
         raise StoreError(f"cannot reach {setting} ({str(error).splitlines()[0]}); check the address, "
                          "the endpoint and the credentials, or use a local folder") from error
@@ -385,8 +436,14 @@ def check_writable(location: str, setting: str) -> bool:
     try:
         storage.write_bytes_atomic(fs, probe := storage.join(path, f"_probe-{uuid.uuid4().hex}"), b"")
         fs.delete_file(probe)
-    except OSError:
+    except OSError as error:
+        if created:
+            reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+            raise StoreError(f"cannot create {created[-1]} for {setting} ({reason}); choose a folder you "
+                             "can write, e.g. paths.results=./results") from error
         return False
+    finally:
+        storage.remove_empty_folders(fs, created)
     return True
 
 
@@ -407,5 +464,22 @@ def list_studies(root: str) -> list[str] | None:
 
 def read_results(root: str, study: str, kind: str, filters: Any = None) -> pd.DataFrame:
     """Rows of one kind of a study with typed ``dataset, model, seed`` columns; ``filters``
-    as in ``pandas.read_parquet`` (partition keys included)."""
+    as in ``pandas.read_parquet`` (partition keys included).
+
+    Examples
+    --------
+    A study of one part, written the way a sweep writes it:
+
+    >>> import tempfile, numpy as np
+    >>> from sweep.kinds import SCHEMAS
+    >>> from sweep.results.shards import RunKey, Shard
+    >>> root = tempfile.mkdtemp()
+    >>> shard = Shard(RunKey("digits", "tiny", 0), "unit", "stats", "test", -1, 0, 2)
+    >>> columns = {name: np.arange(2) for name in SCHEMAS["unit"].names if name != "split"}
+    >>> path = ResultStore(root, "demo", SCHEMAS).write_part(shard, to_table(SCHEMAS["unit"],
+    ...     columns, {"split": "test"}), {"fingerprint": "f"})
+    >>> rows = read_results(root, "demo", "unit", [("seed", "=", 0)])
+    >>> rows[["model", "seed", "layer", "unit", "entropy"]].to_dict("list")
+    {'model': ['tiny', 'tiny'], 'seed': [0, 0], 'layer': [0, 1], 'unit': [0, 1], 'entropy': [0.0, 1.0]}
+    """
     return ResultStore(root, study).read(kind, filters)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sweep.data.models import ModelArtifact
-from sweep.plan import RunKey, Shard
+from sweep.results.shards import RunKey, Shard
 from sweep.results.store import ResultStore
 
 if TYPE_CHECKING:

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from sweep.data import models
-from sweep.data.datasets import DatasetError, DatasetSplits, load_dataset
+from sweep.data.datasets import DatasetError, DatasetSplits, check_files, load_dataset
 from sweep.kernels.network import Network
 from sweep.kinds import ABLATIONS, SCHEMAS, ResultKind
 from sweep.kinds.base import DataArrays, PlanInputs, measured_splits
-from sweep.plan import RunKey
+from sweep.results.shards import RunKey
 from sweep.results import storage
 from sweep.results.store import ResultStore, StoreError, check_writable
 from sweep.run import executor as executors
@@ -109,9 +109,9 @@ def _run_phase(
     cfg: RunSpec, kind: ResultKind, executor: Executor, artifacts: dict[RunKey, models.ModelArtifact],
     nets: dict[RunKey, Network], sizes: dict[str, int], data_refs: dict[RunKey, Any], store: ResultStore,
     writable: bool,
-) -> tuple[int, set[str]]:
-    """Plan, drop stale parts, skip what exists, run the rest; returns (rows written,
-    selection tags planned).
+) -> tuple[int, int, set[str]]:
+    """Plan, drop stale parts, skip what exists, run the rest; returns (rows written, rows
+    reused from earlier runs, selection tags planned).
 
     Raises
     ------
@@ -138,14 +138,25 @@ def _run_phase(
     for key, plan in plans.items():
         inputs[key] = ShardInputs(executor.put(replace(plan.inputs, fingerprint=fingerprints[key])), data_refs[key])
     rows = executor.run_shards(todo, inputs, store, metadata, cfg.progress)
-    return rows, {s.selection for s in shards}
+    reused = sum(store.part_rows(shard) for shard in shards if shard not in todo)
+    return rows, reused, {s.selection for s in shards}
+
+
+def preflight(cfg: RunSpec, store: ResultStore) -> bool:
+    """What the world must offer, checked in seconds before Ray starts: the results root (a
+    file, an unreachable store, a folder that cannot be created: :class:`StoreError`) and
+    every data file (missing, truncated, corrupt, not downloadable: :class:`DatasetError`).
+    Returns whether the study folder is writable."""
+    writable = store.check_writable()
+    check_files(cfg.dataset.name, cfg.dataset.data_dir, cfg.dataset.cache_dir, cfg.dataset.mirrors)
+    return writable
 
 
 def run(cfg: RunSpec) -> SweepSummary:
     """Run a sweep end to end and return its summary."""
     times: dict[str, float] = {}
     store = ResultStore(cfg.paths.results, cfg.study, SCHEMAS)
-    writable = store.check_writable()  # before anything slow: a bad root fails in seconds
+    writable = preflight(cfg, store)
     executor = executors.connect(cfg.ray)  # its workers start while the data loads
     clock = time.perf_counter()
     data_refs, sizes = _load_data(cfg, executor)
@@ -158,10 +169,10 @@ def run(cfg: RunSpec) -> SweepSummary:
     clock = time.perf_counter()
     nets = {key: models.load_network(artifact.path) for key, artifact in artifacts.items()}
     phases = ABLATIONS[cfg.ablation.kind].phases
-    rows, selections = 0, set()
+    rows, reused, selections = 0, 0, set()
     for kind in phases:
-        written, selections = _run_phase(cfg, kind, executor, artifacts, nets, sizes, data_refs, store, writable)
-        rows += written
+        written, kept, selections = _run_phase(cfg, kind, executor, artifacts, nets, sizes, data_refs, store, writable)
+        rows, reused = rows + written, reused + kept
     times["ablate"] = time.perf_counter() - clock
 
     runs = [_manifest_run(cfg, key, artifact) for key, artifact in artifacts.items()]
@@ -171,10 +182,11 @@ def run(cfg: RunSpec) -> SweepSummary:
     results = store.read(kind.name, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)],
                          distinct=False)
     measured = measured_splits(cfg.ablation, sizes)
-    results = results[results["seed"].isin(cfg.seeds) & results["split"].isin(measured)]
+    if not results.empty:  # a selection can be empty (no neuron harmful on val): no rows
+        results = results[results["seed"].isin(cfg.seeds) & results["split"].isin(measured)]
     if "selection" in results:
         results = results[results["selection"].isin(selections)]
-    return SweepSummary(store.location, kind.name, kind.summary(results), rows, times, runs)
+    return SweepSummary(store.location, kind.name, kind.summary(results), rows, times, runs, reused)
 
 
 def _manifest_run(cfg: RunSpec, key: RunKey, artifact: models.ModelArtifact) -> dict[str, Any]:

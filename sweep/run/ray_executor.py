@@ -9,6 +9,7 @@ Ray (``ray.address: null``) listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import queue
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 from sweep.data.models import ModelArtifact, train_and_save
 from sweep.kernels.backend import CONVERTERS
 from sweep.kinds.base import DataArrays, ModelInputs
-from sweep.plan import RunKey, Shard
+from sweep.results.shards import RunKey, Shard
 from sweep.results.store import ResultStore
 from sweep.run.executor import ExecutionError, ShardInputs, TrainJob
 from sweep.run.worker import run_shard
@@ -53,6 +54,11 @@ def connect(cfg: RaySpec) -> "RayExecutor":
         if cfg.address is None:
             _warm_up()
     _check_gpus(cfg)
+    n_gpus = ray.cluster_resources().get("GPU", 0)
+    if cfg.num_gpus_per_train > n_gpus:
+        raise ExecutionError(f"ray.num_gpus_per_train={cfg.num_gpus_per_train} but the cluster has {n_gpus:g} GPUs; "
+                             "add GPU workers (or ray.num_gpus=N for a local Ray) or set ray.num_gpus_per_train=0 "
+                             "to train on CPU")
     return RayExecutor(cfg)
 
 
@@ -111,12 +117,43 @@ def _keep_loopback_node_address() -> Iterator[None]:
         yield
 
 
+def _on_loopback(address: str | None) -> bool:
+    """Whether an explicit cluster address is on this machine's loopback interface (a head
+    started with ``ray start --head --node-ip-address=127.0.0.1``)."""
+    target = _host_port(address)
+    if target is None:
+        return False
+    try:
+        return ipaddress.ip_address(socket.gethostbyname(target[0])).is_loopback
+    except (OSError, ValueError):
+        return False
+
+
+def _use_this_machines_token() -> None:
+    """Send this machine's Ray token (if any, and ``RAY_AUTH_MODE`` is unset) to a cluster on
+    127.0.0.1, as ``ray.init`` does for a cluster it finds itself (``address=auto``): an
+    explicit address gets no token from Ray, and a cluster with token authentication then
+    refuses the driver only after half a minute of retries."""
+    logging.getLogger(TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)  # its notice, as for a local Ray
+    with contextlib.suppress(ImportError):  # Ray releases without token authentication
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 def _init(cfg: RaySpec) -> None:
     _check_reachable(cfg.address)
     local = cfg.address is None
+    loopback = local or _on_loopback(cfg.address)
+    if loopback and not local:
+        _use_this_machines_token()
     try:
-        with _keep_loopback_node_address() if local else contextlib.nullcontext():
-            _start(cfg, local)
+        # a driver joining a cluster on 127.0.0.1 must stay on 127.0.0.1 too: rewritten to the
+        # machine's address it waits for ever for a GCS that listens on loopback only
+        with _keep_loopback_node_address() if loopback else contextlib.nullcontext():
+            _start(cfg, local, loopback)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise ExecutionError(
             f"cannot reach Ray at ray.address={cfg.address!r} ({str(error).splitlines()[0]}); "
@@ -137,7 +174,7 @@ TOKEN_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
 local Ray that listens on 127.0.0.1 only (the authentication itself stays on)."""
 
 
-def _start(cfg: RaySpec, local: bool) -> None:
+def _start(cfg: RaySpec, local: bool, loopback: bool) -> None:
     if local:
         os.environ.setdefault("RAY_worker_niceness", WORKER_NICENESS)
         logging.getLogger(TOKEN_NOTICE_LOGGER).setLevel(logging.ERROR)
@@ -147,7 +184,7 @@ def _start(cfg: RaySpec, local: bool) -> None:
         num_gpus=cfg.num_gpus if local else None,
         include_dashboard=cfg.include_dashboard,
         dashboard_host=LOOPBACK,
-        _node_ip_address=LOOPBACK if local else None,
+        _node_ip_address=LOOPBACK if loopback else None,
         logging_level=logging.WARNING,
         configure_logging=True,
     )
@@ -186,7 +223,7 @@ def cluster_cpus() -> int:
 
 
 @ray.remote
-def _train(job: TrainJob, data: DataArrays, threads: int) -> Iterator[tuple[int, float] | ModelArtifact]:
+def _train(job: TrainJob, data: DataArrays, threads: int, device: str = "cpu") -> Iterator[tuple[int, float] | ModelArtifact]:
     """A generator task: yields ``(iteration, loss)`` as the model trains, then its artifact.
 
     The fit runs in a thread of the task; its iterations are streamed to the driver as they
@@ -197,7 +234,7 @@ def _train(job: TrainJob, data: DataArrays, threads: int) -> Iterator[tuple[int,
     def fit() -> None:
         try:
             outcome.append(train_and_save(job.model, job.dataset, data.splits, job.seed, job.path, threads,
-                                          lambda iteration, loss: updates.put((iteration, loss))))
+                                          lambda iteration, loss: updates.put((iteration, loss)), device))
         except BaseException as error:  # noqa: BLE001 - re-raised in the task below
             outcome.append(error)
         updates.put(None)
@@ -225,7 +262,8 @@ PROGRESS_INTERVAL_S = 0.5
 
 
 def train_models(
-    jobs: list[TrainJob], data: Mapping[RunKey, ray.ObjectRef], threads: int, max_retries: int, progress: bool = True
+    jobs: list[TrainJob], data: Mapping[RunKey, ray.ObjectRef], threads: int, max_retries: int, progress: bool = True,
+    gpus_per_train: float = 0.0,
 ) -> dict[RunKey, ModelArtifact]:
     """Train the jobs in parallel, each a task of ``threads`` CPUs and BLAS threads, showing
     each model's iteration, loss and time while it trains.
@@ -233,14 +271,19 @@ def train_models(
     ``data`` maps each run to the object-store reference of its :class:`~sweep.kinds.base.DataArrays`.
     One BLAS thread per task is the default (``ray.threads_per_worker``): measured on 2 cores,
     a second thread never made an MLP fit faster, and oversubscribed threads made it many
-    times slower (``bench/training.py``).
+    times slower (``bench/training.py``). A torch model trains on a GPU share of
+    ``gpus_per_train`` when above 0 (``ray.num_gpus_per_train``), on CPU otherwise.
     """
-    task = _train.options(num_cpus=threads, max_retries=max_retries)
-    streams = {task.remote(job, data[job.run], threads): job for job in jobs}
+    def submit(job: TrainJob) -> ray.ObjectRef:
+        gpus = gpus_per_train if job.model.architecture != "mlp" else 0.0
+        task = _train.options(num_cpus=threads, num_gpus=gpus, max_retries=max_retries)
+        return task.remote(job, data[job.run], threads, "cuda" if gpus else "cpu")
+
+    streams = {submit(job): job for job in jobs}
     latest: dict[RunKey, tuple[int, float]] = {}
     done: dict[RunKey, ModelArtifact] = {}
     start = time.perf_counter()
-    total = sum(job.model.max_iter for job in jobs)
+    total = sum(job.model.iterations for job in jobs)
     with tqdm(total=total, desc="training", unit="it", disable=not progress or not jobs, leave=False) as bar:
         while len(done) < len(jobs):
             waiting = [stream for stream, job in streams.items() if job.run not in done]
@@ -251,7 +294,7 @@ def train_models(
                     done[run] = update
                 else:
                     latest[run] = update
-            bar.update(sum(job.model.max_iter if job.run in done else latest.get(job.run, (0, 0.0))[0]
+            bar.update(sum(job.model.iterations if job.run in done else latest.get(job.run, (0, 0.0))[0]
                            for job in jobs) - bar.n)
             bar.set_postfix_str(f"{_training_state(jobs, done, latest)} ({time.perf_counter() - start:.0f} s)",
                                 refresh=False)  # drawn at tqdm's own rate, not once per iteration
@@ -390,7 +433,8 @@ class RayExecutor:
 
     def train(self, jobs: list[TrainJob], data: Mapping[RunKey, ray.ObjectRef],
               progress: bool = True) -> dict[RunKey, ModelArtifact]:
-        return train_models(jobs, data, self.cfg.threads_per_worker, self.cfg.max_retries, progress)
+        return train_models(jobs, data, self.cfg.threads_per_worker, self.cfg.max_retries, progress,
+                            self.cfg.num_gpus_per_train)
 
     def run_shards(self, shards: list[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
                    metadata: dict[RunKey, dict[str, Any]], progress: bool) -> int:

@@ -22,12 +22,13 @@ class SweepSummary:
     rows_written: int
     seconds: dict[str, float]
     runs: list[dict[str, Any]]
+    rows_reused: int = 0
 
 
 def format_summary(summary: SweepSummary) -> str:
     """Counts per seed and layer, where the results are, and how to read them."""
     kind = KINDS[summary.kind]
-    lines = [f"{summary.rows_written} {kind.name} ablations computed this run "
+    lines = [f"{summary.rows_reused:,} {kind.name} ablations reused, {summary.rows_written:,} computed "
              f"(train {summary.seconds.get('train', 0):.1f} s, ablate {summary.seconds.get('ablate', 0):.1f} s)"]
     for r in summary.runs:
         lines.append(f"  {r['dataset']}/{r['model']} seed {r['seed']}: train accuracy {r['train_accuracy']:.4f}, "

@@ -8,7 +8,7 @@ from typing import Any
 
 from sweep.kinds import KINDS
 from sweep.kinds.base import DataArrays, ModelInputs
-from sweep.plan import Shard
+from sweep.results.shards import Shard
 from sweep.results.store import ResultStore, to_table
 
 
