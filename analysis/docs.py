@@ -1,5 +1,6 @@
 """The generated parts of ``docs/reproductions.md``, written from a stored study:
-``python -m analysis RESULTS --study S --markdown docs``.
+``python -m analysis RESULTS --study S --markdown docs``; also the shares figure the README
+shows (``docs/figures/reproduction_paper_shares.png``).
 
 The page's prose is written by hand; its tables (and the class-knockout figure) sit between
 ``<!-- BEGIN generated: <name> -->`` and ``<!-- END generated: <name> -->`` markers and are
@@ -14,18 +15,23 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from analysis import figures as fig
 from analysis.formatting import number
 from analysis.load import AnalysisError
 from analysis.sections import knockout
-from analysis.sections.reproductions import NOT_RUN, PAPER_MODELS, QUANTITIES, paper_study
+from analysis.sections.reproductions import NOT_RUN, PAPER_MODELS, QUANTITIES, paper_study, plot_shares
 from analysis.study import RUN_KEYS, Study
 
 
 DOCS_TABLES: tuple[str, ...] = ("paper-table", "paper-noise", "paper-variance")
 """Marked regions of ``docs/reproductions.md`` that :func:`write_docs` rewrites
 (``<!-- BEGIN generated: <name> -->`` ... ``<!-- END generated: <name> -->``)."""
+
+SHARES_FIGURE = "reproduction_paper_shares"
+"""The shares figure of the README and ``docs/reproductions.md`` (``docs/figures/<name>.png``)."""
 
 SEEDS_CSV = "reproductions_paper_seeds.csv"
 """Per-seed values beside the docs (one row per network and layer), so that a rerun of any
@@ -148,6 +154,11 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
             + ", ".join(f"{m} {s}: {k} seeds" for (m, s), k in n.items()) + "); " + provenance)))
         seeds.drop(columns=["paper_dataset"]).to_csv(docs / SEEDS_CSV, index=False, float_format="%.10g")
         written.append(docs / SEEDS_CSV)
+        panels = tables["reproduction"][(tables["reproduction"]["quantity"] == QUANTITIES["pct_helpful"].label)
+                                        & (tables["reproduction"]["n_seeds"] > 0)].groupby(["model", "layer"]).ngroups
+        figure = fig.new_figure(width=4.0 * panels, height=3.6)
+        plot_shares(tables["reproduction"], np.atleast_1d(figure.subplots(1, panels)))
+        written.append(fig.save_figure(figure, docs / "figures", SHARES_FIGURE))
     if study.has("knockout"):
         classes, figure, answers = knockout.docs_table(study, docs / "figures")
         body = "\n\n".join(answers) + "\n\n" + markdown_table(classes, list(classes.columns))

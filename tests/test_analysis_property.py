@@ -33,10 +33,11 @@ KIND_OVERRIDES: dict[str, list[str]] = {
                    "ablation.orders=[random,selectivity_high,mutual_information_low]"],
     "pairs": ["ablation=pairs"],
     "pruning": ["ablation=pruning", "ablation.repetitions=2", "ablation.max_removed=0.15"],
+    "class_knockout": ["ablation=class_knockout", "ablation.classes=[0,1]", "ablation.max_units=3"],
 }
 """Each ablation a study may hold, small enough to sweep in a second or two."""
 
-NEEDS_VAL = {"pruning"}
+NEEDS_VAL = {"pruning", "class_knockout"}
 """Ablations that choose on the val split (refused without one)."""
 
 MAX_PAIR_WIDTH = 40

@@ -146,6 +146,7 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     assert text.startswith("# intro\n") and text.endswith("tail\n") and "old" not in text
     assert "| digits | nn_392 |" not in text and "| mnist | nn_392 | 0 | helpful neurons (%) | 65.05 | ±5.00 |" in text
     assert text.count("not run here") >= 24 and "--markdown docs` from 9 networks" in text
+    assert (docs / "figures" / f"{docs_writer.SHARES_FIGURE}.png").exists()
     csv = pd.read_csv(docs / docs_writer.SEEDS_CSV)
     assert len(csv) == 9 and csv["pct_helpful"].tolist() == pytest.approx(tables["seeds"]["pct_helpful"].tolist())
 
