@@ -53,7 +53,7 @@ def test_cli_writes_the_report(study_root: Path, tmp_path: Path, capsys: pytest.
         assert (out / "tables" / f"{name}.csv").exists(), name
     impact = pd.read_csv(out / "tables" / "impact.csv")
     assert len(impact) == 2 * 2 * 2  # seeds x splits x layers
-    assert "## 4. Held-out pruning" in (out / "report.md").read_text()  # sections are numbered
+    assert "## 5. Held-out pruning" in (out / "report.md").read_text()  # sections are numbered
     assert not (out / report.LOG_NAME).exists()  # nothing failed, nothing logged
 
 
