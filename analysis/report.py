@@ -73,7 +73,7 @@ STYLE = """
 html{background:#eef1f4}
 body{margin:0;color:var(--ink);font:17px/1.6 Charter,"Bitstream Charter","Iowan Old Style",
 Georgia,"DejaVu Serif",serif}
-main{max-width:64rem;margin:2rem auto;padding:2.5rem 2.5rem 3rem;background:#fff;
+main{max-width:76rem;margin:2rem auto;padding:2.5rem 2.5rem 3rem;background:#fff;
 box-shadow:0 1px 3px rgba(0,0,0,.12)}
 h1,h2,h3,figcaption,nav,table,.lede,.note,.context{font-family:system-ui,-apple-system,
 "Segoe UI",Roboto,"Helvetica Neue",Arial,"DejaVu Sans",sans-serif}
@@ -218,7 +218,7 @@ def render_markdown(title: str, sections: Sequence[Section], page: Page) -> str:
 def _html_figure(n: int, figure: Figure, page: Page) -> str:
     esc = html.escape
     png = figure.path.relative_to(page.out_dir).as_posix()
-    image = f'<img src="{esc(png)}" alt="Figure {n}" loading="lazy">'
+    image = f'<img src="{esc(png)}" alt="Figure {n}">'
     svg = figure.path.with_suffix(".svg")
     if svg.exists():
         image = f'<a href="{esc(svg.relative_to(page.out_dir).as_posix())}">{image}</a>'

@@ -123,7 +123,7 @@ def test_report_reads_like_a_paper(study_root: Path, tmp_path: Path) -> None:
     assert _text(findings[0]).startswith("Harmful neurons (removal alone raises test accuracy):")
     # figures and tables numbered in order, each with a caption that is not a file name
     figures = [(src, n, m, _text(caption)) for src, n, m, caption in re.findall(
-        r'<img src="([^"]+)" alt="Figure (\d+)" loading="lazy"><figcaption><b>Figure (\d+)\.</b> '
+        r'<img src="([^"]+)" alt="Figure (\d+)"><figcaption><b>Figure (\d+)\.</b> '
         r"(.+?)</figcaption>", page)]
     numbers = list(range(1, len(figures) + 1))
     assert len(figures) >= 4 and [int(f[1]) for f in figures] == [int(f[2]) for f in figures] == numbers
