@@ -13,6 +13,7 @@ folder (default ``reports/<study>``) is served under ``/report/`` and linked, wh
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--study", help="study to analyse (default: the only one there is)")
     parser.add_argument("--out", help="report folder (default: reports/<study>)")
     parser.add_argument("--svg", action="store_true", help="also write every figure as SVG")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                        help="topics built at once, each in its own process (default: 2)")
     parser.add_argument("--markdown", metavar="DOCS", help="instead of the report, rewrite the generated tables "
                         "of DOCS/reproductions.md and the per-seed CSV beside it (study: experiment=paper)")
     args = parser.parse_args(argv)
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print("\n".join(map(str, write_docs(study, Path(args.markdown)))))
             return 0
-        result = write_report(study, out_dir=args.out, svg=args.svg)
+        result = write_report(study, out_dir=args.out, svg=args.svg, jobs=args.jobs)
     except AnalysisError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR

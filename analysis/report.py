@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import html
 import itertools
-import logging
+import multiprocessing
 import os
 import re
 import traceback
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from analysis.explore import unit_url
 from analysis.formatting import column_header, format_cell, resolution_decimals
@@ -29,6 +31,7 @@ from analysis.load import AnalysisError
 from analysis.sections import SECTIONS, Topic
 from analysis.sections.base import Figure, Page, Section, Table
 from analysis.study import Study
+from sweep.kinds import KINDS
 
 MAX_FINDINGS = 8
 """Most findings in the summary box ("What this study found")."""
@@ -70,7 +73,7 @@ STYLE = """
 html{background:#eef1f4}
 body{margin:0;color:var(--ink);font:17px/1.6 Charter,"Bitstream Charter","Iowan Old Style",
 Georgia,"DejaVu Serif",serif}
-main{max-width:64rem;margin:2rem auto;padding:2.5rem 2.5rem 3rem;background:#fff;
+main{max-width:76rem;margin:2rem auto;padding:2.5rem 2.5rem 3rem;background:#fff;
 box-shadow:0 1px 3px rgba(0,0,0,.12)}
 h1,h2,h3,figcaption,nav,table,.lede,.note,.context{font-family:system-ui,-apple-system,
 "Segoe UI",Roboto,"Helvetica Neue",Arial,"DejaVu Sans",sans-serif}
@@ -215,7 +218,7 @@ def render_markdown(title: str, sections: Sequence[Section], page: Page) -> str:
 def _html_figure(n: int, figure: Figure, page: Page) -> str:
     esc = html.escape
     png = figure.path.relative_to(page.out_dir).as_posix()
-    image = f'<img src="{esc(png)}" alt="Figure {n}" loading="lazy">'
+    image = f'<img src="{esc(png)}" alt="Figure {n}">'
     svg = figure.path.with_suffix(".svg")
     if svg.exists():
         image = f'<a href="{esc(svg.relative_to(page.out_dir).as_posix())}">{image}</a>'
@@ -301,24 +304,44 @@ def _decimals(study: Study) -> int:
     return resolution_decimals(None)
 
 
-def _build(topic: Topic, study: Study, page: Page, log: logging.Logger) -> list[Section]:
-    """The topic's sections, or one failure box naming its error (traceback to the log)."""
+Built = tuple[list[Section], str]
+"""A topic's sections and, when it failed, its traceback (else "")."""
+
+
+def _build(topic: Topic, study: Study, page: Page) -> Built:
+    """The topic's sections, or one failure box naming its error and the traceback."""
     try:
-        return topic.build(study, page)
+        with threadpool_limits(limits=1):  # small matrices: one BLAS thread each, topics in parallel
+            return topic.build(study, page), ""
     except Exception as error:  # noqa: BLE001 — a failing topic must not lose the others
         line = f"{type(error).__name__}: {error}".splitlines()[0]
-        log.error("section %r failed: %s\n%s", topic.name, line, traceback.format_exc())
-        return [Section(topic.title, failure=line)]
+        return [Section(topic.title, failure=line)], traceback.format_exc()
 
 
-def _logger(out: Path) -> logging.Logger:
-    log = logging.getLogger(f"analysis.report.{out}")
-    log.propagate = False
-    log.handlers.clear()
-    handler = logging.FileHandler(out / LOG_NAME, mode="w", encoding="utf-8", delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    return log
+_FORKED: tuple[Sequence[Topic], Study, Page] | None = None
+"""What forked workers build from (set just before the pool forks; never pickled)."""
+
+
+def _build_forked(index: int) -> Built:
+    topics, study, page = _FORKED
+    return _build(topics[index], study, page)
+
+
+def _build_all(topics: Sequence[Topic], study: Study, page: Page, jobs: int) -> list[Built]:
+    """Every topic, in ``jobs`` forked processes when the platform forks (rows read once in
+    this process first, so the workers only compute and draw), else one after the other."""
+    global _FORKED
+    if jobs < 2 or len(topics) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_build(topic, study, page) for topic in topics]
+    for kind in KINDS:
+        study.rows(kind)
+    _FORKED = (topics, study, page)
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            return list(pool.map(_build_forked, range(len(topics))))
+    finally:
+        _FORKED = None
 
 
 def write_report(
@@ -328,6 +351,7 @@ def write_report(
     topics: Sequence[Topic] | None = None,
     *,
     svg: bool = False,
+    jobs: int = 1,
 ) -> ReportResult:
     """Build every topic's sections and write the report folder; a failing topic becomes a
     box naming it and its error, and is listed in the result.
@@ -339,6 +363,7 @@ def write_report(
     out_dir : path, optional — default ``reports/<study>`` in the working directory
     topics : sequence of Topic, optional — default :data:`analysis.sections.SECTIONS`
     svg : bool — also write every figure as SVG (PNG only by default)
+    jobs : int — topics built at once, each in a forked process (1: in this process)
 
     Returns
     -------
@@ -353,14 +378,16 @@ def write_report(
     out = Path(out_dir if out_dir is not None else Path("reports") / opened.name).resolve()
     (out / "tables").mkdir(parents=True, exist_ok=True)
     page = Page(out, _decimals(opened), svg)
-    log = _logger(out)
-    chosen = SECTIONS if topics is None else topics
-    built = [(topic, _build(topic, opened, page, log)) for topic in chosen]
-    for handler in log.handlers:
-        handler.close()
-    sections = [section for _, made in built for section in made]
-    failures = [(topic.name, made[0].failure) for topic, made in built
+    chosen = list(SECTIONS if topics is None else topics)
+    built = _build_all(chosen, opened, page, jobs)
+    failures = [(topic.name, made[0].failure) for topic, (made, _) in zip(chosen, built)
                 if len(made) == 1 and made[0].failure]
+    (out / LOG_NAME).unlink(missing_ok=True)
+    if failures:
+        (out / LOG_NAME).write_text("".join(
+            f"section {topic.name!r} failed: {made[0].failure}\n{trace}\n"
+            for topic, (made, trace) in zip(chosen, built) if trace), encoding="utf-8")
+    sections = [section for made, _ in built for section in made]
     if not sections:
         raise AnalysisError(f"study {opened.name!r} in {opened.root!r} has no results to report")
     for section in sections:

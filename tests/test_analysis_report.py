@@ -53,7 +53,7 @@ def test_cli_writes_the_report(study_root: Path, tmp_path: Path, capsys: pytest.
         assert (out / "tables" / f"{name}.csv").exists(), name
     impact = pd.read_csv(out / "tables" / "impact.csv")
     assert len(impact) == 2 * 2 * 2  # seeds x splits x layers
-    assert "## 4. Held-out pruning" in (out / "report.md").read_text()  # sections are numbered
+    assert "## 5. Held-out pruning" in (out / "report.md").read_text()  # sections are numbered
     assert not (out / report.LOG_NAME).exists()  # nothing failed, nothing logged
 
 
@@ -123,7 +123,7 @@ def test_report_reads_like_a_paper(study_root: Path, tmp_path: Path) -> None:
     assert _text(findings[0]).startswith("Harmful neurons (removal alone raises test accuracy):")
     # figures and tables numbered in order, each with a caption that is not a file name
     figures = [(src, n, m, _text(caption)) for src, n, m, caption in re.findall(
-        r'<img src="([^"]+)" alt="Figure (\d+)" loading="lazy"><figcaption><b>Figure (\d+)\.</b> '
+        r'<img src="([^"]+)" alt="Figure (\d+)"><figcaption><b>Figure (\d+)\.</b> '
         r"(.+?)</figcaption>", page)]
     numbers = list(range(1, len(figures) + 1))
     assert len(figures) >= 4 and [int(f[1]) for f in figures] == [int(f[2]) for f in figures] == numbers

@@ -214,8 +214,9 @@ def build(study: Study, page: Page) -> list[Section]:
     significant = rows[rows["significant"] & (rows["category"] == "harmful")]
     shared = shared_errors(study, network_keys(df))
     paragraphs = [p for p in [resolution_line(df, shared)] if p]
+    shown = table.drop(columns=["n_helpful", "n_neutral"])  # n units x the shares: a page width
     tables = {"impact": Table(
-        in_units(table.rename(columns={"accuracy_base": "accuracy"}), pp=["max_effect"],
+        in_units(shown.rename(columns={"accuracy_base": "accuracy"}), pp=["max_effect"],
                  pct=["train_accuracy", "accuracy"]),
         "Single-neuron removal per network, split and layer (the paper's table). Accuracy: the "
         "unablated network's on the row's split; helpful / neutral / harmful: neurons whose "
