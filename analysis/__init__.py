@@ -1,47 +1,39 @@
-"""Analysis of ablation sweeps: impact tables, significance, stability, pruning, figures, report.
+"""Analysis of ablation sweeps: a study loaded once, report sections, figures, the report.
 
 Typical use::
 
     import analysis
-    df = analysis.load("results", kind="neuron", filters=[("split", "=", "test")])
-    table = analysis.impact_table(df, analysis.runs_table(analysis.load_manifest("results")))
-    analysis.write_report("results", out_dir="report")
+    study = analysis.Study.open("results")              # the only study there, checked
+    neurons = study.rows("neuron", split="test")        # rows of one kind, read once
+    table = analysis.impact_table(neurons, study.runs)  # the paper's table
+    analysis.write_report("results", out_dir="report")  # every section; failures boxed
 """
 
-from analysis.impact import impact_table, most_harmful, with_categories
-from analysis.load import (
-    AnalysisError,
-    list_studies,
-    load,
-    load_manifest,
-    resolve_study,
-    runs_table,
-)
-from analysis.pruning import ablated_network, heldout_pruning, prediction_change
-from analysis.report import SECTION_BUILDERS, write_report
-from analysis.sections import Figure, Section, Table
-from analysis.stability import bootstrap_harmful, seed_ks, seed_matching, share_intervals
+from analysis.load import AnalysisError, list_studies, load, load_manifest, resolve_study, runs_table
+from analysis.report import ReportResult, write_report
+from analysis.sections import SECTIONS, Topic
+from analysis.sections.base import Figure, Section, Table
+from analysis.sections.harmful import most_harmful_table
+from analysis.sections.impact import impact_table, with_categories
+from analysis.study import NetworkKey, Study
 
 __all__ = [
-    "SECTION_BUILDERS",
+    "SECTIONS",
     "AnalysisError",
     "Figure",
+    "NetworkKey",
+    "ReportResult",
     "Section",
+    "Study",
     "Table",
-    "ablated_network",
-    "bootstrap_harmful",
-    "heldout_pruning",
+    "Topic",
     "impact_table",
     "list_studies",
     "load",
     "load_manifest",
-    "most_harmful",
-    "prediction_change",
+    "most_harmful_table",
     "resolve_study",
     "runs_table",
-    "seed_ks",
-    "seed_matching",
-    "share_intervals",
     "with_categories",
     "write_report",
 ]

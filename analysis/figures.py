@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sweep.kernels.network import Network
+from sweep.kernels import Network
 
 DIVERGING = "RdBu_r"
 
@@ -29,24 +29,40 @@ def new_figure(width: float = 6.0, height: float = 4.0) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def save_figure(fig: Figure, out_dir: Path, name: str) -> Path:
-    """Write ``<out_dir>/<name>.png`` and ``.svg``; returns the PNG's path."""
+def save_figure(fig: Figure, out_dir: Path, name: str, svg: bool = False) -> Path:
+    """Write ``<out_dir>/<name>.png`` (and ``.svg`` with ``svg``); returns the PNG's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     png = out_dir / f"{name}.png"
-    fig.savefig(png, dpi=120)
-    fig.savefig(out_dir / f"{name}.svg")
+    fig.savefig(png, dpi=110)
+    if svg:
+        fig.savefig(out_dir / f"{name}.svg")
     return png
 
 
+def say_empty(ax: Axes, text: str, title: str = "") -> None:
+    """An axes that says why there is nothing to draw, instead of a blank panel."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.35",
+            wrap=True)
+    ax.set_title(title)
+
+
 def plot_sorted_effects(df: pd.DataFrame, ax: Axes, title: str = "") -> None:
-    """Per-neuron effects of one layer sorted in decreasing order, with a red zero line.
+    """Per-neuron effects of one layer sorted in decreasing order, one line per seed (when
+    the rows hold several), with a red zero line.
 
     Parameters
     ----------
-    df : DataFrame — neuron rows of one layer (``effect``)
+    df : DataFrame — neuron rows of one layer (``effect``; ``seed`` optional)
     """
-    effect = np.sort(df["effect"].to_numpy())[::-1] * 100
-    ax.plot(np.arange(len(effect)), effect, marker=".", linewidth=1)
+    groups = list(df.groupby("seed", sort=True)) if "seed" in df.columns else [(None, df)]
+    for seed, rows in groups:
+        effect = np.sort(rows["effect"].to_numpy())[::-1] * 100
+        ax.plot(np.arange(len(effect)), effect, linewidth=1,
+                marker="." if len(groups) == 1 else None,
+                label=f"seed {seed}" if len(groups) > 1 else None)
+    if len(groups) > 1:
+        ax.legend(fontsize=6, ncols=2)
     ax.axhline(0.0, color="red", linewidth=1)
     ax.yaxis.set_major_locator(MaxNLocator(MAX_TICKS))
     ax.set_xlabel("neuron (sorted by effect)")
@@ -67,7 +83,8 @@ def effect_bins(effect_pp: np.ndarray, n_samples: int | None = None) -> np.ndarr
 
 
 def plot_effect_histogram(df: pd.DataFrame, ax: Axes, title: str = "") -> None:
-    """Histogram of one layer's per-neuron effects in pp, zero marked in red.
+    """Histogram of one layer's per-neuron effects in pp (pooled over seeds: bar heights are
+    neurons per seed), zero marked in red.
 
     Parameters
     ----------
@@ -76,12 +93,14 @@ def plot_effect_histogram(df: pd.DataFrame, ax: Axes, title: str = "") -> None:
     """
     effect = df["effect"].to_numpy() * 100
     n_samples = int(df["n_samples"].iloc[0]) if "n_samples" in df.columns else None
-    ax.hist(effect, bins=effect_bins(effect, n_samples), color="tab:gray")
+    seeds = df["seed"].nunique() if "seed" in df.columns else 1
+    ax.hist(effect, bins=effect_bins(effect, n_samples), color="tab:gray",
+            weights=np.full(len(effect), 1.0 / seeds))
     ax.axvline(0.0, color="red", linewidth=1)
     ax.xaxis.set_major_locator(MaxNLocator(MAX_TICKS))
     ax.yaxis.set_major_locator(MaxNLocator(MAX_TICKS, integer=True))
     ax.set_xlabel("accuracy change on removal (pp)")
-    ax.set_ylabel("neurons")
+    ax.set_ylabel("neurons" if seeds == 1 else "neurons per seed")
     ax.set_title(title)
 
 
@@ -97,7 +116,10 @@ def plot_class_effects(df: pd.DataFrame, ax: Axes, classes: np.ndarray | None = 
     """
     ordered = df.sort_values("effect", ascending=False)
     matrix = np.stack(ordered["class_effect"].to_numpy()) * 100
-    limit = max(float(np.abs(matrix).max()), 1e-9)
+    if not np.any(matrix):
+        say_empty(ax, "no class changes", title)
+        return
+    limit = float(np.abs(matrix).max())
     image = ax.imshow(matrix.T, aspect="auto", cmap=DIVERGING, vmin=-limit, vmax=limit,
                       interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label="class accuracy change (pp)")
@@ -148,16 +170,24 @@ def plot_vector_image(values: np.ndarray, shape: tuple[int, ...], ax: Axes, titl
     Parameters
     ----------
     values : ndarray of shape (n_features,)
-    shape : image shape, e.g. ``(28, 28)`` or ``(32, 32, 3)``; when its size is not
-        ``n_features`` the vector is drawn as a near-square heatmap instead
+    shape : image shape, e.g. ``(28, 28)`` or ``(32, 32, 3)``; ``(n,)`` (a hidden layer's
+        units) draws a heat strip; when its size is not ``n_features`` the vector is drawn as
+        a near-square heatmap instead. A vector of zeros is said, not drawn.
     """
     values = np.asarray(values, dtype=float)
-    limit = max(float(np.abs(values).max()), 1e-12)
+    if not np.any(np.nan_to_num(values)):
+        say_empty(ax, "every value is 0", title)
+        return
+    limit = float(np.nanmax(np.abs(values)))
     image = image_grid(values, shape)
+    if image.ndim == 1:
+        image = image[None, :]
+        ax.set_aspect("auto")
     if image.ndim == 3:
         ax.imshow(np.clip(0.5 + image / (2 * limit), 0, 1), interpolation="nearest")
     else:
-        shown = ax.imshow(image, cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+        shown = ax.imshow(image, cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest",
+                          aspect="auto" if image.shape[0] == 1 else "equal")
         ax.figure.colorbar(shown, ax=ax, label=label)
     ax.set_xticks([])
     ax.set_yticks([])

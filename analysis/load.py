@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 
 from sweep import results as results_api
-from sweep.data.datasets import DatasetSplits, load_dataset
-from sweep.data.models import artifact_exists
-from sweep.data.models import load_network as load_artifact
-from sweep.kernels.network import Network
+from sweep.data import DatasetSplits, load_dataset
+from sweep.data import artifact_exists
+from sweep.data import load_network as load_artifact
+from sweep.kernels import Network
 from sweep.kinds import KINDS as RESULT_KINDS
 
 KINDS: tuple[str, ...] = tuple(RESULT_KINDS)

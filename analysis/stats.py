@@ -1,6 +1,8 @@
-"""Pure statistics on arrays and DataFrames: categories, FDR, t-intervals, KS, matching, overlap.
+"""Pure statistics on arrays and DataFrames: the report's levels, categories, FDR,
+t-intervals (bounded), KS, matching, overlap, and resampling from per-image outcomes.
 
-No I/O and no models here.
+The one home of the report's statistical constants (:data:`LEVEL`, :data:`ALPHA`,
+:data:`Q`) and of its intervals. No I/O and no models here.
 """
 
 from __future__ import annotations
@@ -9,8 +11,26 @@ from collections.abc import Hashable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 from scipy.optimize import linear_sum_assignment
+
+LEVEL: float = 0.95
+"""Coverage of every interval of the report."""
+
+ALPHA: float = 0.05
+"""Significance level of the report's tests."""
+
+Q: float = 0.05
+"""False-discovery rate of the report's Benjamini-Hochberg selections."""
+
+MIN_SEEDS: int = 3
+"""Fewest seeds whose t-interval says anything (two values: the mean ± 8.98 SD at 95 %)."""
+
+INFORMATIVE_SEEDS: int = 5
+"""Seeds from which a t-interval is narrow (± 1.24 SD at 95 %); fewer get a note."""
+
+PERCENT: tuple[float, float] = (0.0, 100.0)
+"""Bounds of a share or an accuracy in %."""
 
 CATEGORIES: tuple[str, ...] = ("helpful", "neutral", "harmful")
 """Effect categories: removal lowers (< 0), keeps (== 0) or raises (> 0) accuracy."""
@@ -44,12 +64,17 @@ def add_qvalues(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return out
 
 
-def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean and Student-t confidence interval of a sample.
+def t_interval(
+    values: np.ndarray, level: float = LEVEL, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval of a sample, clipped to what it can be.
 
     Parameters
     ----------
     values : ndarray of shape (n,), n >= 2
+    level : float — coverage
+    bounds : (low, high), optional — the quantity's range (e.g. :data:`PERCENT`); the
+        interval is clipped to it
 
     Returns
     -------
@@ -62,8 +87,104 @@ def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, flo
     sem = float(stats.sem(values))
     if sem == 0.0:
         return mean, mean, mean
-    low, high = stats.t.interval(confidence, values.size - 1, loc=mean, scale=sem)
+    low, high = stats.t.interval(level, values.size - 1, loc=mean, scale=sem)
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
     return mean, float(low), float(high)
+
+
+def interval_half_width(n: int, level: float = LEVEL) -> float:
+    """Half-width of the Student-t interval of a mean of ``n`` values, in standard deviations
+    of those values: ``t((1 + level) / 2, n - 1) / sqrt(n)`` (8.98 for two values at 95 %,
+    2.48 for three, 1.24 for five).
+
+    Raises
+    ------
+    ValueError
+        If ``n`` < 2 (no interval from one value).
+    """
+    if n < 2:
+        raise ValueError(f"a t-interval needs at least two values, got {n}")
+    return float(stats.t.ppf((1 + level) / 2, n - 1) / np.sqrt(n))
+
+
+def grouped_t_interval(
+    frame: pd.DataFrame, keys: list[str], value: str, level: float = LEVEL,
+    bounds: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """:func:`t_interval` of ``value`` in every group of ``keys``, in one vectorised pass
+    (a group of one value, or of equal values, has the mean as its interval).
+
+    Returns
+    -------
+    DataFrame
+        ``keys``, ``mean``, ``low``, ``high``, ``n``.
+    """
+    grouped = frame.groupby(keys, sort=True, observed=True)[value]
+    out = grouped.agg(mean="mean", sd="std", n="size")
+    dof = np.maximum(out["n"].to_numpy() - 1, 1)
+    half = stats.t.ppf((1 + level) / 2, dof) * out["sd"].to_numpy() / np.sqrt(out["n"].to_numpy())
+    half = np.where((out["n"].to_numpy() < 2) | ~(half > 0), 0.0, half)
+    low, high = out["mean"] - half, out["mean"] + half
+    if bounds is not None:
+        low, high = low.clip(lower=bounds[0]), high.clip(upper=bounds[1])
+    out["low"], out["high"] = low, high
+    return out[["mean", "low", "high", "n"]].reset_index()
+
+
+def percentile_interval(
+    frame: pd.DataFrame, keys: list[str], value: str, level: float = LEVEL
+) -> pd.DataFrame:
+    """Per group of ``keys``: the mean of ``value``, its central ``level`` percentile
+    interval and the group size, in one vectorised pass.
+
+    Returns
+    -------
+    DataFrame
+        ``keys``, ``mean``, ``low``, ``high``, ``n``.
+    """
+    tail = (1 - level) / 2
+    grouped = frame.groupby(keys, sort=True)[value]
+    out = grouped.agg(mean="mean", n="size")
+    quantiles = grouped.quantile([tail, 1 - tail]).unstack()
+    out["low"], out["high"] = quantiles.iloc[:, 0], quantiles.iloc[:, 1]
+    return out[["mean", "low", "high", "n"]].reset_index()
+
+
+def resample_effects(
+    ablation: np.ndarray, row: np.ndarray, signed: np.ndarray, n_ablations: int,
+    weights: np.ndarray,
+) -> np.ndarray:
+    """Effects of ablations on weighted copies of the rows, from per-image outcomes.
+
+    An ablation's effect on rows weighted ``w`` (bootstrap counts, a 0/1 half, ...) is
+    ``sum(w[row] * signed) / sum(w)`` over the rows whose correctness it changes: exact,
+    with no new sweep.
+
+    Parameters
+    ----------
+    ablation, row, signed : ndarray of shape (m,) — :class:`sweep.kernels.Flips`' ablation,
+        row and ``signed()`` (+1 fixed, -1 broken)
+    n_ablations : int
+    weights : ndarray of shape (n_draws, n_rows) — row weights of each draw
+
+    Returns
+    -------
+    ndarray of shape (n_draws, n_ablations) — accuracy changes (fractions)
+    """
+    weights = np.asarray(weights, dtype=float)
+    outcomes = sparse.csr_array((np.asarray(signed, float), (ablation, row)),
+                                shape=(n_ablations, weights.shape[1]))
+    return np.asarray((outcomes @ weights.T).T) / weights.sum(axis=1, keepdims=True)
+
+
+def bootstrap_weights(n_rows: int, n_draws: int, seed: int = 0) -> np.ndarray:
+    """Bootstrap counts of ``n_rows`` rows, shape ``(n_draws, n_rows)``: draw ``b`` resamples
+    the rows with replacement (``rng.integers(0, n_rows, n_rows)`` with
+    ``np.random.default_rng(seed)``, one draw after the other)."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n_rows, size=n_rows), minlength=n_rows)
+                     for _ in range(n_draws)]) if n_draws else np.zeros((0, n_rows))
 
 
 def pairwise_ks(samples: Mapping[Hashable, np.ndarray]) -> pd.DataFrame:

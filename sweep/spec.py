@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Optional
 
 from sweep.data.datasets import DATASETS, SCALERS
+from sweep.data.torch_models import ARCHITECTURES, check_model
 from sweep.kernels.network import ACTIVATIONS
 from sweep.results import storage
 
@@ -41,12 +42,27 @@ def _interval(low: float | None, high: float | None, low_closed: bool = True, hi
     return {"interval": (low, high, low_closed, high_closed)}
 
 
+TORCH_FIELDS = ("architecture", "factory", "sites", "epochs")
+"""ModelSpec fields of torch models only (``architecture: mlp`` is scikit-learn's MLP)."""
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """``MLPClassifier`` hyper-parameters (scikit-learn's defaults); ``random_state`` is the seed."""
+    """``MLPClassifier`` hyper-parameters (scikit-learn's defaults); ``random_state`` is the seed.
+
+    ``architecture`` other than ``mlp`` is a torch model
+    (:data:`sweep.data.torch_models.ARCHITECTURES`): ``factory`` and ``sites`` for
+    ``architecture: torch``, ``epochs``; it reads ``solver``, ``alpha``, ``batch_size``,
+    ``learning_rate_init``, ``beta_1``, ``beta_2``, ``epsilon``, ``momentum``,
+    ``nesterovs_momentum`` and ``shuffle`` and ignores ``hidden_layer_sizes``.
+    """
 
     name: str = MISSING
     hidden_layer_sizes: list[int] = MISSING  # type: ignore[assignment]
+    architecture: str = field(default="mlp", metadata=_choices("mlp", *ARCHITECTURES))
+    factory: Optional[str] = None
+    sites: Optional[list[str]] = None
+    epochs: int = field(default=10, metadata=_interval(1, None))
     activation: str = field(default="relu", metadata=_choices(*ACTIVATIONS))
     solver: str = field(default="adam", metadata=_choices("lbfgs", "sgd", "adam"))
     alpha: float = 0.0001
@@ -70,10 +86,19 @@ class ModelSpec:
     max_fun: int = 15000
 
     def classifier_params(self) -> dict[str, Any]:
-        """Keyword arguments of ``MLPClassifier`` (all fields but ``name``)."""
-        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "name"}
+        """Keyword arguments of ``MLPClassifier`` (all fields but ``name`` and the torch ones)."""
+        params = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", *TORCH_FIELDS)}
         params["hidden_layer_sizes"] = tuple(self.hidden_layer_sizes)
         return params
+
+    def torch_params(self) -> dict[str, Any]:
+        """The settings a torch model's weights depend on (its content key)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "verbose")}
+
+    @property
+    def iterations(self) -> int:
+        """Training iterations shown as progress: ``max_iter`` (MLP) or ``epochs`` (torch)."""
+        return self.max_iter if self.architecture == "mlp" else self.epochs
 
 
 LOCATION_KEYS = ("data_dir", "cache_dir", "mirrors")
@@ -134,6 +159,7 @@ class RaySpec:
     num_cpus: Optional[int] = field(default=None, metadata=_interval(1, None))
     num_gpus: Optional[float] = field(default=None, metadata=_interval(0, None))
     num_gpus_per_worker: float = field(default=0.0, metadata=_interval(0, None))
+    num_gpus_per_train: float = field(default=0.0, metadata=_interval(0, None))
     threads_per_worker: int = field(default=1, metadata=_interval(1, None))
     max_in_flight: int = field(default=0, metadata=_interval(0, None))
     max_retries: int = field(default=3, metadata=_interval(0, None))
@@ -315,7 +341,7 @@ def _check_tree(obj: Any, prefix: str = "") -> None:
 
 def _check_counts(run: RunSpec) -> None:
     sizes = run.model.hidden_layer_sizes
-    if not sizes or any(not isinstance(s, int) or s < 1 for s in sizes):
+    if run.model.architecture == "mlp" and (not sizes or any(not isinstance(s, int) or s < 1 for s in sizes)):
         raise SpecError(
             f"model.hidden_layer_sizes={list(sizes)} is invalid; expected a non-empty list of "
             "positive integers, e.g. [392, 196]"
@@ -354,12 +380,34 @@ def _check_names(run: RunSpec) -> None:
                             f"(at most 64, starting with a letter or digit), e.g. {key}={example}")
 
 
+TORCH_ABLATIONS = ("neurons", "cumulative")
+"""``ablation=`` choices that run on torch models."""
+
+
+def _torch_widths(run: RunSpec) -> tuple[int, ...]:
+    """A torch model's unit counts per site, from the module built for the dataset's images;
+    every problem (torch missing, a bad factory or site, images the architecture does not
+    take, an ablation or GPU setting torch models lack) is one line, before any training."""
+    if run.ablation.kind not in TORCH_ABLATIONS:
+        raise SpecError(f"ablation={run.ablation.kind} does not run on torch models yet; use ablation=neurons or cumulative "
+                        f"(model={run.model.name})")
+    if run.ray.num_gpus_per_worker > 0:
+        raise SpecError("ray.num_gpus_per_worker > 0 ablates MLPs only: torch models are ablated on CPU in "
+                        "float64; set ray.num_gpus_per_worker=0 (ray.num_gpus_per_train trains on a GPU)")
+    record = DATASETS[run.dataset.name]
+    try:
+        return check_model(run.model, record.image_shape, record.n_classes)
+    except ValueError as error:
+        raise SpecError(f"model={run.model.name} on dataset={run.dataset.name}: {error}") from error
+
+
 def validate(run: RunSpec) -> RunSpec:
     """Check every value of a run; return it unchanged or raise :class:`SpecError`."""
     _check_tree(run)
     _check_counts(run)
+    sizes = tuple(run.model.hidden_layer_sizes) if run.model.architecture == "mlp" else _torch_widths(run)
     try:
-        run.ablation.check(tuple(run.model.hidden_layer_sizes), run.dataset.val_fraction > 0)
+        run.ablation.check(sizes, run.dataset.val_fraction > 0)
     except ValueError as error:
         raise SpecError(str(error)) from error
     return run

@@ -12,12 +12,17 @@ from sweep.kernels import (
     TIE_TOLERANCE,
     ablate_neurons,
     ablate_synapses,
+    neuron_flips,
     prepare,
     select_synapses,
 )
 from sweep.kernels.metrics import METRIC_COLUMNS
 from sweep.kernels.network import Network, propagate
-from sweep.kernels.oracle import naive_neuron_metrics, naive_synapse_metrics
+from sweep.kernels.oracle import (
+    naive_neuron_metrics,
+    naive_neuron_predictions,
+    naive_synapse_metrics,
+)
 from tests.nets import ACTIVATIONS, digits, trained_mlp
 
 EXACT = ("n_samples", "accuracy_base", "accuracy", "effect", "broken", "fixed")
@@ -285,3 +290,43 @@ def test_select_synapses_of_neurons() -> None:
         select_synapses(net, neurons=[(2, 0)])
     with pytest.raises(ValueError):
         select_synapses(net, neurons=[(0, 0)], direction="sideways")
+
+
+# ------------------------------------------------------------------ per-image outcomes
+
+
+def _naive_flips(clf, X, y, layer, units, mode, reference) -> set[tuple[int, int, bool]]:
+    """(ablation, row, fixed) of every row whose correctness sklearn's predict changes."""
+    right = clf.predict(X) == y
+    ablated = naive_neuron_predictions(clf, X, layer, units, mode, reference) == y
+    a, r = np.nonzero(ablated != right)
+    return set(zip(a.tolist(), r.tolist(), ablated[a, r].tolist()))
+
+
+@pytest.mark.parametrize("activation,binary", CASES)
+@pytest.mark.parametrize("mode", NEURON_MODES)
+def test_neuron_flips_are_the_oracles_changed_rows(activation: str, binary: bool, mode: str) -> None:
+    clf = trained_mlp(activation, binary=binary)
+    X, y = digits(300, binary)
+    net = Network.from_classifier(clf)
+    reference = X[::2]
+    for layer, width in enumerate(net.hidden_sizes):
+        units = np.arange(width)
+        flips = neuron_flips(net, X, y, layer, units, mode, reference)
+        got = set(zip(flips.ablation.tolist(), flips.row.tolist(), flips.fixed.tolist()))
+        assert got == _naive_flips(clf, X, y, layer, units, mode, reference)
+        counts = ablate_neurons(net, X, y, layer, units, mode, reference)
+        fixed = np.bincount(flips.ablation[flips.fixed], minlength=width)
+        broken = np.bincount(flips.ablation[~flips.fixed], minlength=width)
+        np.testing.assert_array_equal(fixed, counts["fixed"])
+        np.testing.assert_array_equal(broken, counts["broken"])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_neuron_flips_settle_near_ties_as_sklearn(seed: int) -> None:
+    net, X, y, j = _tied_network(seed)
+    flips = neuron_flips(net, X, y, 1, np.arange(4), "remove")
+    counts = ablate_neurons(net, X, y, 1, np.arange(4), "remove")
+    assert len(flips.row) == int(counts["fixed"].sum() + counts["broken"].sum())
+    signed = np.bincount(flips.ablation, weights=flips.signed(), minlength=4)
+    np.testing.assert_array_equal(signed, counts["fixed"] - counts["broken"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.test_analysis_fixtures import built, report_of
 import json
 from pathlib import Path
 
@@ -10,9 +11,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import cumulative as ac
+from analysis.sections import cumulative as ac
 from analysis import figures as fig
-from analysis.report import write_report
 from sweep.kinds import SCHEMAS
 from sweep.results.store import to_table
 
@@ -224,13 +224,17 @@ def test_report_sections(tmp_path: Path) -> None:
     )
     (study / "manifest.json").write_text(json.dumps(MANIFEST))
     out = tmp_path / "report"
-    sections = ac.report_sections(str(tmp_path / "results"), "s", out)
+    sections = built(ac.build, str(tmp_path / "results"), "s", out)
     assert [s.title for s in sections] == [
         "Cumulative ablation",
         "Memorization: ablation robustness against label noise",
         "Class selectivity against importance",
     ]
-    assert "most damaging order is effect_low (area 0.125)" in sections[0].paragraphs[1]
+    assert sections[0].summary == [
+        "In cumulative ablation the most damaging order is effect_low (2 of 2 curve families; mean "
+        "accuracy along its curve 12.5 to 25.0 %)."]
+    auc = sections[0].tables["cumulative_auc"].frame.set_index("order")
+    assert auc.loc["effect_low", "auc_pct"].min() == pytest.approx(12.5)
     assert all(f.path.exists() for s in sections for f in s.figures)
-    index = write_report(tmp_path / "results", "s", out, builders=[ac.report_sections])
+    index = report_of(tmp_path / "results", "s", out, ac.build)
     assert "Cumulative ablation" in index.read_text()

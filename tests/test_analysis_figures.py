@@ -20,8 +20,36 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Network:
 
 
 def _saved(figure, tmp_path: Path, name: str) -> None:
-    png = fig.save_figure(figure, tmp_path, name)
+    png = fig.save_figure(figure, tmp_path, name, svg=True)
     assert png.stat().st_size > 1000 and png.with_suffix(".svg").stat().st_size > 1000
+
+
+def test_png_only_by_default(tmp_path: Path) -> None:
+    figure = fig.new_figure(2, 2)
+    figure.subplots().plot([0, 1])
+    png = fig.save_figure(figure, tmp_path, "plain")
+    assert png.exists() and not png.with_suffix(".svg").exists()
+
+
+def test_synapses_into_a_deeper_layer_draw_a_heat_strip(tmp_path: Path) -> None:
+    # the crash of issue 18: a layer-1 neuron's 392 incoming synapses drawn as an input image
+    rng = np.random.default_rng(0)
+    synapses = pd.DataFrame({"source": np.arange(0, 392, 3), "effect": rng.normal(0, 0.002, 131)})
+    figure = fig.new_figure(8, 3)
+    ax_image, ax_curve = figure.subplots(1, 2)
+    fig.plot_synapse_effects(synapses, 392, (392,), ax_image, ax_curve)
+    [image] = ax_image.get_images()
+    assert image.get_array().shape == (1, 392)
+    assert image.get_clim() == pytest.approx((-synapses.effect.abs().max() * 100,
+                                              synapses.effect.abs().max() * 100))
+    _saved(figure, tmp_path, "strip")
+
+
+def test_an_all_zero_panel_says_so_instead_of_a_blank_image() -> None:
+    figure = fig.new_figure(4, 2)
+    ax = figure.subplots()
+    fig.plot_vector_image(np.zeros(64), (8, 8), ax, "weights")
+    assert not ax.get_images() and [t.get_text() for t in ax.texts] == ["every value is 0"]
 
 
 def test_layer_figures(tmp_path: Path) -> None:

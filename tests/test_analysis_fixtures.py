@@ -130,3 +130,22 @@ def trained_study(root: Path, study: str = "s", seeds: tuple[int, ...] = (0, 1))
     write_results(root, study, "synapse", pd.concat(synapses, ignore_index=True))
     write_manifest(root, study, runs)
     return nets
+
+
+def built(build: Any, results: Path | str, study: str, out: Path) -> list:
+    """A topic's sections of one study, as the report builds them (figures under ``out``)."""
+    from analysis.sections.base import Page
+    from analysis.study import Study
+
+    return build(Study.open(results, study, check=False), Page(Path(out)))
+
+
+def report_of(results: Path | str, study: str | None, out: Path, *builds: Any) -> Path:
+    """``index.html`` of a report made of the given topic builders only."""
+    from analysis.report import write_report
+    from analysis.sections import Topic
+
+    topics = [Topic(b.__module__.rsplit(".", 1)[-1], b.__module__, b) for b in builds]
+    result = write_report(results, study, out, topics)
+    assert result.failures == []
+    return result.index

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.impact import impact_table, most_harmful, with_categories
+from analysis.sections.harmful import most_harmful_table
+from analysis.sections.impact import impact_table, largest_gain, with_categories
 from analysis.load import runs_table
 from analysis.stats import bh_qvalues, categorize, t_interval
 from tests.test_analysis_fixtures import neuron_rows, run_entry
@@ -31,8 +32,20 @@ def test_impact_counts_shares_and_largest_gain() -> None:
     # train accuracy from the manifest, the row's own split's accuracy from the sweep rows
     assert (layer0.train_accuracy, layer0.accuracy_base) == (0.99, 0.9)
     assert "test_accuracy" not in table.columns
-    best = most_harmful(df)
-    assert (best.layer[0], best.unit[0]) == (0, 5)
+    best = most_harmful_table(df)
+    assert (best.layer[0], best.unit[0], best.tied[0], best.tied_units[0]) == (0, 5, 1, "")
+    assert (layer1.max_effect, layer1.n_max) == (pytest.approx(0.02), 2)  # units 0 and 1 tie
+
+
+def test_ties_are_named_as_ties() -> None:
+    df = pd.concat([neuron_rows([0.01, -0.01, 0.01], layer=0), neuron_rows([0.01, 0.0], layer=1)])
+    best = most_harmful_table(df)
+    assert (best.layer[0], best.unit[0], best.tied[0]) == (0, 0, 3)
+    assert best.tied_units[0] == "0:0, 0:2 and 1:0"
+    assert largest_gain(df) == ("+1.00 pp: units 0 and 2 (a 2-way tie) of layer 0 of "
+                                "digits/nn seed 0 (zero, test); unit 0 of layer 1 of "
+                                "digits/nn seed 0 (zero, test)")
+    assert largest_gain(neuron_rows([-0.01, 0.0])) == ""
 
 
 def test_fdr_verdicts_against_hand_computed_bh() -> None:
@@ -57,3 +70,18 @@ def test_t_interval_hand_computed() -> None:
     assert t_interval(np.array([5.0, 5.0])) == (5.0, 5.0, 5.0)
     with pytest.raises(ValueError):
         t_interval(np.array([1.0]))
+
+
+def test_grouped_t_interval_equals_one_t_interval_per_group() -> None:
+    from analysis.stats import grouped_t_interval, percentile_interval
+
+    frame = pd.DataFrame({"g": [0, 0, 0, 1, 1, 2], "v": [10.0, 20.0, 30.0, 5.0, 5.0, 7.0]})
+    out = grouped_t_interval(frame, ["g"], "v", bounds=(0.0, 40.0)).set_index("g")
+    half = 4.302652729911275 * 10 / np.sqrt(3)
+    assert 20 - half < 0 and tuple(out.loc[0, ["mean", "low", "high"]]) == (20.0, 0.0, 40.0)
+    assert tuple(out.loc[1, ["mean", "low", "high", "n"]]) == (5.0, 5.0, 5.0, 2)  # constant
+    assert tuple(out.loc[2, ["low", "high", "n"]]) == (7.0, 7.0, 1)  # one value: no interval
+    mean, low, high = t_interval(np.array([10.0, 20.0, 30.0]), bounds=(0.0, 40.0))
+    assert (out.loc[0, "low"], out.loc[0, "high"]) == pytest.approx((low, high))
+    bands = percentile_interval(frame, ["g"], "v", level=0.5).set_index("g")
+    assert tuple(bands.loc[0, ["low", "high"]]) == (15.0, 25.0)

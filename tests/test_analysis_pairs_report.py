@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.test_analysis_fixtures import built, report_of
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import pairs_report as pr
-from analysis.report import write_report
+from analysis.sections import pairs as pr
 from tests.test_analysis_cumulative import write_kind
 
 SINGLE = {0: -0.01, 1: -0.02, 2: 0.0}
@@ -48,7 +48,8 @@ def test_shares_per_seed_and_their_stability() -> None:
     assert shares.loc[1, "mean_interaction"] == pytest.approx((-0.02 + 0.02 - 0.01) / 3)
     stable = pr.share_stability(shares.reset_index()).iloc[0]
     half = stats.t.ppf(0.975, 1) * np.std([1 / 3, 2 / 3], ddof=1) / np.sqrt(2)
-    assert stable["redundant"] == pytest.approx(0.5) and stable["redundant_high"] == pytest.approx(0.5 + half)
+    assert stable["redundant"] == pytest.approx(0.5) and 0.5 + half > 1  # a share: clipped to 1
+    assert (stable["redundant_low"], stable["redundant_high"]) == (0.0, 1.0)
     assert stable["cancelling_low"] == stable["cancelling_high"] == pytest.approx(1 / 3) and stable["seeds"] == 2
 
 
@@ -68,15 +69,16 @@ def test_most_redundant_and_cancelling_pairs_and_the_matrix() -> None:
 def test_report_section(tmp_path: Path) -> None:
     study = tmp_path / "results" / "s"
     write_kind(study, "pair", pair_rows(), {})
-    sections = pr.report_sections(str(tmp_path / "results"), "s", tmp_path / "report")
+    sections = built(pr.build, tmp_path / "results", "s", tmp_path / "report")
     assert [s.title for s in sections] == ["Unit pairs: interactions"]
     text = sections[0].paragraphs[0]
     assert text.startswith("mnist/nn_3 (zero): of 3 unit pairs per seed, 50.0 % are redundant")
     assert "33.3 % cancelling" in text and "33.3 % change test accuracy significantly" in text
-    assert "most redundant pair, (0, 0) and (0, 1) of seed 0, costs -5.00 pp together against -1.00 and -2.00 pp" in text
+    assert ("most redundant pair, (0, 0) and (0, 1) of seed 0, changes accuracy by -5.00 pp "
+            "removed together, against -1.00 pp and -2.00 pp alone") in text
     assert "(0, 0) and (0, 2) of seed 0, gains +1.00 pp over the better single removal" in text
     assert "not stable" in text
     assert all(f.path.exists() for f in sections[0].figures) and len(sections[0].figures) == 1
     assert set(sections[0].tables) == {"pairs_shares", "pairs_stability", "pairs_redundant", "pairs_cancelling"}
-    index = write_report(tmp_path / "results", "s", tmp_path / "report", builders=[pr.report_sections])
+    index = report_of(tmp_path / "results", "s", tmp_path / "report", pr.build)
     assert "Unit pairs: interactions" in index.read_text()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.pruning import ablated_network, heldout_pruning, prediction_change
+from analysis.sections.heldout import ablated_network, heldout_pruning, prediction_change
 from sweep.kernels import NEURON_MODES, ablate_neurons
 from sweep.data.datasets import DatasetSplits, load_dataset
 from sweep.data.models import load_model

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.test_analysis_fixtures import built, report_of
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from analysis import pruning_report as pr
-from analysis.report import write_report
+from analysis.sections import pruning as pr
 from tests.test_analysis_cumulative import write_kind
 
 TEST = {  # (method, seed, repetition) -> test effect at steps 0..4 (4 units: fraction = step / 4)
@@ -43,7 +43,9 @@ def test_removable_fractions_across_seeds() -> None:
     # greedy: 0.1 pp held to steps 1 and 2 (0.25, 0.5); 0.5 pp to steps 3 and 2 (0.75, 0.5)
     assert table.loc["greedy", "fraction_0.1pp"] == 0.375 and table.loc["greedy", "fraction_0.5pp"] == 0.625
     half = stats.t.ppf(0.975, 1) * np.std([0.25, 0.5], ddof=1) / np.sqrt(2)
-    assert table.loc["greedy", "fraction_0.1pp_low"] == pytest.approx(0.375 - half)
+    assert 0.375 - half < 0 and table.loc["greedy", "fraction_0.1pp_low"] == 0.0  # clipped to 0-1
+    assert table.loc["greedy", "fraction_0.1pp_high"] == pytest.approx(min(0.375 + half, 1.0))
+    assert table.loc["greedy", "fraction_0.1pp_per_seed"] == "25.0, 50.0"  # every seed's value
     # random: -1 pp exactly is within 1 pp; -2 pp at step 2 is not
     assert table.loc["random", "fraction_0.1pp"] == 0 and table.loc["random", "fraction_1pp"] == 0.25
     assert (table["seeds"] == 2).all()
@@ -76,7 +78,7 @@ def test_report_section(tmp_path: Path) -> None:
     df = study_rows()
     write_kind(tmp_path / "results" / "s", "pruning", df.drop(columns="mode"), {"mode": "zero"})
     out = tmp_path / "report"
-    [section] = pr.report_sections(str(tmp_path / "results"), "s", out)
+    [section] = built(pr.build, tmp_path / "results", "s", out)
     assert section.title == "Pruning chosen on val, measured on test"
     assert "greedy 62.5 %" in section.paragraphs[0] and "2 seeds" in section.paragraphs[0]
     assert "Most removed within 0.1 pp, greedy (37.5 %); within 0.5 pp, greedy (62.5 %)" in section.paragraphs[0]
@@ -86,7 +88,7 @@ def test_report_section(tmp_path: Path) -> None:
     assert all(f.path.exists() and f.path.stat().st_size > 5000 for f in section.figures)
     assert section.summary == section.paragraphs[-1:]
     removable = section.tables["pruning_removable"].frame
-    assert list(removable.columns[-3:]) == ["within_1pp_pct", "within_1pp_low_pct", "within_1pp_high_pct"]
+    assert list(removable.columns[-4:]) == ["within_1pp_pct", "within_1pp_low_pct",
+                                            "within_1pp_high_pct", "within_1pp_per_seed"]
     assert removable["within_0.5pp_pct"].max() == 62.5
-    assert pr.report_sections(str(tmp_path / "results"), "none", out) == []
-    assert "Pruning chosen on val" in write_report(tmp_path / "results", "s", out, builders=[pr.report_sections]).read_text()
+    assert "Pruning chosen on val" in report_of(tmp_path / "results", "s", out, pr.build).read_text()

@@ -8,16 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.impact import impact_table
-from analysis.stability import (
+from analysis.sections.impact import impact_table
+from analysis.sections.stability import (
     bootstrap_harmful,
-    interval_half_width,
     seed_ks,
     seed_matching,
     share_intervals,
 )
-from analysis.stats import jaccard, match_units, matched_agreement, pairwise_ks
-from sweep.kernels import ablate_neurons
+from analysis.stats import (
+    bootstrap_weights,
+    interval_half_width,
+    jaccard,
+    match_units,
+    matched_agreement,
+    pairwise_ks,
+)
+from sweep.kernels import ablate_neurons, neuron_flips
 from sweep.data.datasets import load_dataset
 from tests.test_analysis_fixtures import DIGITS_PARAMS, neuron_rows, train_network
 
@@ -87,15 +93,28 @@ def test_seed_matching_on_permuted_copy() -> None:
 def test_bootstrap_harmful(tmp_path: Path) -> None:
     net = train_network(0, tmp_path / "m.npz")
     data = load_dataset(**DIGITS_PARAMS)
-    result = bootstrap_harmful(net, data.X_test, data.y_test, layer=0, n_boot=8, seed=3)
-    full = ablate_neurons(net, data.X_test, data.y_test, 0, np.arange(net.hidden_sizes[0]))["effect"]
-    np.testing.assert_array_equal(result.units["effect"], full)
+    X, y, units = data.X_test, data.y_test, np.arange(net.hidden_sizes[0])
+    flips = neuron_flips(net, X, y, 0, units)
+    result = bootstrap_harmful(flips, len(units), len(y), n_boot=8, seed=3)
+    full = ablate_neurons(net, X, y, 0, units)["effect"]
+    np.testing.assert_allclose(result.units["effect"], full, atol=1e-12)
     np.testing.assert_array_equal(result.units["harmful"], full > 0)
-    assert result.jaccard.shape == (8,) and ((0 <= result.jaccard) & (result.jaccard <= 1)).all()
-    freq = result.units["harmful_frequency"].to_numpy()
-    assert ((freq * 8) == np.round(freq * 8)).all() and ((0 <= freq) & (freq <= 1)).all()
-    again = bootstrap_harmful(net, data.X_test, data.y_test, layer=0, n_boot=8, seed=3)
-    np.testing.assert_array_equal(again.jaccard, result.jaccard)
+    # each resample equals a full sweep of the resampled rows (the slow way, no flips)
+    rng, harmful = np.random.default_rng(3), []
+    for _ in range(8):
+        rows = rng.integers(0, len(y), size=len(y))
+        harmful.append(ablate_neurons(net, X[rows], y[rows], 0, units, metrics="accuracy")["effect"] > 0)
+    np.testing.assert_array_equal(result.units["harmful_frequency"], np.mean(harmful, axis=0))
+    expected = [jaccard(np.flatnonzero(full > 0), np.flatnonzero(h)) for h in harmful]
+    np.testing.assert_allclose(result.jaccard, expected)
+
+
+def test_bootstrap_weights_are_resample_counts() -> None:
+    weights = bootstrap_weights(5, 3, seed=1)
+    rng = np.random.default_rng(1)
+    for draw in weights:
+        np.testing.assert_array_equal(draw, np.bincount(rng.integers(0, 5, size=5), minlength=5))
+    assert weights.sum(axis=1).tolist() == [5, 5, 5]
 
 
 def test_seed_matching_without_harmful_neurons_has_no_overlap() -> None:

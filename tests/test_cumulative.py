@@ -26,7 +26,7 @@ from sweep.kernels import (
     replacement_values,
     scope_units,
 )
-from sweep.kernels import joint as joint_module
+from sweep.kernels import running as running_module
 from sweep.kernels.network import Network
 
 ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
@@ -244,7 +244,7 @@ def test_changed_row_updates_are_exact(
     activation: str, share: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Recomputing only the changed rows (share 1.0) or all rows (0.0) gives the same curve."""
-    monkeypatch.setattr(joint_module, "SPARSE_ROWS", share)
+    monkeypatch.setattr(running_module, "SPARSE_ROWS", share)
     clf, X, y, ref = fitted(activation)
     net = Network.from_classifier(clf)
     order = make_order("random", net, seed=7)
@@ -255,3 +255,32 @@ def test_changed_row_updates_are_exact(
         )
         joint = ablate_joint(net, X, y, order[:k])
         assert curve["loss"][k] == pytest.approx(joint["loss"][0], rel=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["zero", "mean"])
+def test_cumulative_curve_matches_oracle_on_mnist(mode: str) -> None:
+    """The running pass on MNIST's 10,000 official test images: every prefix of a random order
+    (a batch of 12 units per step, across both layers) predicts as sklearn does with those
+    units' weights edited."""
+    from sweep.data.datasets import load_dataset
+    from sweep.kernels.oracle import units_ablated_classifier
+    from tests.conftest import MNIST_DIR
+
+    if not MNIST_DIR.is_dir():
+        pytest.skip(f"MNIST files not found in {MNIST_DIR}")
+    data = load_dataset("mnist", data_dir=str(MNIST_DIR), split="official")
+    clf = MLPClassifier(hidden_layer_sizes=(48, 24), max_iter=8, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(data.X_train[:6000], data.y_train[:6000])
+    net = Network.from_classifier(clf)
+    order = make_order("random", net, seed=3)
+    ks = np.arange(0, len(order) + 1, 12)
+    reference = data.X_train[:6000]
+    curve = cumulative_curve(net, data.X_test, data.y_test, order, ks=ks, mode=mode, reference=reference)
+    for i, k in enumerate(ks):
+        ablated = units_ablated_classifier(clf, [tuple(u) for u in order[:k]], mode, reference)
+        assert curve["accuracy"][i] == np.mean(ablated.predict(data.X_test) == data.y_test)
+        expected = log_loss(data.y_test, ablated.predict_proba(data.X_test), labels=clf.classes_)
+        assert curve["loss"][i] == pytest.approx(expected, rel=1e-9)

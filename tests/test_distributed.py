@@ -140,6 +140,8 @@ GPU_KINDS = {
     "cumulative": (None, ["mode", "split", "scope", "order", "repetition", "k"]),
     "pruning": (["ablation=pruning", "dataset.val_fraction=0.2", "ablation.repetitions=2", "ablation.max_removed=0.5"],
                 ["mode", "scope", "method", "repetition", "step", "split"]),
+    "knockout": (["ablation=class_knockout", "dataset.val_fraction=0.2", "ablation.classes=[1]",
+                  "ablation.scopes=[network]"], ["mode", "scope", "target", "step", "split"]),
     "pair": (["ablation=pairs", "ablation.metrics=full", "ablation.modes=[zero,mean]"],
              ["mode", "split", "layer_a", "unit_a", "layer_b", "unit_b"]),
 }

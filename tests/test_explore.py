@@ -3,6 +3,8 @@ the token guard, the results-root boundary, object stores and the command line."
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import re
 import shutil
@@ -10,23 +12,28 @@ import socket
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.fs as pafs
 import pytest
 
 from analysis.__main__ import main
-from analysis.explore.images import input_rgb, signed_rgb
+from analysis.explore import UNIT_URL, unit_url
+from analysis.explore.images import flat_value, input_rgb
 from analysis.explore.session import (
     ExploreError,
     Explorer,
     ModelKey,
+    ReportLinks,
+    answers_filename,
+    answers_frame,
     format_units,
     inside,
     parse_units,
+    unit_link,
 )
 from analysis.load import AnalysisError
 from sweep.data.datasets import image_shape, reference_inputs
-from sweep.kernels import ablate_joint, hidden_activations
-from sweep.kernels.modes import NEURON_MODES
+from sweep.kernels import NEURON_MODES, ablate_joint, hidden_activations
 from tests.test_analysis_fixtures import trained_study
 from tests.test_s3 import s3_root  # noqa: F401  (fixture)
 
@@ -48,11 +55,24 @@ def explorer(results: Path) -> Explorer:
 # --------------------------------------------------------------------------- unit lists
 
 
-def test_unit_lists_read_units_and_ranges_once_each() -> None:
-    units = parse_units(" 1:2-4, 0:7;0:7  1:3\n0:0 0:8 ", (32, 16))
+def test_unit_lists_read_units_and_ranges() -> None:
+    units = parse_units(" 1:2-4, 0:7;  \n0:0 0:8 ", (32, 16))
     assert units == [(0, 0), (0, 7), (0, 8), (1, 2), (1, 3), (1, 4)]
     assert format_units(units) == "0:0, 0:7-8, 1:2-4"
     assert parse_units(format_units(units), (32, 16)) == units
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("1:3, 0:1 1:3", "unit 1:3 is listed twice"),
+    ("1:2-4, 1:3", "unit 1:3 is listed twice"),
+    ("0:5 0:5 0:5", "unit 0:5 is listed 3 times"),
+    ("1:3 0:2 1:3 0:2 0:2", "units 0:2 (3 times), 1:3 (twice) are listed more than once"),
+    ("0:0-9 0:0-9", "units 0:0 (twice), 0:1 (twice), 0:2 (twice), 0:3 (twice), 0:4 (twice) and 5 more "
+                    "are listed more than once"),
+])
+def test_repeated_units_are_named_not_dropped(text: str, message: str) -> None:
+    with pytest.raises(ExploreError, match=rf"^{re.escape(message)}: write each unit once"):
+        parse_units(text, (32, 16))
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -79,7 +99,7 @@ def test_answers_equal_ablate_joint_on_val_and_test(explorer: Explorer, mode: st
     view = explorer.view(KEY)
     units = [(0, 3), (0, 17), (1, 5)]
     data = view.data
-    reference = reference_inputs(data.X_train, data.X_val) if mode == "mean" else None
+    reference = reference_inputs(data.X_train, data.X_val) if NEURON_MODES[mode].needs_reference else None
     answers = view.ask(units, mode)
     assert [a.split for a in answers] == ["val", "test"]
     for answer, X, y in zip(answers, (data.X_val, data.X_test), (data.y_val, data.y_test)):
@@ -178,19 +198,238 @@ def test_colour_images_are_drawn_in_colour() -> None:
     pixels[..., 0] = 1.0  # a red image
     rgb = input_rgb(pixels.ravel(), shape)
     assert rgb.shape == (32, 32, 3) and (rgb[..., 0] == 255).all() and (rgb[..., 1:] == 0).all()
-    signed = signed_rgb(-pixels.ravel(), shape)  # a negative red weight: less red than grey
-    assert tuple(signed[0, 0]) == (0, 128, 128)
 
 
-def test_grey_images_are_dark_ink_on_white_and_other_vectors_heatmaps() -> None:
+def test_grey_images_are_dark_ink_on_white() -> None:
     image = np.zeros((8, 8))
     image[2, 3] = 16.0
     rgb = input_rgb(image.ravel(), (8, 8))
     assert tuple(rgb[2, 3]) == (0, 0, 0) and tuple(rgb[0, 0]) == (255, 255, 255)
-    heat = signed_rgb(np.array([1.0, -1.0, 0.0, 0.5, 0.2]), None)  # no image shape: 2 x 3 grid
-    assert heat.shape == (2, 3, 3)
-    assert heat[0, 0, 0] > heat[0, 0, 2] and heat[0, 1, 2] > heat[0, 1, 0]  # red +, blue -
-    assert tuple(heat[1, 2]) == (255, 255, 255)  # padding
+
+
+def test_flat_values_are_found() -> None:
+    assert flat_value(np.zeros(5)) == 0.0 and flat_value(np.array([0.5, np.nan, 0.5])) == 0.5
+    assert np.isnan(flat_value(np.full(3, np.nan)))
+    assert flat_value(np.array([0.0, 1e-12])) is None
+
+
+def app_module():
+    pytest.importorskip("dash", reason="the explore extra")
+    from analysis.explore import app
+
+    return app
+
+
+def test_signed_values_are_a_heatmap_with_a_colour_scale() -> None:
+    app = app_module()
+    figure = app.signed_heatmap(np.array([1.0, -2.0, 0.0, 0.5, 0.2]), None, "weight", "unit")
+    heat, = figure.data  # no image shape: a 2 x 3 grid, padded with NaN
+    assert np.array_equal(np.asarray(heat.z, dtype=float), [[1.0, -2.0, 0.0], [0.5, 0.2, np.nan]], equal_nan=True)
+    assert np.array_equal(np.asarray(heat.customdata, dtype=float), [[0, 1, 2], [3, 4, np.nan]], equal_nan=True)
+    axis = figure.layout.coloraxis
+    assert (axis.cmin, axis.cmax, axis.colorbar.title.text) == (-2.0, 2.0, "weight")
+    assert figure.layout.width >= app.MAP_PX >= 240 and figure.layout.yaxis.autorange == "reversed"
+    shape = image_shape("svhn")
+    pixels = np.zeros(shape)
+    pixels[..., 0] = -1.0  # a negative red weight: one panel per channel, on one scale
+    colour = app.signed_heatmap(pixels.ravel(), shape, "weight", "pixel")
+    assert [t.z.shape for t in colour.data] == [(32, 32)] * 3
+    assert np.asarray(colour.data[0].z).min() == -1 and not np.asarray(colour.data[1].z).any()
+    assert (colour.layout.coloraxis.cmin, colour.layout.coloraxis.cmax) == (-1.0, 1.0)
+
+
+def test_a_flat_panel_is_a_sentence_not_a_grey_image() -> None:
+    app = app_module()
+    flat = app.signed_panel(np.zeros(32), None, "synapses", "effect (pp)", "unit",
+                            "every synapse changes accuracy by {value} pp", "synapse-map")
+    shown = flat.children[1]
+    assert type(shown).__name__ == "P" and shown.children == "every synapse changes accuracy by 0 pp"
+    drawn = app.signed_panel(np.arange(4.0), None, "weights", "weight", "pixel", "{value}", "unit-weights")
+    assert type(drawn.children[1]).__name__ == "Graph"
+    bars = app.bar_panel(np.arange(3), np.full(3, -0.0), "per-class effect", "pp", "changes by {value} pp")
+    assert bars.children[1].children == "changes by 0 pp"
+
+
+def test_a_unit_without_synapse_effects_or_firing_says_so(explorer: Explorer) -> None:
+    app = app_module()
+    view = explorer.view(KEY)
+    profile = view.profile(1, 5, "zero")
+    silent = dataclasses.replace(profile, synapses=np.zeros(32), class_views=np.full_like(profile.class_views, np.nan))
+    page = app.profile_view(view, silent, "zero")
+    assert type(page["synapse-map"]).__name__ == "P"
+    assert page["synapse-map"].children.startswith(
+        "removing any one incoming synapse alone changes test accuracy by 0 pp (32 synapses")
+    assert str(page).count("never fires on its test images") == 10
+    drawn = app.profile_view(view, profile, "zero")
+    assert type(drawn["synapse-map"]).__name__ == type(drawn["unit-weights"]).__name__ == "Graph"
+    assert str(drawn).count("never fires") == (~np.isfinite(profile.class_views).any(axis=1)).sum()
+
+
+# --------------------------------------------------------------------------- links, CSV, modes
+
+
+def test_unit_links_round_trip() -> None:
+    assert UNIT_URL == "/?model={dataset}/{model}/{seed}&unit={layer}:{unit}"
+    assert unit_url("digits", "nn_392", 0, 1, 3) == "/?model=digits/nn_392/0&unit=1:3"
+    assert unit_link("?model=digits/nn/0&unit=1:3") == (KEY, (1, 3))
+    assert unit_link("token=abc&unit=0:17&model=digits/nn/0") == (KEY, (0, 17))
+    odd = unit_url("my data", "a/b", 2, 0, 4)
+    assert odd == "/?model=my%20data/a%2Fb/2&unit=0:4"
+    assert unit_link(odd[1:]) == (ModelKey("my data", "a/b", 2), (0, 4))
+    assert unit_link(None) is None and unit_link("?token=abc") is None
+
+
+@pytest.mark.parametrize(("search", "message"), [
+    ("?model=digits/nn/0", "a unit link needs both model= and unit="),
+    ("?unit=1:3", "a unit link needs both model= and unit="),
+    ("?model=digits/nn&unit=1:3", "cannot read the link's model 'digits/nn'"),
+    ("?model=digits/nn/x&unit=1:3", "cannot read the link's model 'digits/nn/x'"),
+    ("?model=digits/nn/0&unit=1:3-5", "cannot read the link's unit '1:3-5'"),
+])
+def test_malformed_unit_links_are_one_message(search: str, message: str) -> None:
+    with pytest.raises(ExploreError, match=rf"^{re.escape(message)}: write it as \?model=dataset/model/seed"):
+        unit_link(search)
+
+
+def test_answers_export_as_csv(explorer: Explorer) -> None:
+    view = explorer.view(KEY)
+    units = [(0, 3), (0, 4), (1, 5)]
+    answers = view.ask(units, "remove")
+    frame = pd.read_csv(io.StringIO(answers_frame(KEY, units, "remove", answers).to_csv(index=False)),
+                        keep_default_na=False)
+    assert list(frame.columns) == [
+        "dataset", "model", "seed", "mode", "units", "n_units", "split", "n_samples", "accuracy_base_pct",
+        "accuracy_pct", "effect_pp", "broken", "fixed", "p_mcnemar", "broken_rows", "fixed_rows"]
+    assert frame[["dataset", "model", "seed", "mode", "units", "n_units"]].drop_duplicates().values.tolist() == [
+        ["digits", "nn", 0, "remove", "0:3-4, 1:5", 3]]
+    assert frame["split"].tolist() == ["val", "test"]
+    for row, split, X, y in zip(frame.itertuples(), ("val", "test"), (view.data.X_val, view.data.X_test),
+                                (view.data.y_val, view.data.y_test)):
+        expected = ablate_joint(view.net, X, y, units, "remove")
+        assert row.n_samples == len(y)
+        assert row.accuracy_pct == pytest.approx(100 * expected["accuracy"][0], abs=1e-12)
+        assert row.effect_pp == pytest.approx(100 * expected["effect"][0], abs=1e-12)
+        assert (row.broken, row.fixed) == (expected["broken"][0], expected["fixed"][0])
+        answer = answers[0 if split == "val" else 1]
+        assert [int(r) for r in str(row.broken_rows).split()] == answer.broken_rows.tolist()
+        assert [int(r) for r in str(row.fixed_rows).split()] == answer.fixed_rows.tolist()
+    assert answers_filename(KEY, "remove") == "ask-digits-nn-seed0-remove.csv"
+    assert answers_filename(ModelKey("my data", "a/b", 1), "zero") == "ask-my_data-a_b-seed1-zero.csv"
+
+
+def test_a_mode_that_needs_reference_inputs_gets_them(explorer: Explorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    view = explorer.view(KEY)
+    monkeypatch.setitem(NEURON_MODES, "mean_again", NEURON_MODES["mean"])  # a new mode, same record
+    assert all(np.array_equal(a, b) for a, b in zip(view.values("mean_again"), view.values("mean")))
+
+
+def test_one_mode_selector_offers_every_mode(explorer: Explorer) -> None:
+    app = app_module()
+    options, first = app.mode_options(explorer)
+    assert [o["value"] for o in options] == list(NEURON_MODES) and first == "zero"
+    assert [o["label"] for o in options] == ["zero", "remove (live only: not swept)", "mean (live only: not swept)"]
+    page = str(app.layout(explorer))
+    assert page.count("Dropdown(") == 2 and "id='mode'" in page and "ask-mode" not in page
+
+
+def callback(app, first_output: str, inputs: dict, states: dict | None = None) -> dict:
+    """What the app's callback whose first output is ``first_output`` returns for ``inputs`` and
+    ``states`` (component id -> value), through the server as the page calls it."""
+    key = next(k for k in app.callback_map if k.lstrip(".").startswith(first_output))
+    spec = app.callback_map[key]
+    outputs = [dict(zip(("id", "property"), o.split("@")[0].split("."))) for o in key.strip(".").split("...")]
+    client = app.server.test_client()
+    client.get("/?token=t")
+    response = client.post("/_dash-update-component", json={
+        "output": key, "outputs": outputs if len(outputs) > 1 else outputs[0],
+        "inputs": [{**i, "value": inputs.get(i["id"])} for i in spec["inputs"]],
+        "state": [{**s, "value": (states or {}).get(s["id"])} for s in spec["state"]],
+        "changedPropIds": [f"{i['id']}.{i['property']}" for i in spec["inputs"] if i["id"] in inputs]})
+    return response.get_json()["response"] if response.status_code == 200 else {"status": response.status_code}
+
+
+def test_the_pages_answer_links_modes_repeats_and_downloads(explorer: Explorer) -> None:
+    app = app_module().make_app(explorer, "t")
+    opened = callback(app, "model.value", {"url": "?model=digits/nn/0&unit=1:5"})
+    assert opened == {"model": {"value": "digits|nn|0"}, "selected": {"data": {"model": "digits|nn|0", "layer": 1,
+                                                                               "unit": 5}},
+                      "tabs": {"value": "unit"}, "link-message": {"children": ""}}
+    for search, message in (("?model=digits/nn/7&unit=0:3", "no network digits/nn seed 7 in study 's'"),
+                            ("?model=digits/nn/0&unit=2:0", "the link's unit 2:0 is not in digits/nn seed 0"),
+                            ("?model=digits/nn/0", "a unit link needs both model= and unit=")):
+        shown = callback(app, "model.value", {"url": search})
+        assert list(shown) == ["link-message"]  # the page stays where it is
+        assert shown["link-message"]["children"].startswith(f"cannot open the link: {message}")
+    assert callback(app, "model.value", {"url": "?token=t"}) == {"status": 204}  # no link: nothing changes
+    unswept = callback(app, "run-line", {"model": "digits|nn|0", "mode": "remove"})
+    assert unswept["stability-block"]["children"]["props"]["children"] == "No neuron sweep in mode remove."
+    assert unswept["counts-block"]["children"]["props"]["children"].startswith(
+        "The study's neuron sweep has no rows in mode remove (swept: zero)")
+    states = {"model": "digits|nn|0", "mode": "remove"}
+    repeated = callback(app, "answer.children", {"ask": 1}, {**states, "question": "0:1-3, 0:2"})
+    assert repeated["ask-message"]["children"] == ("unit 0:2 is listed twice: write each unit once "
+                                                   "(a unit is removed once)")
+    answered = callback(app, "answer.children", {"ask": 1}, {**states, "question": "0:1-3"})
+    csv = answered["answer-csv"]["data"]
+    view = explorer.view(KEY)
+    units = [(0, 1), (0, 2), (0, 3)]
+    assert csv == {"filename": "ask-digits-nn-seed0-remove.csv",
+                   "content": answers_frame(KEY, units, "remove", view.ask(units, "remove")).to_csv(index=False)}
+    assert callback(app, "download.data", {"download-answer": 1}, {"answer-csv": csv}) == {
+        "download": {"data": {**csv, "type": "text/csv"}}}
+    added = callback(app, "question.value", {"add-selected": 1},
+                     {"question": "0:1, 1:5", "selected": {"model": "digits|nn|0", "layer": 1, "unit": 5}, **states})
+    assert added == {"pick-message": {"children": "unit 1:5 is already in the question"}}
+
+
+REPORT_HTML = """<!doctype html><main><h1>Ablation study s</h1>
+<nav><ol><li><a href="#s1">Impact</a></li><li><a href="#s2">Harmful</a></li></ol></nav>
+<section id="s1"><h2><span class="num">1</span> Impact of single neurons</h2>
+<p>See <a href="/?model=digits/nn/0&amp;unit=1:5">unit 1:5</a> and <a href="figures/f.png">a figure</a>.</p></section>
+<section id="s2"><h2><span class="num">2</span> Harmful neurons</h2>
+<p><a href="/?model=digits/nn/0&amp;unit=0:3">0:3</a>, <a href="/?model=digits/nn/1&amp;unit=1:5">seed 1</a>,
+<a href="/?model=digits/nn/0&amp;unit=1:5#x">again</a>, <a href="/?model=broken">broken</a></p></section></main>
+"""
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> ReportLinks:
+    (tmp_path / "report" / "figures").mkdir(parents=True)
+    (tmp_path / "report" / "index.html").write_text(REPORT_HTML)
+    (tmp_path / "report" / "figures" / "f.png").write_bytes(b"\x89PNG")
+    (tmp_path / "secret.txt").write_text("not the report's")
+    return ReportLinks(tmp_path / "report")
+
+
+def test_report_sections_and_the_units_they_name(report: ReportLinks, tmp_path: Path) -> None:
+    assert [(s.anchor, s.title) for s in report.sections()] == [
+        ("s1", "1 Impact of single neurons"), ("s2", "2 Harmful neurons")]
+    assert [s.anchor for s in report.naming(KEY, (1, 5))] == ["s1", "s2"]
+    assert [s.anchor for s in report.naming(KEY, (0, 3))] == ["s2"]
+    assert report.naming(KEY, (0, 4)) == []
+    missing = ReportLinks(tmp_path / "nowhere")
+    assert not missing.exists and missing.sections() == []
+
+
+def test_the_report_is_served_behind_the_token_and_linked(explorer: Explorer, report: ReportLinks) -> None:
+    app = app_module()
+    client = app.make_app(explorer, "secret-token", report).server.test_client()
+    assert client.get("/report/index.html").status_code == 403
+    page = client.get("/report/?token=secret-token")
+    assert page.status_code == 200 and page.text == REPORT_HTML
+    assert client.get("/report/figures/f.png").data == b"\x89PNG"  # the cookie carries the token
+    assert client.get("/report/../secret.txt").status_code == 404
+    assert client.get("/report/figures/../../secret.txt").status_code == 404
+    assert client.get("/?model=digits/nn/0&unit=1:5").status_code == 200  # a unit link from the report
+    top = str(app.header(explorer, report))
+    assert "href='/report/index.html'" in top and "href='/report/index.html#s2'" in top
+    view = explorer.view(KEY)
+    unit = str(app.profile_view(view, view.profile(1, 5, "zero"), "zero", report.naming(KEY, (1, 5))))
+    assert "Named in the report: " in unit and "href='/report/index.html#s1'" in unit
+    (report.index).unlink()
+    assert "report-link" not in str(app.header(explorer, report))
+    gone = client.get("/report/index.html")
+    assert gone.status_code == 404 and "write it with python -m analysis RESULTS --out DIR" in gone.text
 
 
 # --------------------------------------------------------------------------- server and CLI

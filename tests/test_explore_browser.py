@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.explore.session import parse_units
+from analysis.explore.session import ModelKey, ReportLinks, answers_frame, parse_units, unit_link
 from analysis.load import find_run, load_data, load_manifest, load_network
+from analysis.report import write_report
 from sweep.kernels import ablate_joint
 from tests.test_analysis_fixtures import trained_study
 from tests.test_report_browser import BROWSER_MARKS, chromium
@@ -49,10 +50,18 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def url(results: Path) -> Iterator[str]:
+def report(results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The study's report folder, as ``python -m analysis RESULTS --out DIR`` writes it."""
+    folder = tmp_path_factory.mktemp("report")
+    write_report(results, out_dir=folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def url(results: Path, report: Path) -> Iterator[str]:
     """The URL ``python -m analysis explore`` prints, while it serves."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "analysis", "explore", str(results)],
+    server = subprocess.Popen([sys.executable, "-m", "analysis", "explore", str(results), "--report", str(report)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = server.stdout.readline().strip()
@@ -128,8 +137,12 @@ def test_clicking_a_unit_opens_it_with_its_exact_removal(page: webdriver.Chrome,
             and f"breaks {expected['broken'][0]}, fixes {expected['fixed'][0]}" in summary)
     images = page.execute_script(
         "return [...document.querySelectorAll('#profile img')].map(i => [i.complete, i.naturalWidth])")
-    # weights, 8 top images, 10 class views, changed images, the synapse map
-    assert len(images) >= 1 + 8 + 10 + 1 and all(ok and width > 0 for ok, width in images)
+    # 8 top images, the class views of classes it fires on, changed images
+    assert len(images) >= 8 and all(ok and width > 0 for ok, width in images)
+    for panel in ("unit-weights", "synapse-map"):  # heatmaps with a colour scale, readable
+        area = page.find_element(By.CSS_SELECTOR, f"#{panel} .nsewdrag").size
+        assert min(area["width"], area["height"]) >= 240, (panel, area)
+        assert page.find_elements(By.CSS_SELECTOR, f"#{panel} .colorbar")
     assert len(page.find_elements(By.CSS_SELECTOR, "#broken-images img")) == min(expected["broken"][0], 8)
     page.find_element(By.ID, "add-profile").click()
     open_tab(page, "ask")
@@ -213,6 +226,74 @@ def test_units_are_picked_on_val_from_the_page(page: webdriver.Chrome, results: 
     page.find_element(By.ID, "pick-harmful").click()
     wait(page).until(lambda p: p.find_element(By.ID, "question").get_attribute("value"))
     assert parse_units(page.find_element(By.ID, "question").get_attribute("value"), (32, 16)) == harmful
+
+
+def test_one_mode_selector_sets_the_mode_of_every_tab(page: webdriver.Chrome, results: Path) -> None:
+    net, data = network_and_data(results)
+    labels = [e.text for e in page.find_elements(By.TAG_NAME, "label")]
+    assert len([t for t in labels if "mode" in t]) == 1 and not page.find_elements(By.ID, "ask-mode")
+    choose_mode(page, "remove")
+    ask(page, "0:3, 1:5")
+    shown = answer_rows(page, "0:3, 1:5")
+    expected = ablate_joint(net, data.X_test, data.y_test, [(0, 3), (1, 5)], "remove")
+    assert shown["test"]["change"] == f"{100 * expected['effect'][0]:+.2f}"
+    assert page.find_element(By.ID, "answer-head").text.startswith("Removing 2 units together (remove)")
+    choose_mode(page, "zero")
+
+
+def choose_mode(page: webdriver.Chrome, mode: str) -> None:
+    """Pick ``mode`` in the one mode selector."""
+    page.find_element(By.ID, "mode").click()
+    option = wait(page).until(EC.element_to_be_clickable(
+        (By.XPATH, f"//*[@role='option'][starts-with(normalize-space(.), '{mode}')]")))
+    option.click()
+    wait(page).until(EC.text_to_be_present_in_element((By.ID, "mode"), mode))
+
+
+def test_an_answer_downloads_as_csv(page: webdriver.Chrome, results: Path,
+                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    import pandas as pd
+
+    from analysis.explore.session import Explorer
+
+    folder = tmp_path_factory.mktemp("downloads")
+    page.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
+    ask(page, "0:4, 1:6")
+    answer_rows(page, "0:4, 1:6")
+    page.find_element(By.ID, "download-answer").click()
+    csv = folder / "ask-digits-nn-seed0-zero.csv"
+    WebDriverWait(page, WAIT_S).until(lambda _: csv.exists() and csv.stat().st_size > 0)
+    view = Explorer(results).view(ModelKey("digits", "nn", 0))
+    expected = answers_frame(view.key, [(0, 4), (1, 6)], "zero", view.ask([(0, 4), (1, 6)], "zero"))
+    assert csv.read_text() == expected.to_csv(index=False)
+    assert pd.read_csv(csv)["split"].tolist() == ["val", "test"]
+
+
+def test_a_report_unit_link_opens_the_unit_and_it_links_back(page: webdriver.Chrome, url: str, results: Path,
+                                                           report: Path) -> None:
+    base = url.split("/?")[0]
+    page.get(base + "/")  # the cookie carries the token from here on
+    link = wait(page).until(EC.element_to_be_clickable((By.ID, "report-link")))
+    sections = ReportLinks(report).sections()
+    assert [a.get_attribute("href") for a in page.find_elements(By.CSS_SELECTOR, "#report-sections a")] == [
+        f"{base}/report/index.html#{s.anchor}" for s in sections]
+    link.click()
+    unit = wait(page).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "a.unit")))  # the first the report names
+    key, (layer, number) = unit_link(unit.get_attribute("href").split("?", 1)[1])
+    naming = [s for s in sections if (key, (layer, number)) in s.units]
+    unit.click()
+    wait(page).until(EC.text_to_be_present_in_element((By.ID, "unit-title"), f"Unit {number} of layer {layer}"))
+    assert f"seed {key.seed}" in page.find_element(By.ID, "model").text
+    net, data = network_and_data(results, seed=key.seed)
+    expected = ablate_joint(net, data.X_test, data.y_test, [(layer, number)])
+    assert f"test accuracy {100 * expected['effect'][0]:+.2f} pp" in page.find_element(By.ID, "unit-summary").text
+    back = page.find_elements(By.CSS_SELECTOR, "#unit-report a")
+    assert [a.text for a in back] == [s.title for s in naming] and naming
+    back[0].click()
+    wait(page).until(lambda p: p.current_url.endswith(f"/report/index.html#{naming[0].anchor}"))
+    page.get(base + "/?model=digits/nn/7&unit=0:3")
+    wait(page).until(EC.text_to_be_present_in_element(
+        (By.ID, "link-message"), "cannot open the link: no network digits/nn seed 7"))
 
 
 def test_nothing_is_fetched_from_outside_127_0_0_1(page: webdriver.Chrome, url: str) -> None:

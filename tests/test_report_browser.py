@@ -15,11 +15,14 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from analysis import write_report
+from analysis.report import UNIT_LINK_SCRIPT
 from tests.test_analysis_fixtures import trained_study
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WIDTH, HEIGHT = 1200, 900
+WIDTH, HEIGHT = 1400, 900
+MAX_PAGE_HEIGHT = 15_000
+"""The tallest a report may be at 1,400 px (issue 18: per-seed detail collapsed)."""
 
 BROWSER_MARKS = [
     pytest.mark.slow,
@@ -58,7 +61,7 @@ def chromium(user_data_dir: Path, width: int = WIDTH, height: int = HEIGHT,
 def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("results")
     trained_study(root)  # digits, two seeds, val + test sweeps, synapses
-    return write_report(root, out_dir=tmp_path_factory.mktemp("report"))
+    return write_report(root, out_dir=tmp_path_factory.mktemp("report")).index
 
 
 @pytest.fixture(scope="module")
@@ -71,34 +74,50 @@ def page(index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webd
         browser.quit()
 
 
+def _all(page: webdriver.Chrome, selector: str, script: str) -> list:
+    """``script`` (on ``e``) of every element matching ``selector``, hidden ones included."""
+    return page.execute_script(f"return [...document.querySelectorAll('{selector}')].map(e => {script})")
+
+
 def test_every_image_renders(page: webdriver.Chrome) -> None:
     images = page.execute_script(
         "return [...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])")
-    assert len(images) == 5
+    assert len(images) >= 4
     broken = [src for src, complete, width in images if not (complete and width > 0)]
     assert broken == []
 
 
 def test_text_has_no_raw_markup_or_missing_numbers(page: webdriver.Chrome) -> None:
-    text = page.find_element(By.TAG_NAME, "body").text
+    text = page.find_element(By.TAG_NAME, "body").get_attribute("textContent")
     assert "What this study found" in text and "Impact of single-neuron removal" in text
     assert not re.search(r"\bnan\b|\binf\b", text, re.IGNORECASE)  # NaN, nan, inf
-    assert not re.search(r"\bNone\b|<NA>|NaT", text)
+    assert not re.search(r"\bNone\b|<NA>|NaT|-0\.0+\b", text)
     for raw in ("**", "![", "|---", "&lt;", "&gt;", "&amp;", "&#"):
         assert raw not in text, raw
 
 
 def test_figures_and_tables_are_numbered_with_captions(page: webdriver.Chrome) -> None:
-    figures = page.find_elements(By.CSS_SELECTOR, "figure:not(.table)")
-    captions = [f.find_element(By.TAG_NAME, "figcaption").text for f in figures]
-    assert [c.split(".")[0] for c in captions] == [f"Figure {i}" for i in range(1, 6)]
-    stems = [Path(f.find_element(By.TAG_NAME, "img").get_attribute("src")).stem for f in figures]
+    captions = _all(page, "figure:not(.table) > figcaption", "e.textContent")
+    assert [c.split(".")[0] for c in captions] == [f"Figure {i}" for i in range(1, len(captions) + 1)]
+    stems = [Path(src).stem for src in _all(page, "figure:not(.table) img", "e.getAttribute('src')")]
     assert all(stem not in caption and len(caption) > 100 for stem, caption in zip(stems, captions))
-    assert captions[0].startswith("Figure 1. Single-neuron effects of digits/nn seed 0 (zero, test)")
-    tables = page.find_elements(By.CSS_SELECTOR, "figure.table > figcaption")
-    assert [t.text.split(".")[0] for t in tables] == [f"Table {i}" for i in range(1, 8)]
+    assert captions[0].startswith("Figure 1. Single-neuron effects of digits/nn (zero, test) of every seed")
+    tables = _all(page, "figure.table > figcaption", "e.textContent")
+    assert [t.split(".")[0] for t in tables] == [f"Table {i}" for i in range(1, len(tables) + 1)]
     note = page.find_element(By.CSS_SELECTOR, "figure.table p.note").text
-    assert note.startswith("Note. These intervals come from 2 seeds and say almost nothing")
+    assert note.startswith("Note. From 2 seeds a 95 % t-interval is the mean ± 8.98 standard")
+
+
+def test_one_readable_page(page: webdriver.Chrome) -> None:
+    height = page.execute_script("return document.documentElement.scrollHeight")
+    assert height <= MAX_PAGE_HEIGHT
+    closed = page.find_elements(By.CSS_SELECTOR, "details:not([open]) > summary")
+    assert closed  # per-seed and per-pair detail starts collapsed ...
+    closed[0].click()  # ... and opens on a click
+    assert page.execute_script("return document.querySelectorAll('details[open]').length") == 1
+    assert page.execute_script("return document.documentElement.scrollHeight") > height
+    summary = page.find_elements(By.CSS_SELECTOR, "section.summary li")
+    assert 2 <= len(summary) <= 8 and all(len(li.text) < 330 for li in summary)  # two lines
 
 
 def test_layout_fits_a_reader(page: webdriver.Chrome) -> None:
@@ -119,10 +138,16 @@ def test_layout_fits_a_reader(page: webdriver.Chrome) -> None:
 
 def test_page_is_self_contained(index: Path, page: webdriver.Chrome) -> None:
     source = index.read_text()
-    assert "<script" not in source and "<link" not in source and "@import" not in source
+    assert re.findall(r"<script[^>]*>(.*?)</script>", source, re.S) == [UNIT_LINK_SCRIPT]
+    assert "<link" not in source and "@import" not in source
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", source)
+    # opened from disk, the unit links (explorer pages) are inert text
+    assert 'class="unit" href=' in source
+    assert page.execute_script("return document.querySelectorAll('a.unit[href]').length") == 0
+    assert page.execute_script("return document.querySelectorAll('a.unit').length") > 0
     links = page.execute_script("return [...document.querySelectorAll('a[href]')].map(a => a.href)")
     files = [Path(unquote(urlparse(link).path)) for link in links if link.startswith("file:")
              and "#" not in link]
-    assert len(files) == 5 + 7  # an SVG per figure, a CSV per table
+    tables = len(re.findall(r'href="tables/[^"]+\.csv"', source))
+    assert tables >= 7 and len(files) == tables  # a CSV per table, PNG only (SVG with --svg)
     assert all(f.is_file() and f.stat().st_size > 0 for f in files)

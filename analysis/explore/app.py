@@ -5,6 +5,12 @@ Werkzeug, all from the ``explore`` extra). Every script and style is served by D
 installed packages (``serve_locally=True``); images are ``data:`` URIs. The server listens
 on 127.0.0.1 only and refuses every request that carries neither the session's random token
 (``?token=``, as printed) nor the cookie set by the first request that did.
+
+Routes: ``/`` the explorer, which opens a unit's view from a unit link
+(:data:`analysis.explore.UNIT_URL`: ``/?model=dataset/model/seed&unit=layer:unit``);
+:data:`analysis.explore.REPORT_PATH` (``/report/``) the report folder written by
+``python -m analysis RESULTS --out DIR``, when there is one, whose sections the explorer's
+header and unit view link to (``/report/index.html#s<N>``).
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
-from flask import Response, request
+from dash.exceptions import PreventUpdate
+from flask import Response, request, send_from_directory
 from plotly.subplots import make_subplots
 from werkzeug.serving import make_server
 
-from analysis.explore.images import input_png, signed_png
+from analysis.explore import REPORT_PATH
+from analysis.explore.images import flat_value, input_png
 from analysis.explore.session import (
     MAX_QUESTION_CHARS,
     SHOWN_CHANGES,
@@ -34,12 +42,20 @@ from analysis.explore.session import (
     ExploreError,
     ModelKey,
     ModelView,
+    ReportLinks,
+    ReportSection,
     SplitAnswer,
     UnitProfile,
+    answers_filename,
+    answers_frame,
     format_units,
     parse_units,
+    unit_link,
 )
-from analysis.sections import Q, count, interval_note
+from analysis.figures import DIVERGING, image_grid
+from analysis.formatting import count
+from analysis.sections.base import interval_note
+from analysis.stats import Q
 from sweep.kernels import NEURON_MODES
 
 HOST = "127.0.0.1"
@@ -55,6 +71,9 @@ list gets its message instead of being cut silently."""
 HEAD_CHARS = 300
 """Most characters of the unit list repeated above an answer."""
 
+MAP_PX = 260
+"""Side of one heatmap's plotting area in the unit view, in pixels."""
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0 1.5rem 2rem; color: #222; }
 h1 { font-size: 1.4rem; margin: 1rem 0 0.5rem; }
@@ -67,6 +86,10 @@ table.numbers th { background: #f3f3f3; }
 .tiles { display: flex; flex-wrap: wrap; gap: 0.6rem; }
 .tile { text-align: center; font-size: 0.8rem; }
 .tile img { display: block; border: 1px solid #ccc; image-rendering: pixelated; }
+.tile.flat { max-width: 8rem; color: #555; padding-top: 2rem; }
+header.bar { justify-content: space-between; }
+header a, .sections a { margin-right: 0.8rem; }
+details.sections { font-size: 0.9rem; }
 .message { color: #b00020; font-weight: 600; margin: 0.4rem 0; min-height: 1.2rem; }
 .note { color: #555; font-size: 0.9rem; max-width: 60rem; }
 button { margin-right: 0.4rem; }
@@ -194,6 +217,66 @@ def unit_columns(table: pd.DataFrame) -> list[dict[str, Any]]:
             for c in table.columns]
 
 
+def signed_heatmap(values: np.ndarray, shape: tuple[int, ...] | None, scale: str, source: str) -> go.Figure:
+    """Signed per-input values as a heatmap with a colour scale centred at 0 (red positive):
+    on the image grid (one panel per channel of a colour image), else on a near-square grid
+    (:func:`analysis.figures.image_grid`); hovering names the ``source`` index and its value.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_sources,), not all equal (see :func:`flat_value`)
+    shape : the input image shape, or None
+    scale : the colour bar's title (``weight``, ``effect (pp)``)
+    source : what one value belongs to (``pixel``, ``unit``)
+    """
+    image = image_grid(values, shape)
+    index = image_grid(np.arange(len(values), dtype=float), shape)
+    limit = float(np.nanmax(np.abs(image)))
+    colour = image.ndim == 3
+    panels = [(image[..., c], index[..., c]) for c in range(3)] if colour else [(image, index)]
+    figure = make_subplots(rows=1, cols=len(panels), horizontal_spacing=0.03,
+                           subplot_titles=("red", "green", "blue") if colour else None)
+    for i, (z, where) in enumerate(panels, start=1):
+        figure.add_trace(go.Heatmap(
+            z=z, customdata=where, coloraxis="coloraxis",
+            hovertemplate=f"{source} %{{customdata:.0f}}: %{{z:.3g}}<extra></extra>"), row=1, col=i)
+        figure.update_yaxes(autorange="reversed", scaleanchor=f"x{i if i > 1 else ''}", constrain="domain",
+                            showticklabels=False, row=1, col=i)
+        figure.update_xaxes(constrain="domain", showticklabels=False, row=1, col=i)
+    figure.update_layout(
+        coloraxis={"colorscale": DIVERGING, "cmin": -limit, "cmax": limit,
+                   "colorbar": {"title": {"text": scale}, "thickness": 14}},
+        width=MAP_PX * len(panels) + 110, height=MAP_PX + 40,
+        margin={"l": 10, "r": 10, "t": 30 if colour else 10, "b": 10}, plot_bgcolor="white")
+    return figure
+
+
+def _number(value: float) -> str:
+    return "no value" if not np.isfinite(value) else f"{value + 0.0:.3g}"
+
+
+def signed_panel(values: np.ndarray, shape: tuple[int, ...] | None, title: str, scale: str, source: str,
+                 flat: str, element_id: str) -> html.Div:
+    """A titled :func:`signed_heatmap`, or, where every value is the same, the sentence
+    ``flat`` (``{value}`` filled in) instead of a panel of one colour."""
+    value = flat_value(values)
+    if value is not None:
+        shown: Any = html.P(flat.format(value=_number(value)), className="note flat", id=element_id)
+    else:
+        shown = dcc.Graph(figure=signed_heatmap(values, shape, scale, source), id=element_id,
+                          config={"displayModeBar": False})
+    return html.Div([html.H4(title), shown])
+
+
+def bar_panel(classes: np.ndarray, values: np.ndarray, title: str, axis: str, flat: str) -> Any:
+    """:func:`bar_figure`, or the sentence ``flat`` where every class has the same value."""
+    value = flat_value(values)
+    if value is not None:
+        return html.Div([html.H4(title), html.P(flat.format(value=_number(value)), className="note flat")],
+                        style={"width": "22rem"})
+    return dcc.Graph(figure=bar_figure(classes, values, title, axis), config={"displayModeBar": False})
+
+
 def bar_figure(classes: np.ndarray, values: np.ndarray, title: str, axis: str) -> go.Figure:
     """A bar per class."""
     figure = go.Figure(go.Bar(x=[str(c) for c in classes], y=values, marker_color="#1f77b4"))
@@ -202,25 +285,36 @@ def bar_figure(classes: np.ndarray, values: np.ndarray, title: str, axis: str) -
     return figure
 
 
-def profile_view(view: ModelView, profile: UnitProfile, mode: str) -> html.Div:
-    """The unit view: what the unit looks for and what removing it does."""
+def report_links(sections: list[ReportSection]) -> list[Any]:
+    """Links to report sections, ``index.html#s<N>`` under :data:`REPORT_PATH`."""
+    return [html.A(s.title, href=f"{REPORT_PATH}index.html#{s.anchor}") for s in sections]
+
+
+def profile_view(view: ModelView, profile: UnitProfile, mode: str,
+                 named: list[ReportSection] | None = None) -> html.Div:
+    """The unit view: what the unit looks for and what removing it does.
+
+    Parameters
+    ----------
+    named : the report sections that link to this unit (listed with links), if any
+    """
     r = profile.removal
     shape, X, y = view.shape, view.data.X_test, view.data.y_test
     layer, unit = profile.layer, profile.unit
     drawn = "incoming weights" if layer == 0 else "incoming weights projected to input space"
-    graphs: list[Any] = [html.Div([html.H4(drawn), html.Img(src=signed_png(profile.weights, shape),
-                                                            id="unit-weights")], className="tile")]
+    graphs: list[Any] = [signed_panel(profile.weights, shape, drawn, "weight", "input",
+                                      "every " + drawn.replace("weights", "weight") + " is {value}",
+                                      "unit-weights")]
     if profile.class_effect is not None:
-        graphs.append(dcc.Graph(figure=bar_figure(profile.classes, 100 * profile.class_effect,
-                                                  "per-class effect (test)", "accuracy change (pp)"),
-                                config={"displayModeBar": False}))
-    graphs.append(dcc.Graph(figure=bar_figure(profile.classes, profile.class_activation,
-                                              "mean output per class (test)", "output"),
-                            config={"displayModeBar": False}))
+        graphs.append(bar_panel(profile.classes, 100 * profile.class_effect, "per-class effect (test)",
+                                "accuracy change (pp)", "removing it changes every class's test "
+                                "accuracy by {value} pp"))
+    graphs.append(bar_panel(profile.classes, profile.class_activation, "mean output per class (test)",
+                            "output", "its mean output is {value} for every class"))
     top = [_tile(input_png(X[i], shape), f"label {y[i]}, output {v:.2f}")
            for i, v in zip(profile.top_rows, profile.top_values)]
-    views = [_tile(input_png(v, shape) if np.isfinite(v).any() else signed_png(np.zeros_like(v), shape),
-                   f"class {c}" if np.isfinite(v).any() else f"class {c}: never fires")
+    views = [_tile(input_png(v, shape), f"class {c}") if np.isfinite(v).any()
+             else html.Div(f"class {c}: never fires on its test images", className="tile flat")
              for c, v in zip(profile.classes, profile.class_views)]
     parts = [
         html.H3(f"Unit {unit} of layer {layer}", id="unit-title"),
@@ -228,6 +322,10 @@ def profile_view(view: ModelView, profile: UnitProfile, mode: str) -> html.Div:
                 f"({pct(r.accuracy_base)} % → {pct(r.accuracy)} %), breaks {r.broken}, fixes {r.fixed}, "
                 f"McNemar p = {r.p_mcnemar:.4g}. ",
                 html.Button("add to question", id="add-profile")], id="unit-summary"),
+    ]
+    if named:
+        parts.append(html.P(["Named in the report: ", *report_links(named)], id="unit-report", className="note"))
+    parts += [
         html.Div(graphs, className="bar"),
         html.H4("top-activating test images"), html.Div(top, className="tiles", id="top-images"),
         html.H4("what each class looks like to this unit: test images of the class averaged, "
@@ -236,11 +334,13 @@ def profile_view(view: ModelView, profile: UnitProfile, mode: str) -> html.Div:
         changed_tiles(view, r),
     ]
     if profile.synapses is not None:
-        source = shape if layer == 0 else None
-        parts += [html.H4(f"incoming synapses removed one at a time: test effect per "
-                          f"{'input pixel' if layer == 0 else f'unit of layer {layer - 1}'} "
-                          "(red raises accuracy; not swept: 0)"),
-                  html.Img(src=signed_png(100 * profile.synapses, source), id="synapse-map")]
+        source = "input pixel" if layer == 0 else f"unit of layer {layer - 1}"
+        parts.append(signed_panel(
+            100 * profile.synapses, shape if layer == 0 else None,
+            f"incoming synapses removed one at a time: test effect per {source} "
+            "(red raises accuracy; not swept: 0)", "effect (pp)", "pixel" if layer == 0 else source,
+            f"removing any one incoming synapse alone changes test accuracy by {{value}} pp "
+            f"({len(profile.synapses)} synapses; those not swept count as 0)", "synapse-map"))
     if profile.partners is not None:
         rows = [html.Tr([html.Td(f"{r.layer}:{r.unit}"), html.Td(pp(r.effect_pair)), html.Td(pp(r.interaction)),
                          html.Td(f"{r.p_mcnemar:.4g}")]) for r in profile.partners.itertuples()]
@@ -254,16 +354,38 @@ def profile_view(view: ModelView, profile: UnitProfile, mode: str) -> html.Div:
 # --------------------------------------------------------------------------- app
 
 
-def layout(explorer: Explorer) -> html.Div:
-    """The page: a model and mode picker over three tabs (overview, unit, ask)."""
+def mode_options(explorer: Explorer) -> tuple[list[dict[str, str]], str]:
+    """The one mode selector's options (every mode of ``sweep.kernels.NEURON_MODES``; those
+    without neuron-sweep rows marked "live only") and its first value (``zero`` when swept)."""
+    swept = set(explorer.neurons["mode"].unique())
+    options = [{"label": m if m in swept else f"{m} (live only: not swept)", "value": m} for m in NEURON_MODES]
+    first = "zero" if "zero" in swept else sorted(swept)[0]
+    return options, first
+
+
+def header(explorer: Explorer, report: ReportLinks | None) -> html.Header:
+    """The title, and links to the report and its sections when the report exists."""
+    links: list[Any] = []
+    if report is not None and report.exists:
+        sections = report.sections()
+        links = [html.A("Report", href=f"{REPORT_PATH}index.html", id="report-link")]
+        if sections:
+            links.append(html.Details([html.Summary("report sections"), html.Div(report_links(sections))],
+                                      className="sections", id="report-sections"))
+    return html.Header([html.H1(f"Ablation explorer: study {explorer.study}"), html.Div(links)],
+                       className="bar")
+
+
+def layout(explorer: Explorer, report: ReportLinks | None = None) -> html.Div:
+    """The page: a network and mode picker over three tabs (overview, unit, ask)."""
     keys = explorer.keys
-    modes = sorted(explorer.neurons["mode"].unique())
+    options, first = mode_options(explorer)
     picker = html.Div([
         html.Div([html.Label("network"), dcc.Dropdown(
             id="model", options=[{"label": k.label, "value": k.value} for k in keys],
             value=keys[0].value, clearable=False)]),
-        html.Div([html.Label("mode"), dcc.Dropdown(
-            id="mode", options=modes, value="zero" if "zero" in modes else modes[0], clearable=False)]),
+        html.Div([html.Label("mode (overview, unit and ask)"),
+                  dcc.Dropdown(id="mode", options=options, value=first, clearable=False)]),
     ], className="bar")
     overview = html.Div([
         html.P(id="run-line", className="note"),
@@ -273,7 +395,7 @@ def layout(explorer: Explorer) -> html.Div:
         html.H3("Across seeds"), html.Div(id="stability-block"),
     ])
     unit = html.Div([
-        html.Div(id="profile", children=html.P("Click a unit in the overview or the table below.")),
+        html.Div(id="profile", children=html.P(NO_UNIT)),
         html.H3("All hidden units"),
         html.P(className="note", id="units-note"),
         dag.AgGrid(id="units", columnDefs=[], rowData=[],
@@ -283,8 +405,9 @@ def layout(explorer: Explorer) -> html.Div:
                    style={"height": "420px"}),
     ])
     ask = html.Div([
-        html.P("Units to remove together, as layer:unit or layer:first-last (e.g. 0:3, 0:17, 1:0-9); "
-               "chosen units come from the val sweep, never from test.", className="note"),
+        html.P("Units to remove together, as layer:unit or layer:first-last (e.g. 0:3, 0:17, 1:0-9), "
+               "each once, in the mode chosen above; chosen units come from the val sweep, never from "
+               "test.", className="note"),
         dcc.Textarea(id="question", value="", maxLength=TEXTAREA_CHARS),
         html.Div([
             html.Button("add selected unit", id="add-selected"),
@@ -294,16 +417,17 @@ def layout(explorer: Explorer) -> html.Div:
             html.Button("clear", id="clear"),
         ]),
         html.Div(id="pick-message", className="message"),
-        html.Div([html.Label("mode "), dcc.Dropdown(id="ask-mode", options=list(NEURON_MODES),
-                                                    value="zero", clearable=False,
-                                                    style={"width": "12rem"}),
-                  html.Button("ask", id="ask")], className="bar"),
+        html.Button("ask", id="ask"),
         html.Div(id="ask-message", className="message"),
         html.Div(id="answer"),
+        dcc.Store(id="answer-csv"),
+        dcc.Download(id="download"),
     ])
     return html.Div([
-        html.H1(f"Ablation explorer: study {explorer.study}"),
+        dcc.Location(id="url", refresh=False),
+        header(explorer, report),
         picker,
+        html.Div(id="link-message", className="message"),
         dcc.Store(id="selected"),
         dcc.Tabs(id="tabs", value="overview", children=[
             dcc.Tab(overview, label="Overview", value="overview", id="tab-overview"),
@@ -313,21 +437,45 @@ def layout(explorer: Explorer) -> html.Div:
     ])
 
 
-def make_app(explorer: Explorer, token: str) -> Dash:
+NO_UNIT = "Click a unit in the overview or the table below."
+"""The unit tab before a unit of the chosen network is selected."""
+
+
+def make_app(explorer: Explorer, token: str, report: ReportLinks | None = None) -> Dash:
     """The Dash app of ``explorer``, refusing requests without ``token``.
 
     Parameters
     ----------
     explorer : Explorer
     token : str — the access token (the URL's ``?token=``)
+    report : ReportLinks, optional — the report folder served under :data:`REPORT_PATH` and
+        linked from the pages while its ``index.html`` exists (read again on every page load)
     """
     app = Dash(__name__, title="ablation explorer", update_title=None, serve_locally=True,
                include_assets_files=False, suppress_callback_exceptions=True)
     app.index_string = app.index_string.replace("{%css%}", "{%css%}<style>" + STYLE + "</style>")
-    app.layout = layout(explorer)
+    app.layout = lambda: layout(explorer, report)
     _guard(app, token)
-    _callbacks(app, explorer)
+    _serve_report(app, report)
+    _callbacks(app, explorer, report)
     return app
+
+
+def _serve_report(app: Dash, report: ReportLinks | None) -> None:
+    """Serve the report folder's files under :data:`REPORT_PATH` (404 with a hint without it)."""
+
+    @app.server.route(f"{REPORT_PATH}<path:name>")
+    def report_file(name: str) -> Response:
+        if report is None or not report.exists:
+            where = f" in {str(report.folder)!r}" if report is not None else ""
+            return Response(f"404 Not Found: no report{where}: write it with python -m analysis RESULTS "
+                            "--out DIR, and serve it with python -m analysis explore RESULTS --report DIR\n",
+                            status=404, mimetype="text/plain")
+        return send_from_directory(report.folder.resolve(), name)  # 404 outside the folder
+
+    @app.server.route(REPORT_PATH)
+    def report_index() -> Response:
+        return report_file("index.html")
 
 
 def _guard(app: Dash, token: str) -> None:
@@ -357,7 +505,7 @@ def _view(explorer: Explorer, model: str) -> ModelView:
     return explorer.view(ModelKey.parse(model))
 
 
-def _callbacks(app: Dash, explorer: Explorer) -> None:
+def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> None:
     @app.callback(Output("run-line", "children"), Output("curves", "figure"),
                   Output("counts-block", "children"), Output("stability-block", "children"),
                   Output("units", "rowData"), Output("units", "columnDefs"),
@@ -375,38 +523,65 @@ def _callbacks(app: Dash, explorer: Explorer) -> None:
         note = ("Every hidden unit: sort or filter a column, click a row to open the unit. Statistics of "
                 "the unit's output (selectivity; entropy and mutual information with the label of its "
                 f"firing, in bits) are computed on {view.statistics['split'].iloc[0]}.")
+        if view.effects(mode, "test").empty:
+            unswept = unswept_note(explorer, mode)
+            figure = go.Figure(layout={"height": 120, "xaxis": {"visible": False}, "yaxis": {"visible": False},
+                                       "annotations": [{"text": f"no neuron sweep in mode {mode}",
+                                                        "showarrow": False}]})
+            return (line, figure, html.P(unswept, className="note"), html.P(f"No neuron sweep in mode {mode}.",
+                                                                             className="note"),
+                    records, unit_columns(table), note + " " + unswept)
         return (line, curves_figure(view, mode), counts_table(view, mode), stability_block(view, mode),
                 records, unit_columns(table), note)
 
-    @app.callback(Output("selected", "data"), Output("tabs", "value"),
-                  Input("curves", "clickData"), Input("units", "cellClicked"), Input("model", "value"),
+    @app.callback(Output("model", "value"), Output("selected", "data"), Output("tabs", "value"),
+                  Output("link-message", "children"), Input("url", "search"))
+    def follow_link(search: str | None) -> tuple[Any, ...]:
+        """Open the unit a unit link names (:data:`analysis.explore.UNIT_URL`)."""
+        try:
+            link = unit_link(search)
+            if link is None:
+                raise PreventUpdate
+            key, (layer, unit) = link
+            view = explorer.view(key)
+            if not (layer < len(view.net.hidden_sizes) and unit < view.net.hidden_sizes[layer]):
+                raise ExploreError(f"the link's unit {layer}:{unit} is not in {key.label} (hidden layers "
+                                   f"{list(view.net.hidden_sizes)})")
+        except ExploreError as error:
+            return no_update, no_update, no_update, f"cannot open the link: {error}"
+        return key.value, {"model": key.value, "layer": layer, "unit": unit}, "unit", ""
+
+    @app.callback(Output("selected", "data", allow_duplicate=True), Output("tabs", "value", allow_duplicate=True),
+                  Input("curves", "clickData"), Input("units", "cellClicked"), State("model", "value"),
                   prevent_initial_call=True)
     def select(click: dict | None, cell: dict | None, model: str) -> tuple[Any, Any]:
         if ctx.triggered_id == "curves" and click:
             layer, unit = click["points"][0]["customdata"]
-            return {"layer": int(layer), "unit": int(unit)}, "unit"
+            return {"model": model, "layer": int(layer), "unit": int(unit)}, "unit"
         if ctx.triggered_id == "units" and cell and cell.get("rowId"):
             layer, unit = cell["rowId"].split(":")
-            return {"layer": int(layer), "unit": int(unit)}, no_update
-        return None, no_update
+            return {"model": model, "layer": int(layer), "unit": int(unit)}, no_update
+        return no_update, no_update
 
     @app.callback(Output("profile", "children"),
-                  Input("selected", "data"), Input("mode", "value"), State("model", "value"))
+                  Input("selected", "data"), Input("mode", "value"), Input("model", "value"))
     def unit_page(selected: dict | None, mode: str, model: str) -> Any:
-        if not selected:
-            return html.P("Click a unit in the overview or the table below.")
+        if not selected or selected.get("model") != model:
+            return html.P(NO_UNIT)
         view = _view(explorer, model)
         try:
-            return profile_view(view, view.profile(selected["layer"], selected["unit"], mode), mode)
+            profile = view.profile(selected["layer"], selected["unit"], mode)
         except ExploreError as error:
             return html.P(str(error), className="message")
+        named = report.naming(view.key, (profile.layer, profile.unit)) if report is not None else []
+        return profile_view(view, profile, mode, named)
 
     @app.callback(Output("question", "value"), Output("pick-message", "children"),
                   Input("add-selected", "n_clicks"), Input("pick-harmful", "n_clicks"),
                   Input("pick-top", "n_clicks"), Input("clear", "n_clicks"),
                   Input("add-profile", "n_clicks"),
                   State("question", "value"), State("selected", "data"), State("model", "value"),
-                  State("ask-mode", "value"), State("top-k", "value"), prevent_initial_call=True)
+                  State("mode", "value"), State("top-k", "value"), prevent_initial_call=True)
     def pick(*args: Any) -> tuple[Any, str]:
         question, selected, model, mode, k = args[-5:]
         trigger = ctx.triggered_id
@@ -417,43 +592,64 @@ def _callbacks(app: Dash, explorer: Explorer) -> None:
             if trigger == "clear":
                 return "", ""
             if trigger in ("add-selected", "add-profile"):
-                if not selected:
+                if not selected or selected.get("model") != model:
                     raise ExploreError("no unit selected: click one in the overview or the unit table")
                 typed = parse_units(question, view.net.hidden_sizes) if (question or "").strip() else []
-                return format_units(sorted({*typed, (selected["layer"], selected["unit"])})), ""
+                chosen = (selected["layer"], selected["unit"])
+                if chosen in typed:
+                    raise ExploreError(f"unit {chosen[0]}:{chosen[1]} is already in the question")
+                return format_units([*typed, chosen]), ""
             rule = "harmful" if trigger == "pick-harmful" else "top"
             return format_units(view.choose(rule, mode, int(k) if k is not None else None)), ""
         except ExploreError as error:
             return no_update, str(error)
 
-    @app.callback(Output("answer", "children"), Output("ask-message", "children"),
+    @app.callback(Output("answer", "children"), Output("ask-message", "children"), Output("answer-csv", "data"),
                   Input("ask", "n_clicks"), State("question", "value"), State("model", "value"),
-                  State("ask-mode", "value"), prevent_initial_call=True)
-    def answer(_: int, question: str | None, model: str, mode: str) -> tuple[Any, str]:
+                  State("mode", "value"), prevent_initial_call=True)
+    def answer(_: int, question: str | None, model: str, mode: str) -> tuple[Any, str, Any]:
         view = _view(explorer, model)
         start = time.perf_counter()
         try:
             units = parse_units(question, view.net.hidden_sizes)
             answers = view.ask(units, mode)
         except ExploreError as error:
-            return None, str(error)
+            return None, str(error), None
         elapsed = 1000 * (time.perf_counter() - start)
         listed = format_units(units)
         head = (f"Removing {count(len(units), 'unit')} together ({mode}) on {view.key.label}: "
                 f"{listed if len(listed) <= HEAD_CHARS else listed[:HEAD_CHARS] + ' ...'}")
+        csv = {"filename": answers_filename(view.key, mode),
+               "content": answers_frame(view.key, units, mode, answers).to_csv(index=False)}
         return html.Div([
             html.P(head, id="answer-head"), answer_table(answers),
-            html.P(f"answered in {elapsed:.0f} ms", className="note"),
+            html.P([f"answered in {elapsed:.0f} ms ", html.Button("download CSV", id="download-answer")],
+                   className="note"),
             changed_tiles(view, answers[-1]),
-        ]), ""
+        ]), "", csv
+
+    @app.callback(Output("download", "data"), Input("download-answer", "n_clicks"), State("answer-csv", "data"),
+                  prevent_initial_call=True)
+    def download(clicks: int | None, csv: dict | None) -> Any:
+        if not clicks or not csv:
+            raise PreventUpdate
+        return {**csv, "type": "text/csv"}
 
 
-def serve(explorer: Explorer, port: int = 0) -> None:
+def unswept_note(explorer: Explorer, mode: str) -> str:
+    """Why the overview of ``mode`` is empty: the neuron sweep has no rows in it."""
+    swept = ", ".join(sorted(explorer.neurons["mode"].unique()))
+    return (f"The study's neuron sweep has no rows in mode {mode} (swept: {swept}): the overview and effects "
+            f"are empty; the unit view's removal and the Ask tab answer live in {mode}.")
+
+
+def serve(explorer: Explorer, port: int = 0, report: ReportLinks | None = None) -> None:
     """Serve ``explorer`` on 127.0.0.1 until interrupted, printing its URL first.
 
     Parameters
     ----------
     port : int — 0 (default) for a free port
+    report : ReportLinks, optional — the report folder to serve and link (see :func:`make_app`)
 
     Raises
     ------
@@ -461,7 +657,7 @@ def serve(explorer: Explorer, port: int = 0) -> None:
         If the port cannot be listened on (taken, or privileged).
     """
     token = secrets.token_urlsafe(24)
-    app = make_app(explorer, token)
+    app = make_app(explorer, token, report)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
         listener.bind((HOST, port))  # OSError when taken (Werkzeug would exit by itself)

@@ -1,7 +1,9 @@
-"""Small PNG images for the explorer's pages, as ``data:`` URIs (nothing fetched, nothing
-written): input images in grey or colour, and signed per-pixel values on the report's diverging
-scale. Shapes come from the dataset record (``sweep.data.datasets.image_shape``); a vector
-that is no known image is drawn as a near-square heatmap (:func:`analysis.figures.image_grid`).
+"""Small PNG images of inputs for the explorer's pages, as ``data:`` URIs (nothing fetched,
+nothing written), in grey or colour. Signed per-input values (weights, synapse effects) are
+drawn by the app as heatmaps with a colour scale, unless :func:`flat_value` finds them flat:
+then the page says so in words instead of drawing one flat colour. Shapes come from the
+dataset record (``sweep.data.datasets.image_shape``); a vector that is no known image is drawn
+on a near-square grid (:func:`analysis.figures.image_grid`).
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ import base64
 import io
 
 import numpy as np
-from matplotlib import colormaps
 from PIL import Image
 
-from analysis.figures import DIVERGING, image_grid
+from analysis.figures import image_grid
 
 SIZE = 96
 """Longest side of a drawn image, in pixels (nearest-neighbour upscaling keeps pixels sharp)."""
@@ -52,29 +53,16 @@ def input_rgb(values: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:
     return np.rint(255 * np.clip(unit, 0, 1)).astype(np.uint8)
 
 
-def signed_rgb(values: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:
-    """Signed per-input values as an RGB image centred at 0: on a ``(h, w, 3)`` image each
-    channel is mid-grey plus its value (as the report draws colour weights); otherwise red
-    positive, blue negative (:data:`analysis.figures.DIVERGING`), NaN white.
-
-    Returns
-    -------
-    ndarray of shape (h, w, 3), uint8
-    """
-    image = image_grid(values, shape)
-    limit = max(float(np.nanmax(np.abs(image))) if np.isfinite(image).any() else 0.0, 1e-12)
-    if image.ndim == 3:
-        return np.rint(255 * np.clip(0.5 + image / (2 * limit), 0, 1)).astype(np.uint8)
-    rgba = colormaps[DIVERGING](np.clip(0.5 + image / (2 * limit), 0, 1))
-    rgba[~np.isfinite(image)] = 1.0
-    return np.rint(255 * rgba[..., :3]).astype(np.uint8)
+def flat_value(values: np.ndarray) -> float | None:
+    """The one value every finite entry of ``values`` has (NaN when none is finite), or None
+    when they differ: a panel of it would be one flat colour, so the page says it in words."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return float("nan")
+    return float(finite[0]) if (finite == finite[0]).all() else None
 
 
 def input_png(values: np.ndarray, shape: tuple[int, ...] | None) -> str:
     """:func:`input_rgb` as a PNG ``data:`` URI."""
     return _png(input_rgb(values, shape))
-
-
-def signed_png(values: np.ndarray, shape: tuple[int, ...] | None) -> str:
-    """:func:`signed_rgb` as a PNG ``data:`` URI."""
-    return _png(signed_rgb(values, shape))

@@ -5,7 +5,7 @@ tables, unit profiles and joint ablations, and show what it returns. Results are
 through :mod:`analysis.load` (so through ``sweep.results``); a model artifact is opened only
 when it lies inside the results root the explorer was given.
 
-Live answers use the running state of the joint-ablation kernel (``sweep.kernels.joint``),
+Live answers use the running pass of the kernels (``sweep.kernels.PrunedPass``),
 as cumulative curves do: the unablated forward pass of each split is computed once per mode;
 a question copies it and ablates its units into it (a rank-k change of the next layer, later
 layers recomputed on the changed rows), measured by ``sweep.kernels.metrics.ablation_metrics``,
@@ -20,14 +20,16 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import pandas as pd
 
 from analysis.figures import input_projection
-from analysis.impact import impact_table
+from analysis.sections.impact import impact_table
 from analysis.load import (
     AnalysisError,
     check_parts,
@@ -38,14 +40,20 @@ from analysis.load import (
     load_network,
     resolve_study,
 )
-from analysis.stability import share_intervals
-from sweep.data.datasets import DATASETS, DatasetSplits, image_shape, reference_inputs
-from sweep.kernels import NEURON_MODES, class_index, hidden_activations, unit_replacements
-from sweep.kernels.joint import State, as_units, initial_state
-from sweep.kernels.metrics import ablation_metrics
-from sweep.kernels.network import Network
-from sweep.kinds.unit import statistics_split
-from sweep.kernels.unitstats import unit_statistics
+from analysis.sections.stability import share_intervals
+from sweep.data import DATASETS, DatasetSplits, image_shape, reference_inputs
+from sweep.kernels import (
+    NEURON_MODES,
+    Network,
+    PrunedPass,
+    ablation_metrics,
+    as_units,
+    class_index,
+    hidden_activations,
+    unit_replacements,
+    unit_statistics,
+)
+from sweep.kinds import statistics_split
 
 Unit = tuple[int, int]
 """(hidden layer, unit index)."""
@@ -62,7 +70,14 @@ SHOWN_CHANGES = 8
 TABLE_STATISTICS = ("selectivity", "entropy", "mutual_information", "activation_rate")
 """Unit statistics (``sweep.kernels.unitstats.STATISTICS``) in the units table."""
 
+NAMED_REPEATS = 5
+"""Most repeated units a message names."""
+
 _TOKEN = re.compile(r"^(\d+):(\d+)(?:-(\d+))?$")
+_LINK_UNIT = re.compile(r"^(\d+):(\d+)$")
+
+UNIT_LINK_EXAMPLE = "?model=dataset/model/seed&unit=layer:unit (e.g. ?model=digits/nn/0&unit=1:3)"
+"""How a unit link's query string reads (:data:`analysis.explore.UNIT_URL`)."""
 
 
 class ExploreError(AnalysisError):
@@ -167,7 +182,7 @@ PARTNERS = 8
 
 def parse_units(text: str | None, hidden_sizes: tuple[int, ...]) -> list[Unit]:
     """Read a typed unit list: ``layer:unit`` or ``layer:first-last``, separated by commas,
-    semicolons or spaces; duplicates count once.
+    semicolons or spaces.
 
     Returns
     -------
@@ -176,8 +191,9 @@ def parse_units(text: str | None, hidden_sizes: tuple[int, ...]) -> list[Unit]:
     Raises
     ------
     ExploreError
-        On an empty or over-long list, a token that is not a unit, or a unit the network
-        lacks (the message names it and what exists).
+        On an empty or over-long list, a token that is not a unit, a unit the network lacks
+        (the message names it and what exists), or a unit listed more than once (named, as
+        :func:`repeated_units` says).
     """
     text = text or ""
     if len(text) > MAX_QUESTION_CHARS:
@@ -186,7 +202,7 @@ def parse_units(text: str | None, hidden_sizes: tuple[int, ...]) -> list[Unit]:
     tokens = [t for t in re.split(r"[\s,;]+", text.strip()) if t]
     if not tokens:
         raise ExploreError("choose at least one unit, e.g. 0:3, 0:17 or a range 1:0-9")
-    units: set[Unit] = set()
+    units: list[Unit] = []
     for token in tokens:
         match = _TOKEN.match(token)
         if match is None:
@@ -203,8 +219,32 @@ def parse_units(text: str | None, hidden_sizes: tuple[int, ...]) -> list[Unit]:
                                    f"has units 0-{hidden_sizes[layer] - 1}")
         if last < first:
             raise ExploreError(f"the range {token!r} is empty: write it first-last")
-        units.update((layer, u) for u in range(first, last + 1))
+        units.extend((layer, u) for u in range(first, last + 1))
+    if repeated := repeated_units(units):
+        raise ExploreError(f"{repeated}: write each unit once (a unit is removed once)")
     return sorted(units)
+
+
+def repeated_units(units: list[Unit]) -> str | None:
+    """None when every unit of ``units`` is distinct, else a phrase naming the repeats (at most
+    :data:`NAMED_REPEATS`): ``unit 1:3 is listed twice``, ``units 0:2 (twice), 1:3 (3 times)
+    are listed more than once``."""
+    counts: dict[Unit, int] = {}
+    for unit in units:
+        counts[unit] = counts.get(unit, 0) + 1
+    repeats = sorted((u, n) for u, n in counts.items() if n > 1)
+    if not repeats:
+        return None
+
+    def times(n: int) -> str:
+        return "twice" if n == 2 else f"{n} times"
+
+    if len(repeats) == 1:
+        (layer, unit), n = repeats[0]
+        return f"unit {layer}:{unit} is listed {times(n)}"
+    named = ", ".join(f"{l}:{u} ({times(n)})" for (l, u), n in repeats[:NAMED_REPEATS])
+    more = f" and {len(repeats) - NAMED_REPEATS} more" if len(repeats) > NAMED_REPEATS else ""
+    return f"units {named}{more} are listed more than once"
 
 
 def format_units(units: list[Unit]) -> str:
@@ -217,6 +257,150 @@ def format_units(units: list[Unit]) -> str:
         else:
             runs.append([layer, unit, unit])
     return ", ".join(f"{l}:{a}" if a == b else f"{l}:{a}-{b}" for l, a, b in runs)
+
+
+def unit_link(search: str | None) -> tuple[ModelKey, Unit] | None:
+    """The network and unit a URL's query string names (:data:`analysis.explore.UNIT_URL`),
+    None when it names neither.
+
+    Parameters
+    ----------
+    search : str or None — the query string, with or without its ``?``
+        (``?model=digits/nn/0&unit=1:3``; other parameters, such as ``token``, are ignored)
+
+    Raises
+    ------
+    ExploreError
+        When it names only one of them, or either is not written as the link writes it.
+    """
+    fields = dict(part.partition("=")[::2] for part in (search or "").lstrip("?").split("&") if part)
+    model, unit = fields.get("model"), fields.get("unit")
+    if model is None and unit is None:
+        return None
+    example = "write it as " + UNIT_LINK_EXAMPLE
+    if model is None or unit is None:
+        raise ExploreError(f"a unit link needs both model= and unit=: {example}")
+    parts = [unquote(p) for p in model.split("/")]
+    if len(parts) != 3 or not all(parts) or not parts[2].isdigit():
+        raise ExploreError(f"cannot read the link's model {unquote(model)[:80]!r}: {example}")
+    match = _LINK_UNIT.match(unquote(unit))
+    if match is None:
+        raise ExploreError(f"cannot read the link's unit {unquote(unit)[:40]!r}: {example}")
+    return ModelKey(parts[0], parts[1], int(parts[2])), (int(match[1]), int(match[2]))
+
+
+def answers_frame(key: ModelKey, units: list[Unit], mode: str, answers: list[SplitAnswer]) -> pd.DataFrame:
+    """A joint ablation's answers as a table, one row per split (what the Ask tab's CSV holds).
+
+    Columns: ``dataset, model, seed, mode, units`` (as :func:`format_units` writes them),
+    ``n_units, split, n_samples, accuracy_base_pct, accuracy_pct`` (%), ``effect_pp`` (pp),
+    ``broken, fixed, p_mcnemar``, and ``broken_rows, fixed_rows``: those images' row indices
+    in the split, separated by spaces.
+    """
+    return pd.DataFrame([{
+        "dataset": key.dataset, "model": key.model, "seed": key.seed, "mode": mode,
+        "units": format_units(units), "n_units": len(units), "split": a.split,
+        "n_samples": a.n_samples, "accuracy_base_pct": 100 * a.accuracy_base,
+        "accuracy_pct": 100 * a.accuracy, "effect_pp": 100 * a.effect, "broken": a.broken,
+        "fixed": a.fixed, "p_mcnemar": a.p_mcnemar,
+        "broken_rows": " ".join(map(str, a.broken_rows)), "fixed_rows": " ".join(map(str, a.fixed_rows)),
+    } for a in answers])
+
+
+def answers_filename(key: ModelKey, mode: str) -> str:
+    """``ask-digits-nn-seed0-zero.csv``: the downloaded CSV's name."""
+    return re.sub(r"[^\w.-]+", "_", f"ask-{key.dataset}-{key.model}-seed{key.seed}-{mode}") + ".csv"
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """One numbered section of the report's ``index.html``.
+
+    Attributes
+    ----------
+    anchor : str — its element id (``s3``): the link is ``index.html#s3``
+    title : str — its heading's text (``3 Harmful neurons``)
+    units : frozenset of (ModelKey, Unit) — the units its explorer links name
+    """
+
+    anchor: str
+    title: str
+    units: frozenset[tuple[ModelKey, Unit]]
+
+
+class _SectionParser(HTMLParser):
+    """Collects :class:`ReportSection` fields: an element with id ``s<N>`` opens a section,
+    its first h1-h3 gives the title, and every ``<a href>`` that is a unit link is its."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[dict[str, Any]] = []
+        self._heading = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if re.fullmatch(r"s\d+", attributes.get("id") or ""):
+            self.sections.append({"anchor": attributes["id"], "title": [], "units": set()})
+        if not self.sections:
+            return
+        current = self.sections[-1]
+        if tag in ("h1", "h2", "h3") and not current["title"]:
+            self._heading = True
+        if tag == "a" and "?" in (attributes.get("href") or ""):
+            try:
+                link = unit_link(attributes["href"].split("?", 1)[1].split("#")[0])
+            except ExploreError:
+                link = None
+            if link is not None:
+                current["units"].add(link)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("h1", "h2", "h3"):
+            self._heading = False
+
+    def handle_data(self, data: str) -> None:
+        if self._heading:
+            self.sections[-1]["title"].append(data)
+
+
+class ReportLinks:
+    """The report folder the explorer serves and links to (``python -m analysis RESULTS
+    --out DIR``); it may be written, or rewritten, while the explorer runs.
+
+    Parameters
+    ----------
+    folder : path of the report folder (its ``index.html`` is the report)
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.index = self.folder / "index.html"
+        self._read: tuple[int, list[ReportSection]] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def exists(self) -> bool:
+        """Whether the report has been written."""
+        return self.index.is_file()
+
+    def sections(self) -> list[ReportSection]:
+        """The report's numbered sections in page order (read again when ``index.html``
+        changes); empty while there is no report."""
+        try:
+            stamp = self.index.stat().st_mtime_ns
+        except OSError:
+            return []
+        with self._lock:
+            if self._read is None or self._read[0] != stamp:
+                parser = _SectionParser()
+                parser.feed(self.index.read_text(encoding="utf-8", errors="replace"))
+                self._read = (stamp, [ReportSection(s["anchor"], " ".join("".join(s["title"]).split()),
+                                                    frozenset(s["units"])) for s in parser.sections])
+            return self._read[1]
+
+    def naming(self, key: ModelKey, unit: Unit) -> list[ReportSection]:
+        """The sections that link to ``unit`` of network ``key``."""
+        return [s for s in self.sections() if (key, unit) in s.units]
 
 
 def inside(root: str, location: str) -> bool:
@@ -241,13 +425,13 @@ class LiveSplit:
     def __init__(self, net: Network, name: str, X: np.ndarray, y: np.ndarray) -> None:
         self.net, self.name, self.X, self.y = net, name, X, y
         self.y_index = class_index(net, y)
-        self._base: dict[str, State] = {}
-        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).evaluate(self.y_index)
+        self._base: dict[str, PrunedPass] = {}
+        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).outcome()
 
-    def base(self, mode: str, values: list[np.ndarray]) -> State:
+    def base(self, mode: str, values: list[np.ndarray]) -> PrunedPass:
         """The unablated running state whose ablated units take ``values`` (those of ``mode``)."""
         if mode not in self._base:
-            self._base[mode] = initial_state(self.net, self.X, as_units([], self.net), values)
+            self._base[mode] = PrunedPass.start(self.net, self.X, self.y, values, mode)
         return self._base[mode]
 
     def answer(self, units: np.ndarray, mode: str, values: list[np.ndarray]) -> SplitAnswer:
@@ -255,8 +439,8 @@ class LiveSplit:
         measured on this split: the unablated state copied and the units ablated into it
         (a rank-k change of the next layer, as cumulative curves do)."""
         state = self.base(mode, values).copy()
-        state.ablate(units)
-        pred, loss = state.evaluate(self.y_index)
+        state.remove_units(units)
+        pred, loss = state.outcome()
         m = {k: v[0] for k, v in ablation_metrics(self.y_index, self.base_pred, self.base_loss,
                                                    pred[None], loss[None], len(self.net.classes)).items()}
         right_before, right_after = self.base_pred == self.y_index, pred == self.y_index
@@ -295,11 +479,14 @@ class ModelView:
         self._values: dict[str, list[np.ndarray]] = {}
 
     def values(self, mode: str) -> list[np.ndarray]:
-        """Replacement values of every hidden unit in ``mode`` (``mean``: over val, else train)."""
+        """Replacement values of every hidden unit in ``mode`` (a mode that needs reference
+        inputs, such as ``mean``, takes them from val, else train:
+        ``sweep.data.datasets.reference_inputs``)."""
         if mode not in NEURON_MODES:
             raise ExploreError(f"unknown mode {mode!r}; expected one of {', '.join(NEURON_MODES)}")
         if mode not in self._values:
-            reference = reference_inputs(self.data.X_train, self.data.X_val) if mode == "mean" else None
+            reference = (reference_inputs(self.data.X_train, self.data.X_val)
+                         if NEURON_MODES[mode].needs_reference else None)
             self._values[mode] = unit_replacements(self.net, mode, reference)
         return self._values[mode]
 

@@ -1,4 +1,6 @@
-"""Train ``MLPClassifier`` models and keep them as ``.npz`` weights plus JSON metadata.
+"""Train ``MLPClassifier`` models and keep them as ``.npz`` weights plus JSON metadata; torch
+models (``model.architecture`` other than ``mlp``) go through :mod:`sweep.data.torch_models`
+(``.safetensors`` + JSON), under the same content-keyed cache.
 
 Never pickle: :func:`load_model` rebuilds a fitted classifier from plain arrays read with
 ``allow_pickle=False``, so opening someone else's results can never run code.
@@ -24,6 +26,7 @@ from sklearn.preprocessing import LabelBinarizer
 from threadpoolctl import threadpool_limits
 
 from sweep.kernels.network import Network
+from sweep.kernels.torchnet import TorchNetwork
 from sweep.results import storage
 
 if TYPE_CHECKING:
@@ -44,7 +47,7 @@ def model_key(model: ModelSpec, dataset: DatasetSpec, seed: int) -> str:
     """Content key of a training job: same settings, same key, same cached model."""
     payload = {
         "format": FORMAT_VERSION,
-        "model": model.classifier_params(),
+        "model": model.classifier_params() if model.architecture == "mlp" else model.torch_params(),
         "dataset": dataset.content_params(),
         "seed": seed,
     }
@@ -53,9 +56,10 @@ def model_key(model: ModelSpec, dataset: DatasetSpec, seed: int) -> str:
 
 
 def artifact_path(models_root: str, model: ModelSpec, dataset: DatasetSpec, seed: int) -> str:
-    """Path of the ``.npz`` of a training job under ``models_root``."""
+    """Path of the weights of a training job under ``models_root`` (``model.npz``, or
+    ``model.safetensors`` for a torch model)."""
     name = f"{dataset.tag}-{model.name}-seed{seed}-{model_key(model, dataset, seed)}"
-    return storage.join(models_root, name, "model.npz")
+    return storage.join(models_root, name, "model.npz" if model.architecture == "mlp" else "model.safetensors")
 
 
 Progress = Callable[[int, float], None]
@@ -138,8 +142,8 @@ def save_model(clf: MLPClassifier, path: str, meta: dict[str, Any]) -> ModelArti
     return ModelArtifact(path, full_meta)
 
 
-def _meta_path(npz_path: str) -> str:
-    return npz_path[: -len(".npz")] + ".json"
+def _meta_path(weights_path: str) -> str:
+    return weights_path[: weights_path.rindex(".")] + ".json"
 
 
 def artifact_exists(path: str) -> bool:
@@ -167,8 +171,13 @@ def _load_arrays(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return arrays, meta
 
 
-def load_network(path: str) -> Network:
-    """The weights of a saved model as a :class:`~sweep.kernels.network.Network`."""
+def load_network(path: str) -> Network | TorchNetwork:
+    """The weights of a saved model as a :class:`~sweep.kernels.network.Network` (a torch
+    model's ``.safetensors``: a :class:`~sweep.kernels.torchnet.TorchNetwork`)."""
+    if path.endswith(".safetensors"):
+        from sweep.data.torch_models import load_torch_network
+
+        return load_torch_network(path)
     arrays, meta = _load_arrays(path)
     n = sum(1 for k in arrays if k.startswith("coef_"))
     return Network(
@@ -209,7 +218,7 @@ def load_model(path: str) -> MLPClassifier:
 
 def train_and_save(
     model: ModelSpec, dataset: DatasetSpec, splits: dict[str, tuple[np.ndarray, np.ndarray]],
-    seed: int, path: str, threads: int, progress: Progress | None = None,
+    seed: int, path: str, threads: int, progress: Progress | None = None, device: str = "cpu",
 ) -> ModelArtifact:
     """Train one model on ``splits["train"]`` and save it with its accuracies and timing.
 
@@ -217,8 +226,14 @@ def train_and_save(
     ----------
     splits : dict of str to (ndarray, ndarray)
         ``train``, ``val``, ``test`` -> (X of shape (n, n_features), y of shape (n,)); val may be empty.
-    progress : see :func:`train_classifier`
+    progress : see :func:`train_classifier` (a torch model: once per epoch)
+    device : str — where a torch model trains (``cpu``, or ``cuda`` on a GPU worker)
     """
+    if model.architecture != "mlp":
+        from sweep.data import torch_models
+
+        return ModelArtifact(path, torch_models.train_and_save(model, dataset, splits, seed, path, threads, progress,
+                                                               device))
     start = time.perf_counter()
     clf = train_classifier(model, *splits["train"], seed, threads, progress)
     seconds = time.perf_counter() - start

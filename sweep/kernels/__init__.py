@@ -9,6 +9,7 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
 - :mod:`~sweep.kernels.basestate`, :mod:`~sweep.kernels.engine`,
   :mod:`~sweep.kernels.screen`: the shared machinery of the single-ablation kernels
 - :mod:`~sweep.kernels.neurons`, :mod:`~sweep.kernels.synapses`: single ablations
+- :mod:`~sweep.kernels.running`: THE running pass (units removed, the pass kept exact)
 - :mod:`~sweep.kernels.joint`, :mod:`~sweep.kernels.cumulative`,
   :mod:`~sweep.kernels.orders`: unit sets, cumulative curves and their orders
 - :mod:`~sweep.kernels.pruning`: pruning paths chosen on val (greedy and fixed orders)
@@ -20,12 +21,13 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
 from sweep.kernels.backend import network_to_numpy, to_backend, to_numpy
 from sweep.kernels.basestate import TIE_TOLERANCE, BaseState, prepare
 from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumulative_rows, grid
-from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS
+from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS, Flips
 from sweep.kernels.joint import ablate_joint, as_units
-from sweep.kernels.metrics import METRIC_COLUMNS, mcnemar_p
+from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, mcnemar_p
 from sweep.kernels.modes import (
     NEURON_MODES,
     ablated_neuron_network,
+    ablated_units_network,
     neuron_mode,
     replacement_values,
     unit_replacements,
@@ -39,9 +41,10 @@ from sweep.kernels.network import (
     hidden_activations,
     predicted_index,
 )
-from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons
+from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons, neuron_flips
 from sweep.kernels.orders import ORDER_KEYS, make_order, scope_units
 from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, pair_count
+from sweep.kernels.running import PrunedPass
 from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, pruning_path, removal_limit
 from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
 from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network
@@ -66,12 +69,16 @@ __all__ = [
     "TIE_TOLERANCE",
     "UNIT_COLUMNS",
     "BaseState",
+    "Flips",
     "Network",
+    "PrunedPass",
     "ablate_joint",
     "ablate_neurons",
     "ablate_pairs",
     "ablate_synapses",
+    "ablation_metrics",
     "ablated_neuron_network",
+    "ablated_units_network",
     "ablated_synapse_network",
     "as_units",
     "class_index",
@@ -85,6 +92,7 @@ __all__ = [
     "mcnemar_p",
     "network_to_numpy",
     "pair_count",
+    "neuron_flips",
     "neuron_mode",
     "predicted_index",
     "prepare",

@@ -2,9 +2,9 @@
 an order, for every ``k`` (or a grid of them).
 
 Pure numerics on the array API (numpy or torch). The unablated forward pass is computed once
-per split; each curve copies it and ablates the next units of its order into the running
-state of :mod:`sweep.kernels.joint` (a rank-r update, then the later layers on the changed
-rows), never a fresh forward pass per prefix. Orders come from :mod:`sweep.kernels.orders`.
+per split; each curve copies it and removes the next units of its order from the running
+pass (:class:`sweep.kernels.running.PrunedPass`: a rank-r update, then the later layers on the
+changed rows, near-tie rows settled as sklearn predicts), never a fresh forward pass per prefix. Orders come from :mod:`sweep.kernels.orders`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from sweep.kernels.backend import network_to_numpy, to_numpy
-from sweep.kernels.joint import State, as_units, initial_state
+from sweep.kernels.joint import as_units
 from sweep.kernels.modes import unit_replacements
 from sweep.kernels.network import Network, class_index
 from sweep.kernels.orders import Table, make_order
+from sweep.kernels.running import PrunedPass
+from sweep.kernels.torchnet import TorchNetwork, TorchUnitSet, class_index_of, mode_values
 
 CUMULATIVE_COLUMNS: dict[str, str] = {
     "scope": "str",
@@ -32,8 +34,17 @@ CUMULATIVE_COLUMNS: dict[str, str] = {
 """Columns of :func:`cumulative_rows` and their types."""
 
 
-def _replacements(net: Network, mode: str, reference: Any) -> list[np.ndarray]:
-    return unit_replacements(network_to_numpy(net), mode, None if reference is None else to_numpy(reference))
+def _start(
+    net: Network | TorchNetwork, X: Any, y: np.ndarray, mode: str, reference: Any
+) -> tuple[PrunedPass | TorchUnitSet, np.ndarray]:
+    """The unablated running state of ``net`` on ``(X, y)`` whose removed units take their
+    ``mode`` values, and the true class index of each row: a :class:`PrunedPass`, or a
+    :class:`~sweep.kernels.torchnet.TorchUnitSet` for a torch network."""
+    reference = None if reference is None else to_numpy(reference)
+    if isinstance(net, TorchNetwork):
+        return TorchUnitSet.start(net, X, y, mode_values(net, mode, reference)), class_index_of(net, y)
+    values = unit_replacements(network_to_numpy(net), mode, reference)
+    return PrunedPass.start(net, X, y, values, mode), class_index(net, y)
 
 
 def _check_ks(ks: np.ndarray | None, n_units: int) -> np.ndarray:
@@ -47,17 +58,17 @@ def _check_ks(ks: np.ndarray | None, n_units: int) -> np.ndarray:
 
 
 def _curve_from_state(
-    state: State, y_index: np.ndarray, order: np.ndarray, ks: np.ndarray
+    state: PrunedPass | TorchUnitSet, y_index: np.ndarray, order: np.ndarray, ks: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """Cumulative curve from an unablated ``state`` (modified in place)."""
+    """Cumulative curve from an unablated running pass ``state`` (modified in place)."""
     accuracy = np.empty(len(ks))
     loss = np.empty(len(ks))
     done = 0
     for i, k in enumerate(ks):
         if k > done:
-            state.ablate(order[done:k])
+            state.remove_units(order[done:k])
             done = int(k)
-        pred, row_loss = state.evaluate(y_index)
+        pred, row_loss = state.outcome()
         accuracy[i] = np.mean(pred == y_index)
         loss[i] = row_loss.mean()
     return {"k": ks, "accuracy": accuracy, "loss": loss}
@@ -78,7 +89,8 @@ def cumulative_curve(
 
     Parameters
     ----------
-    net : Network — numpy or torch weights, same backend as ``X``
+    net : Network — numpy or torch weights, same backend as ``X`` (or a
+        :class:`~sweep.kernels.torchnet.TorchNetwork`, ``X`` numpy)
     X : array of shape (n_samples, n_features)
     y : ndarray of shape (n_samples,) — class labels
     order : sequence of (layer, unit) or ndarray of shape (K, 2), int — no repeats
@@ -94,9 +106,8 @@ def cumulative_curve(
         (the unablated accuracy, repeated).
     """
     order = as_units(order, net)
-    y_index = class_index(net, y)
-    state = initial_state(net, X, order[:0], _replacements(net, mode, reference))
-    base_pred, _ = state.evaluate(y_index)
+    state, y_index = _start(net, X, y, mode, reference)
+    base_pred, _ = state.outcome()
     curve = _curve_from_state(state, y_index, order, _check_ks(ks, len(order)))
     curve["accuracy_base"] = np.full(len(curve["k"]), np.mean(base_pred == y_index))
     return curve
@@ -152,9 +163,8 @@ def cumulative_rows(
         :data:`CUMULATIVE_COLUMNS`: ``scope``, ``order`` (object str),
         ``repetition``, ``k`` (int64), ``accuracy``, ``loss``, ``accuracy_base`` (float64).
     """
-    y_index = class_index(net, y)
-    base = initial_state(net, X, np.empty((0, 2), dtype=np.int64), _replacements(net, mode, reference))
-    base_pred, _ = base.evaluate(y_index)
+    base, y_index = _start(net, X, y, mode, reference)
+    base_pred, _ = base.outcome()
     accuracy_base = float(np.mean(base_pred == y_index))
     parts: list[dict[str, np.ndarray]] = []
     for scope in scopes:

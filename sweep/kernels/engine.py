@@ -71,18 +71,61 @@ class _Batch:
     changes: Changes
 
 
+@dataclass(frozen=True)
+class Flips:
+    """The rows whose correctness an ablation changes: per-image outcomes.
+
+    Every array has shape ``(m,)``, one entry per (ablation, row) whose prediction goes from
+    right to wrong or from wrong to right; rows whose correctness is unchanged are absent.
+
+    Attributes
+    ----------
+    ablation : ndarray of shape (m,), int64 — the ablation (index into the kernel's rows)
+    row : ndarray of shape (m,), int64 — the sample row
+    fixed : ndarray of shape (m,), bool — True: wrong -> right (+1 image); False: right ->
+        wrong (-1 image)
+    """
+
+    ablation: np.ndarray
+    row: np.ndarray
+    fixed: np.ndarray
+
+    @classmethod
+    def concat(cls, parts: list[Flips]) -> Flips:
+        """One :class:`Flips` from several, sorted by (ablation, row)."""
+        ablation, row, fixed = (np.concatenate([getattr(p, f) for p in parts] or [np.zeros(0)])
+                                for f in ("ablation", "row", "fixed"))
+        order = np.lexsort((row, ablation))
+        return cls(ablation[order].astype(np.int64), row[order].astype(np.int64),
+                   fixed[order].astype(bool))
+
+    def signed(self) -> np.ndarray:
+        """+1 for a fixed row, -1 for a broken one, shape ``(m,)``."""
+        return np.where(self.fixed, 1, -1).astype(np.int64)
+
+
 @dataclass
 class _Totals:
-    """Per-ablation sums of the changes (numpy, float64)."""
+    """Per-ablation sums of the changes (numpy, float64); ``flips`` collects per-row
+    outcomes when not None."""
 
     broken: np.ndarray
     fixed: np.ndarray
     class_change: np.ndarray
     loss_change: np.ndarray
+    flips: list[Flips] | None = None
 
     @classmethod
-    def zeros(cls, k: int, n_classes: int) -> _Totals:
-        return cls(np.zeros(k), np.zeros(k), np.zeros((k, n_classes)), np.zeros(k))
+    def zeros(cls, k: int, n_classes: int, record_flips: bool = False) -> _Totals:
+        return cls(np.zeros(k), np.zeros(k), np.zeros((k, n_classes)), np.zeros(k),
+                   [] if record_flips else None)
+
+    def record(self, ablation: np.ndarray, rows: np.ndarray, was: np.ndarray,
+               now: np.ndarray) -> None:
+        """Keep the (ablation, row) pairs whose correctness changes, if recording."""
+        if self.flips is not None:
+            changed = was != now
+            self.flips.append(Flips(ablation[changed], rows[changed], now[changed]))
 
 
 def _decide(xp: Any, s: Any, tolerance: float) -> tuple[Any, Any]:
@@ -147,6 +190,9 @@ def _accumulate(
     totals.fixed[batch.lo : batch.hi] += fixed
     totals.class_change[batch.lo : batch.hi] += class_change.reshape(k, C)
     totals.loss_change[batch.lo : batch.hi] += sum(loss_change, np.zeros(k))
+    if totals.flips is not None:
+        totals.record(to_numpy(ch.seg[keep]), to_numpy(ch.rows[keep]), to_numpy(was),
+                      to_numpy(now))
     return np.stack([to_numpy(ch.seg[~keep]), to_numpy(ch.rows[~keep])]).astype(np.int64)
 
 
@@ -182,6 +228,7 @@ def _settle_ties(
         totals.fixed[a] += np.sum(~was & now)
         np.add.at(totals.class_change[a], y, now.astype(np.float64) - was)
         totals.loss_change[a] += np.sum(sample_log_loss(prob, y) - base_loss[rows])
+        totals.record(np.full(len(rows), a, dtype=np.int64), rows, was, now)
 
 
 def run_ablations(
@@ -191,8 +238,13 @@ def run_ablations(
     edited: Callable[[Network, int], Network],
     recheck_base_ties: bool,
     metrics: str,
+    flips: list[Flips] | None = None,
 ) -> dict[str, np.ndarray]:
     """Drive the batches, settle the near-ties, and build the metric columns.
+
+    ``flips``: when a list is given, one :class:`Flips` of every (ablation, row) whose
+    correctness changes is appended to it (the per-image outcomes behind ``broken`` and
+    ``fixed``).
 
     ``recheck_base_ties``: the edited weights round every row differently (``mean`` mode
     moves the unit's value into the next bias), so rows that are near-ties before the
@@ -200,7 +252,7 @@ def run_ablations(
     change is bit-identical in sklearn's pass and needs nothing.
     """
     C = len(base.net.classes)
-    totals = _Totals.zeros(n_ablations, C)
+    totals = _Totals.zeros(n_ablations, C, record_flips=flips is not None)
     tie_rows = base.tie if recheck_base_ties else base.xp.zeros_like(base.tie)
     with base.ops.single_thread():
         ties = [_accumulate(base, b, totals, tie_rows, metrics == "full") for b in batches]
@@ -210,6 +262,8 @@ def run_ablations(
     )
     pairs = np.unique(np.concatenate(ties, axis=1), axis=1)
     _settle_ties(base, pairs, edited, totals)
+    if flips is not None:
+        flips.append(Flips.concat(totals.flips))
     loss_change = totals.loss_change if metrics == "full" else np.full(n_ablations, np.nan)
     return metrics_from_changes(
         base.y_np,

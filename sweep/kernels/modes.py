@@ -2,7 +2,7 @@
 
 Every mode replaces a hidden unit's output by a constant computed on the *unablated* network
 (:func:`unit_replacements`), and says how the naive oracle edits the weights to do the same
-(:func:`ablated_neuron_network`), whether rows that are near-ties before the ablation must be
+(:func:`ablated_units_network`), whether rows that are near-ties before the ablation must be
 recomputed for every ablation, and whether it needs reference inputs. Pure numerics.
 """
 
@@ -113,15 +113,45 @@ def replacement_values(
     return unit_replacements(net, mode, reference)[layer]
 
 
-def ablated_neuron_network(net: Network, layer: int, unit: int, mode: str, value: float) -> Network:
-    """A copy of ``net`` (numpy) with one hidden unit ablated in its weights, as the naive
-    oracle does it (see :attr:`NeuronMode.zero_incoming`)."""
+def ablated_units_network(
+    net: Network, units: np.ndarray, mode: str, values: list[np.ndarray]
+) -> Network:
+    """A copy of ``net`` (numpy) with hidden units ablated in its weights, as the naive oracle
+    does it: THE weight edit (the kernels' running pass, the oracle and ``analysis`` use it).
+
+    ``zero`` (:attr:`NeuronMode.zero_incoming`) zeroes each unit's incoming weights and bias
+    (output ``act(0)``); the other modes fold ``value * outgoing`` into the next layer's bias
+    and zero the outgoing weights. The edits of different units touch different entries
+    except the folds into one bias, applied in the order of ``units``.
+
+    Parameters
+    ----------
+    net : Network — numpy weights
+    units : array of shape (k, 2), int — ``(layer, unit)`` pairs
+    mode : str — a key of :data:`NEURON_MODES`
+    values : list of ndarray — each hidden layer's replacement values, shape ``(width_l,)``
+        (:func:`unit_replacements`; unused by ``zero``)
+    """
+    units = np.asarray(units, dtype=np.int64).reshape(-1, 2)
+    return _edited(net, units, mode, [float(values[layer][unit]) for layer, unit in units])
+
+
+def _edited(net: Network, units: np.ndarray, mode: str, values: list[float]) -> Network:
+    """``net`` copied with ``units`` (k, 2) ablated, unit ``i`` outputting ``values[i]``."""
+    zero_incoming = neuron_mode(mode).zero_incoming
     coefs = [w.copy() for w in net.coefs]
     intercepts = [b.copy() for b in net.intercepts]
-    if neuron_mode(mode).zero_incoming:
-        coefs[layer][:, unit] = 0.0
-        intercepts[layer][unit] = 0.0
-    else:
-        intercepts[layer + 1] += value * coefs[layer + 1][unit, :]
-        coefs[layer + 1][unit, :] = 0.0
+    for (layer, unit), value in zip(units, values):
+        if zero_incoming:
+            coefs[layer][:, unit] = 0.0
+            intercepts[layer][unit] = 0.0
+        else:
+            intercepts[layer + 1] += value * coefs[layer + 1][unit, :]
+            coefs[layer + 1][unit, :] = 0.0
     return net.with_weights(tuple(coefs), tuple(intercepts))
+
+
+def ablated_neuron_network(net: Network, layer: int, unit: int, mode: str, value: float) -> Network:
+    """A copy of ``net`` (numpy) with one hidden unit ablated in its weights
+    (:func:`ablated_units_network` of that unit, outputting ``value`` once ablated)."""
+    return _edited(net, np.array([[layer, unit]]), mode, [value])

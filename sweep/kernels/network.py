@@ -113,6 +113,11 @@ class Network:
         return tuple(int(w.shape[1]) for w in self.coefs[:-1])
 
     @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """``(n_features, *hidden_sizes, n_outputs)``."""
+        return (int(self.coefs[0].shape[0]), *self.hidden_sizes, int(self.coefs[-1].shape[1]))
+
+    @property
     def n_hidden_layers(self) -> int:
         return len(self.coefs) - 1
 

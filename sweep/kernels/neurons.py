@@ -31,6 +31,7 @@ from sweep.kernels.basestate import BaseState, prepare
 from sweep.kernels.engine import (
     DEFAULT_CHUNK_ELEMENTS,
     Changes,
+    Flips,
     check_metrics,
     row_budget,
     run_ablations,
@@ -84,6 +85,7 @@ def ablate_neurons(
     replacement: np.ndarray | None = None,
     screen_tables: tuple[np.ndarray, np.ndarray] | None = None,
     rows: np.ndarray | None = None,
+    flips: list[Flips] | None = None,
 ) -> dict[str, np.ndarray]:
     """Ablate each listed unit of one hidden layer on its own and measure on ``(X, y)``.
 
@@ -108,6 +110,8 @@ def ablate_neurons(
         whatever its change: where ``base``'s reference outcome (``pred``, ``right``,
         ``loss``) is not its own pass's (:func:`sweep.kernels.pairs.ablate_pairs` compares a
         network with one unit removed against the unablated one)
+    flips : list, optional — receives the per-image outcomes (:class:`Flips`, ``ablation``
+        indexing ``units``); see :func:`neuron_flips`
 
     Returns
     -------
@@ -156,5 +160,49 @@ def ablate_neurons(
         return ablated_neuron_network(numpy_net, layer, unit, mode, values_np[unit])
 
     columns = {"layer": np.full(len(units), layer, dtype=np.int64), "unit": units}
-    columns.update(run_ablations(base, batches, len(units), edited, neuron_mode(mode).recheck_base_ties, metrics))
+    columns.update(run_ablations(base, batches, len(units), edited,
+                                 neuron_mode(mode).recheck_base_ties, metrics, flips))
     return columns
+
+
+def neuron_flips(
+    net: Network,
+    X: Any,
+    y: np.ndarray,
+    layer: int,
+    units: np.ndarray,
+    mode: str = "zero",
+    reference: np.ndarray | None = None,
+    *,
+    base: BaseState | None = None,
+) -> Flips:
+    """The images each unit's removal fixes and breaks: per-image outcomes of
+    :func:`ablate_neurons`, exact (near-ties settled as sklearn predicts).
+
+    A unit's effect on any subset or resample of the rows follows without another sweep:
+    with row weights ``w`` (e.g. bootstrap counts), ``sum(w[row] * signed) / sum(w)`` over
+    the unit's flips, where ``signed`` is +1 for a fixed row and -1 for a broken one.
+
+    Parameters
+    ----------
+    net, X, y, layer, units, mode, reference, base : as for :func:`ablate_neurons`
+
+    Returns
+    -------
+    Flips
+        Arrays of shape ``(m,)``, sorted by (ablation, row); ``ablation`` indexes ``units``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sweep.kernels import Network, neuron_flips
+    >>> net = Network([np.array([[1.0, -1.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])],
+    ...               [np.zeros(2), np.array([0.0, 0.1])], "relu", "softmax", np.array([0, 1]))
+    >>> flips = neuron_flips(net, np.array([[1.0], [-1.0]]), np.array([0, 1]), 0, np.arange(2))
+    >>> flips.ablation.tolist(), flips.row.tolist(), flips.fixed.tolist()  # unit 0 breaks row 0
+    ([0], [0], [False])
+    """
+    collected: list[Flips] = []
+    ablate_neurons(net, X, y, layer, units, mode, reference, metrics="accuracy", base=base,
+                   flips=collected)
+    return collected[0]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sweep.kernels.metrics import ablation_metrics, sample_log_loss
-from sweep.kernels.modes import neuron_mode, replacement_values
+from sweep.kernels.modes import ablated_units_network, unit_replacements
 from sweep.kernels.network import Network, class_index
 
 
@@ -34,16 +34,11 @@ def units_ablated_classifier(
     """A deep copy of a fitted ``MLPClassifier`` with hidden units ``(layer, unit)`` ablated
     in its weights, in the order given, each as :func:`ablated_classifier` does it (``mean``
     values computed on the unablated ``clf``)."""
+    net = Network.from_classifier(clf)
+    values = unit_replacements(net, mode, reference)
+    edited = ablated_units_network(net, np.asarray(units, dtype=np.int64), mode, values)
     ablated = copy.deepcopy(clf)
-    coefs, intercepts = ablated.coefs_, ablated.intercepts_
-    for layer, unit in units:
-        if neuron_mode(mode).zero_incoming:
-            coefs[layer][:, unit] = 0.0
-            intercepts[layer][unit] = 0.0
-            continue
-        value = replacement_values(Network.from_classifier(clf), layer, mode, reference)[unit]
-        intercepts[layer + 1] += value * coefs[layer + 1][unit, :]
-        coefs[layer + 1][unit, :] = 0.0
+    ablated.coefs_, ablated.intercepts_ = list(edited.coefs), list(edited.intercepts)
     return ablated
 
 

@@ -6,7 +6,7 @@ How a pair stays exact and cheap
 The pairs are grouped by their first unit ``a`` (units ordered by ``(layer, unit)``; the
 second unit ``b`` comes after ``a``). For each ``a`` the forward pass of the network with
 ``a`` removed is built from the unablated one by a rank-1 change and the later layers'
-recompute on the changed rows (:meth:`~sweep.kernels.pruning.PrunedPass.without`, near-ties
+recompute on the changed rows (:meth:`~sweep.kernels.running.PrunedPass.without`, near-ties
 settled as sklearn predicts). Every pair ``(a, b)`` is then one single-neuron ablation of
 ``b`` on that pass (:func:`~sweep.kernels.neurons.ablate_neurons`): a rank-1 change of the
 next layer on the rows ``b`` changes; for ``b`` in ``a``'s layer the two changes make the
@@ -35,7 +35,8 @@ from sweep.kernels.metrics import METRIC_COLUMNS
 from sweep.kernels.modes import unit_replacements
 from sweep.kernels.network import Network
 from sweep.kernels.neurons import ablate_neurons
-from sweep.kernels.pruning import PrunedPass, Tables
+from sweep.kernels.pruning import Tables
+from sweep.kernels.running import PrunedPass
 from sweep.kernels.screen import gain_tables
 
 PAIR_COLUMNS: dict[str, str] = {

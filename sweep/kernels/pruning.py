@@ -10,13 +10,9 @@ random orders of :func:`sweep.kernels.orders.make_order`).
 
 How a step stays exact and cheap
 --------------------------------
-:class:`PrunedPass` is the forward pass of the network with the removed units' weights edited
-(:func:`sweep.kernels.modes.ablated_neuron_network`), kept up to date: removing a unit of
-layer ``l`` adds a rank-1 term to the pre-activations of layer ``l + 1`` on the rows whose
-output changes, and only the later layers are recomputed (through
-:func:`~sweep.kernels.network.forward_pass`). Its rows whose top-2 logit gap is a near-tie
-(:data:`~sweep.kernels.basestate.TIE_TOLERANCE`) are recomputed with the edited weights on
-all rows, as ``MLPClassifier.predict`` does, so its predictions are sklearn's. A greedy step is
+:class:`~sweep.kernels.running.PrunedPass` is the forward pass of the network with the
+removed units' weights edited, kept up to date by a rank-1 update per removed unit, its
+near-tie rows settled as ``MLPClassifier.predict`` does, so its predictions are sklearn's. A greedy step is
 then one single-neuron sweep (:func:`~sweep.kernels.neurons.ablate_neurons`, screened
 ``accuracy`` metrics) over the remaining units with that pass as its base state, and the exact
 loss only for the units tied at the best accuracy. Pure numerics, numpy or torch.
@@ -25,20 +21,17 @@ loss only for the units tied at the best accuracy. Pure numerics, numpy or torch
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from array_api_compat import device as array_device
 
-from sweep.kernels.backend import CONVERTERS, namespace, network_to_numpy, to_numpy
-from sweep.kernels.basestate import BaseState, state_from_pass
-from sweep.kernels.joint import SPARSE_ROWS
-from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, sample_log_loss
-from sweep.kernels.modes import ablated_neuron_network, neuron_mode
-from sweep.kernels.network import Network, class_index, forward, forward_pass, predicted_index
+from sweep.kernels.backend import network_to_numpy, to_numpy
+from sweep.kernels.basestate import BaseState
+from sweep.kernels.metrics import METRIC_COLUMNS
+from sweep.kernels.network import Network
 from sweep.kernels.neurons import ablate_neurons
 from sweep.kernels.orders import make_order, scope_units
+from sweep.kernels.running import PrunedPass
 from sweep.kernels.screen import gain_tables
 
 PRUNING_METHODS: tuple[str, ...] = ("greedy", "single_shot", "magnitude", "activation", "random")
@@ -88,129 +81,6 @@ def removal_limit(max_removed: float | None, n_units: int) -> int:
             f"ablation.max_removed={max_removed} is neither a fraction below 1 nor a whole count"
         )
     return min(int(max_removed), n_units)
-
-
-@dataclass
-class PrunedPass:
-    """The forward pass of a network with some hidden units removed in its weights.
-
-    Attributes
-    ----------
-    net : Network — the edited weights, on the data's backend
-    net_np : Network — the same weights, numpy (edited here, then moved to the backend)
-    inputs, pre : lists of arrays — as :func:`~sweep.kernels.network.forward_pass` returns
-        them for ``net``: ``inputs[m]`` of shape ``(n, n_in_m)``, ``pre[m]`` of shape
-        ``(n, n_out_m)`` (up to rounding: rows that could round to another class are
-        recomputed exactly by :meth:`state`)
-    y : ndarray of shape (n,) — class labels
-    values : list of ndarray — each hidden layer's replacement values, shape ``(width_l,)``
-        (computed on the unpruned network)
-    mode : str — a key of :data:`~sweep.kernels.modes.NEURON_MODES`
-    _state : BaseState, optional — :meth:`state`, until the next removal
-    """
-
-    net: Network
-    net_np: Network
-    inputs: list[Any]
-    pre: list[Any]
-    y: np.ndarray
-    values: list[np.ndarray]
-    mode: str
-    _state: BaseState | None = None
-
-    @classmethod
-    def start(
-        cls, net: Network, X: Any, y: np.ndarray, values: list[np.ndarray], mode: str
-    ) -> PrunedPass:
-        """The unpruned pass of ``net`` (numpy or torch, same backend as ``X``) on ``(X, y)``."""
-        xp = namespace(X)
-        inputs, pre = forward_pass(net, X)
-        hidden = [xp.asarray(h, copy=True) for h in inputs[1:]]  # identity: never alias pre
-        neuron_mode(mode)  # an unknown mode fails here, before any work
-        return cls(net, network_to_numpy(net), [X, *hidden], list(pre), np.asarray(y), values, mode)
-
-    def _on_backend(self, net_np: Network) -> Network:
-        if isinstance(self.inputs[0], np.ndarray):
-            return net_np
-        convert = CONVERTERS["torch"](str(array_device(self.inputs[0])))
-        coefs, intercepts = tuple(map(convert, net_np.coefs)), tuple(map(convert, net_np.intercepts))
-        return net_np.with_weights(coefs, intercepts)
-
-    def remove(self, layer: int, unit: int) -> None:
-        """Remove hidden unit ``unit`` of hidden layer ``layer`` (not removed yet), in place."""
-        xp = namespace(self.inputs[0])
-        self._state = None
-        value = float(self.values[layer][unit])
-        h = self.inputs[layer + 1]
-        d = value - h[:, unit]
-        w = self.net.coefs[layer + 1][unit, :]  # outgoing weights before the edit
-        if neuron_mode(self.mode).zero_incoming:  # the unit now outputs act(0) = value
-            self.pre[layer][:, unit] = 0.0
-            h[:, unit] = value
-        self.net_np = ablated_neuron_network(self.net_np, layer, unit, self.mode, value)
-        self.net = self._on_backend(self.net_np)
-        changed = to_numpy(d != 0)
-        if not changed.any():
-            return
-        device = array_device(h)
-        sparse = changed.mean() <= SPARSE_ROWS
-        rows = xp.asarray(np.flatnonzero(changed), device=device) if sparse else slice(None)
-        level = layer + 1
-        self.pre[level][rows] += d[rows][:, None] * w[None, :]
-        if level == len(self.net.coefs) - 1:
-            return
-        outputs = self.net.act.fn(self.pre[level][rows])
-        later_inputs, later_pre = forward_pass(self.net, outputs, start=level + 1)
-        for offset, (a, z) in enumerate(zip(later_inputs, later_pre)):
-            self.inputs[level + 1 + offset][rows] = a
-            self.pre[level + 1 + offset][rows] = z
-
-    def without(self, layer: int, unit: int) -> PrunedPass:
-        """A copy with hidden unit ``unit`` of hidden layer ``layer`` removed too; the arrays
-        that removal leaves alone (the layers before it) are shared, not copied."""
-        xp = namespace(self.inputs[0])
-        inputs = [*self.inputs[: layer + 1], *(xp.asarray(a, copy=True) for a in self.inputs[layer + 1 :])]
-        pre = [*self.pre[:layer], *(xp.asarray(z, copy=True) for z in self.pre[layer:])]
-        copy = PrunedPass(self.net, self.net_np, inputs, pre, self.y, self.values, self.mode)
-        copy.remove(layer, unit)
-        return copy
-
-    def state(self) -> BaseState:
-        """The pass as a :class:`~sweep.kernels.basestate.BaseState`, its near-tie rows'
-        predictions, probabilities and losses recomputed from the edited weights on all
-        rows, exactly as sklearn's ``predict`` (so ``pred`` is sklearn's on every row)."""
-        if self._state is None:
-            self._state = self._settled(state_from_pass(self.net, self.inputs, self.pre, self.y))
-        return self._state
-
-    def _settled(self, base: BaseState) -> BaseState:
-        tie = to_numpy(base.tie)
-        if not tie.any():
-            return base
-        rows = np.flatnonzero(tie)
-        prob = forward(self.net_np, to_numpy(self.inputs[0]))[rows]
-        pred, probabilities, loss = (
-            base.xp.asarray(a, copy=True) for a in (base.pred, base.probabilities, base.loss)
-        )
-        at = base.asarray(rows)
-        pred[at] = base.asarray(predicted_index(prob))
-        probabilities[at] = base.asarray(prob, dtype=probabilities.dtype)
-        loss[at] = base.asarray(sample_log_loss(prob, base.y_np[rows]), dtype=loss.dtype)
-        return replace(base, pred=pred, probabilities=probabilities, loss=loss, right=pred == base.y)
-
-    def outcome(self) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted class index and per-row loss of the pruned network, numpy, shape (n,)."""
-        base = self.state()
-        return to_numpy(base.pred), to_numpy(base.loss)
-
-    def metrics(
-        self, base_pred: np.ndarray, base_loss: np.ndarray, pred: np.ndarray, loss: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        """:data:`~sweep.kernels.metrics.METRIC_COLUMNS` of one outcome ``(pred, loss)``
-        against another (the unpruned network's), each of shape (n,); columns of length 1."""
-        y_index = class_index(self.net_np, self.y)
-        n_classes = len(self.net_np.classes)
-        return ablation_metrics(y_index, base_pred, base_loss, pred[None], loss[None], n_classes)
 
 
 Tables = dict[int, tuple[np.ndarray, np.ndarray]]

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from sweep.kinds import cumulative, neuron, pair, pruning, synapse, unit
+from sweep.kinds import cumulative, knockout, neuron, pair, pruning, synapse, unit
 from sweep.kinds.base import Ablation, AblationSettings, ResultKind
+from sweep.kinds.knockout import KNOCKOUT_KEYS, knockout_sets
+from sweep.kinds.pruning import WITHIN_PP, removable_fractions
+from sweep.kinds.unit import statistics_split
 from sweep.results.store import PARTITIONING
 
-_MODULES = (neuron, synapse, unit, cumulative, pruning, pair)
+_MODULES = (neuron, synapse, unit, cumulative, pruning, pair, knockout)
 """Every kind module, in the order kinds are listed."""
 
 KINDS: dict[str, ResultKind] = {m.KIND.name: m.KIND for m in _MODULES}
@@ -36,4 +39,18 @@ kind's columns (the others null), so a reader's defaults see them all; a study w
 earlier release reads whole with it: ``pandas.read_parquet(study, schema=STUDY_SCHEMA)``,
 ``pyarrow.dataset.dataset(study, partitioning="hive", schema=STUDY_SCHEMA)``."""
 
-__all__ = ["ABLATIONS", "ABLATION_SETTINGS", "KINDS", "SCHEMAS", "STUDY_SCHEMA", "Ablation", "AblationSettings", "ResultKind"]
+__all__ = [
+    "ABLATIONS",
+    "ABLATION_SETTINGS",
+    "KINDS",
+    "KNOCKOUT_KEYS",
+    "SCHEMAS",
+    "STUDY_SCHEMA",
+    "WITHIN_PP",
+    "Ablation",
+    "AblationSettings",
+    "ResultKind",
+    "knockout_sets",
+    "removable_fractions",
+    "statistics_split",
+]

@@ -22,6 +22,7 @@ from sweep.data.datasets import DatasetSplits, reference_inputs
 from sweep.kernels import network_to_numpy, neuron_mode, prepare, to_numpy, unit_replacements
 from sweep.kernels.basestate import BaseState
 from sweep.kernels.network import Network
+from sweep.kernels.torchnet import TorchNetwork, mode_values, prepare_torch
 from sweep.results.shards import NetworkShape, RunKey, Shard
 from sweep.results.store import ResultStore, StoreError
 from sweep.spec import AblationSettings, RunSpec
@@ -78,7 +79,7 @@ class ModelInputs:
 
     Attributes
     ----------
-    net : Network
+    net : Network or TorchNetwork
     settings : AblationSettings — the run's ablation settings
     synapses : dict of int to (ndarray, ndarray)
         Weight-matrix index -> (sources, targets), each of shape (n_selected,).
@@ -90,7 +91,7 @@ class ModelInputs:
         What this model's results are computed from; keys the per-process caches.
     """
 
-    net: Network
+    net: Network | TorchNetwork
     settings: AblationSettings
     synapses: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     unit_stats: pd.DataFrame | None = None
@@ -113,9 +114,12 @@ def per_process(key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
     return _CACHE[key]
 
 
-def base_state(model: ModelInputs, data: DataArrays, split: str) -> BaseState:
-    """The unablated forward pass of ``model`` on ``split``, once per worker process."""
+def base_state(model: ModelInputs, data: DataArrays, split: str) -> Any:
+    """The unablated forward pass of ``model`` on ``split``, once per worker process: a
+    :class:`BaseState`, or a torch model's :class:`~sweep.kernels.torchnet.TorchBase`."""
     X, y = data.splits[split]
+    if isinstance(model.net, TorchNetwork):
+        return per_process((model.fingerprint, "torch-base", split), lambda: prepare_torch(model.net, X, y))
     return per_process((model.fingerprint, "base", split, type(X).__module__),
                        lambda: prepare(model.net, X, y))
 
@@ -124,6 +128,8 @@ def replacements(model: ModelInputs, data: DataArrays, mode: str) -> list[np.nda
     """:func:`sweep.kernels.unit_replacements` of ``model`` in ``mode``, once per worker
     process (``mean`` is a forward pass over the whole reference split)."""
     reference = to_numpy(data.reference) if neuron_mode(mode).needs_reference else None
+    if isinstance(model.net, TorchNetwork):  # per unit site: (width, *unit_shape) tensors
+        return per_process((model.fingerprint, "replacements", mode), lambda: mode_values(model.net, mode, reference))
     return per_process((model.fingerprint, "replacements", mode),
                        lambda: unit_replacements(network_to_numpy(model.net), mode, reference))
 
@@ -137,13 +143,13 @@ class PlanInputs:
     sizes of the dataset's splits."""
 
     run: RunKey
-    net: Network
+    net: Network | TorchNetwork
     weights: str
     sizes: dict[str, int]
 
     @property
     def shape(self) -> NetworkShape:
-        return NetworkShape((self.net.coefs[0].shape[0], *self.net.hidden_sizes, self.net.coefs[-1].shape[1]))
+        return NetworkShape(tuple(self.net.layer_sizes))
 
 
 def measured_splits(settings: AblationSettings, sizes: Mapping[str, int]) -> dict[str, int]:

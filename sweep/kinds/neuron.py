@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from sweep.kernels import METRIC_COLUMNS, METRIC_SETS, NEURON_COLUMNS, NEURON_MODES, ablate_neurons
+from sweep.kernels.torchnet import TorchNetwork, ablate_torch_units
 from sweep.kinds.base import (
     Ablation,
     AblationSettings,
@@ -79,8 +80,14 @@ def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:
 
 
 def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
-    """Columns of a neuron shard: each unit of ``[start, stop)`` ablated alone."""
+    """Columns of a neuron shard: each unit of ``[start, stop)`` ablated alone (a torch
+    model's: each unit of unit site ``layer``, exact loss whatever ``metrics``)."""
     X, y = data.splits[shard.split]
+    if isinstance(model.net, TorchNetwork):
+        return ablate_torch_units(
+            model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
+            base=base_state(model, data, shard.split), values=replacements(model, data, shard.mode)[shard.layer],
+        )
     return ablate_neurons(
         model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
         metrics=model.settings.metrics, base=base_state(model, data, shard.split),

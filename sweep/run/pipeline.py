@@ -182,7 +182,8 @@ def run(cfg: RunSpec) -> SweepSummary:
     results = store.read(kind.name, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)],
                          distinct=False)
     measured = measured_splits(cfg.ablation, sizes)
-    results = results[results["seed"].isin(cfg.seeds) & results["split"].isin(measured)]
+    if not results.empty:  # a selection can be empty (no neuron harmful on val): no rows
+        results = results[results["seed"].isin(cfg.seeds) & results["split"].isin(measured)]
     if "selection" in results:
         results = results[results["selection"].isin(selections)]
     return SweepSummary(store.location, kind.name, kind.summary(results), rows, times, runs, reused)

@@ -54,6 +54,11 @@ def connect(cfg: RaySpec) -> "RayExecutor":
         if cfg.address is None:
             _warm_up()
     _check_gpus(cfg)
+    n_gpus = ray.cluster_resources().get("GPU", 0)
+    if cfg.num_gpus_per_train > n_gpus:
+        raise ExecutionError(f"ray.num_gpus_per_train={cfg.num_gpus_per_train} but the cluster has {n_gpus:g} GPUs; "
+                             "add GPU workers (or ray.num_gpus=N for a local Ray) or set ray.num_gpus_per_train=0 "
+                             "to train on CPU")
     return RayExecutor(cfg)
 
 
@@ -218,7 +223,7 @@ def cluster_cpus() -> int:
 
 
 @ray.remote
-def _train(job: TrainJob, data: DataArrays, threads: int) -> Iterator[tuple[int, float] | ModelArtifact]:
+def _train(job: TrainJob, data: DataArrays, threads: int, device: str = "cpu") -> Iterator[tuple[int, float] | ModelArtifact]:
     """A generator task: yields ``(iteration, loss)`` as the model trains, then its artifact.
 
     The fit runs in a thread of the task; its iterations are streamed to the driver as they
@@ -229,7 +234,7 @@ def _train(job: TrainJob, data: DataArrays, threads: int) -> Iterator[tuple[int,
     def fit() -> None:
         try:
             outcome.append(train_and_save(job.model, job.dataset, data.splits, job.seed, job.path, threads,
-                                          lambda iteration, loss: updates.put((iteration, loss))))
+                                          lambda iteration, loss: updates.put((iteration, loss)), device))
         except BaseException as error:  # noqa: BLE001 - re-raised in the task below
             outcome.append(error)
         updates.put(None)
@@ -257,7 +262,8 @@ PROGRESS_INTERVAL_S = 0.5
 
 
 def train_models(
-    jobs: list[TrainJob], data: Mapping[RunKey, ray.ObjectRef], threads: int, max_retries: int, progress: bool = True
+    jobs: list[TrainJob], data: Mapping[RunKey, ray.ObjectRef], threads: int, max_retries: int, progress: bool = True,
+    gpus_per_train: float = 0.0,
 ) -> dict[RunKey, ModelArtifact]:
     """Train the jobs in parallel, each a task of ``threads`` CPUs and BLAS threads, showing
     each model's iteration, loss and time while it trains.
@@ -265,14 +271,19 @@ def train_models(
     ``data`` maps each run to the object-store reference of its :class:`~sweep.kinds.base.DataArrays`.
     One BLAS thread per task is the default (``ray.threads_per_worker``): measured on 2 cores,
     a second thread never made an MLP fit faster, and oversubscribed threads made it many
-    times slower (``bench/training.py``).
+    times slower (``bench/training.py``). A torch model trains on a GPU share of
+    ``gpus_per_train`` when above 0 (``ray.num_gpus_per_train``), on CPU otherwise.
     """
-    task = _train.options(num_cpus=threads, max_retries=max_retries)
-    streams = {task.remote(job, data[job.run], threads): job for job in jobs}
+    def submit(job: TrainJob) -> ray.ObjectRef:
+        gpus = gpus_per_train if job.model.architecture != "mlp" else 0.0
+        task = _train.options(num_cpus=threads, num_gpus=gpus, max_retries=max_retries)
+        return task.remote(job, data[job.run], threads, "cuda" if gpus else "cpu")
+
+    streams = {submit(job): job for job in jobs}
     latest: dict[RunKey, tuple[int, float]] = {}
     done: dict[RunKey, ModelArtifact] = {}
     start = time.perf_counter()
-    total = sum(job.model.max_iter for job in jobs)
+    total = sum(job.model.iterations for job in jobs)
     with tqdm(total=total, desc="training", unit="it", disable=not progress or not jobs, leave=False) as bar:
         while len(done) < len(jobs):
             waiting = [stream for stream, job in streams.items() if job.run not in done]
@@ -283,7 +294,7 @@ def train_models(
                     done[run] = update
                 else:
                     latest[run] = update
-            bar.update(sum(job.model.max_iter if job.run in done else latest.get(job.run, (0, 0.0))[0]
+            bar.update(sum(job.model.iterations if job.run in done else latest.get(job.run, (0, 0.0))[0]
                            for job in jobs) - bar.n)
             bar.set_postfix_str(f"{_training_state(jobs, done, latest)} ({time.perf_counter() - start:.0f} s)",
                                 refresh=False)  # drawn at tqdm's own rate, not once per iteration
@@ -422,7 +433,8 @@ class RayExecutor:
 
     def train(self, jobs: list[TrainJob], data: Mapping[RunKey, ray.ObjectRef],
               progress: bool = True) -> dict[RunKey, ModelArtifact]:
-        return train_models(jobs, data, self.cfg.threads_per_worker, self.cfg.max_retries, progress)
+        return train_models(jobs, data, self.cfg.threads_per_worker, self.cfg.max_retries, progress,
+                            self.cfg.num_gpus_per_train)
 
     def run_shards(self, shards: list[Shard], inputs: dict[RunKey, ShardInputs], store: ResultStore,
                    metadata: dict[RunKey, dict[str, Any]], progress: bool) -> int:

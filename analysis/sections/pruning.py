@@ -1,29 +1,34 @@
 """Pruning paths (``kind=pruning``): curves, removable fractions, test gains, report section.
 
 Every choice of a path was made on val; everything here is read on test. Tables are functions
-of ``kind=pruning`` rows as :func:`analysis.load.load` returns them; figures draw on the Axes
-they are given; :func:`report_sections` is a :data:`analysis.sections.SectionBuilder`.
+of ``kind=pruning`` rows; figures draw on the Axes they are given; :func:`build` presents them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from scipy import stats
 
 from analysis import figures as fig
-from analysis.load import has_kind, load
-from analysis.sections import Figure, Section, Table, family_label, figure_slug, in_units, interval_note
-from sweep.kinds.pruning import WITHIN_PP, removable_fractions
+from analysis.formatting import in_units, number
+from analysis.formatting import per_seed as seed_values
+from analysis.sections.base import (
+    Figure,
+    Page,
+    Section,
+    Table,
+    family_label,
+    figure_slug,
+    interval_note,
+)
+from analysis.sections.cumulative import LEGEND
+from analysis.stats import ALPHA, LEVEL, grouped_t_interval, percentile_interval, t_interval
+from analysis.study import Study
+from sweep.kinds import WITHIN_PP, removable_fractions
 
-LEVEL = 0.95
-"""Coverage of the intervals across seeds and of the random band."""
-
-ALPHA = 0.05
-"""Significance level of the McNemar tests against the unpruned network."""
+SHARE = (0.0, 1.0)
+"""Bounds of a removable fraction."""
 
 FAMILY: list[str] = ["dataset", "model", "mode", "scope"]
 """Columns identifying one family of paths (every method and seed of one network kind)."""
@@ -46,13 +51,13 @@ def _in_method_order(table: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("method", key=lambda s: s.map(rank), kind="stable", ignore_index=True)
 
 
-def _t_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Student-t interval of the mean of ``values`` (the mean itself for fewer than 2)."""
-    mean = float(np.mean(values))
-    if len(values) < 2 or np.std(values) == 0:
+def _interval(values: np.ndarray, level: float = LEVEL,
+              bounds: tuple[float, float] | None = None) -> tuple[float, float]:
+    """:func:`~analysis.stats.t_interval` of ``values`` (the mean itself for one value)."""
+    if len(values) < 2:
+        mean = float(np.mean(values))
         return mean, mean
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
-    return mean - half, mean + half
+    return t_interval(values, level, bounds)[1:]
 
 
 # --------------------------------------------------------------------------- tables
@@ -75,16 +80,14 @@ def pruning_curves(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     test = df[df["split"] == "test"]
     per_seed = test.groupby([*FAMILY, "method", "step", "seed"], sort=True, observed=True).agg(
         fraction=("fraction", "first"), effect=("effect", "mean"))
-    rows = []
-    for key, group in per_seed.groupby(level=[*FAMILY, "method", "step"], sort=True):
-        low, high = _t_interval(group["effect"].to_numpy(), level)
-        rows.append({**dict(zip([*FAMILY, "method", "step"], key)), "fraction": group["fraction"].iloc[0],
-                     "mean": group["effect"].mean(), "low": low, "high": high, "seeds": len(group)})
-    curves = pd.DataFrame(rows)
+    steps = [*FAMILY, "method", "step"]
+    per_seed = per_seed.reset_index()
+    curves = grouped_t_interval(per_seed, steps, "effect", level).rename(columns={"n": "seeds"})
+    fraction = per_seed.groupby(steps, sort=True, observed=True)["fraction"].first().reset_index()
+    curves = fraction.merge(curves, on=steps)[[*steps, "fraction", "mean", "low", "high", "seeds"]]
     random = test[test["method"] == "random"]
-    tail = (1 - level) / 2
-    band = random.groupby([*FAMILY, "method", "step"], sort=True, observed=True)["effect"].agg(
-        band_low=lambda s: s.quantile(tail), band_high=lambda s: s.quantile(1 - tail)).reset_index()
+    band = percentile_interval(random, [*FAMILY, "method", "step"], "effect", level)
+    band = band.rename(columns={"low": "band_low", "high": "band_high"}).drop(columns=["mean", "n"])
     return curves.merge(band, on=[*FAMILY, "method", "step"], how="left")
 
 
@@ -97,7 +100,8 @@ def removable_table(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     -------
     DataFrame
         :data:`FAMILY`, ``method, seeds``, and per ``w``: ``fraction_<w>pp`` (mean),
-        ``fraction_<w>pp_low``, ``fraction_<w>pp_high``.
+        ``fraction_<w>pp_low``, ``fraction_<w>pp_high`` (clipped to 0-1) and
+        ``fraction_<w>pp_per_seed`` (every seed's value in %, so a multimodal spread shows).
     """
     paths = removable_fractions(df)
     columns = [f"fraction_{w:g}pp" for w in WITHIN_PP]
@@ -106,8 +110,10 @@ def removable_table(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     for key, group in per_seed.groupby(level=[*FAMILY, "method"], sort=True):
         row = {**dict(zip([*FAMILY, "method"], key)), "seeds": len(group)}
         for column in columns:
-            low, high = _t_interval(group[column].to_numpy(), level)
-            row.update({column: group[column].mean(), f"{column}_low": low, f"{column}_high": high})
+            values = group[column].to_numpy()
+            low, high = _interval(values, level, SHARE)
+            row.update({column: values.mean(), f"{column}_low": low, f"{column}_high": high,
+                        f"{column}_per_seed": seed_values(100 * values)})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -185,14 +191,14 @@ def plot_pruning(curves: pd.DataFrame, ax: Axes, title: str = "") -> None:
     ax.set_xlabel("fraction of hidden units removed (chosen on val)")
     ax.set_ylabel("test accuracy change (pp)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND)
 
 
 # --------------------------------------------------------------------------- report
 
 
 def _percent(x: float) -> str:
-    return f"{100 * x:.1f} %"
+    return f"{number(100 * x, 1)} %"
 
 
 def _family_findings(key: dict, removable: pd.DataFrame, gains: pd.DataFrame, base: float) -> list[str]:
@@ -204,6 +210,7 @@ def _family_findings(key: dict, removable: pd.DataFrame, gains: pd.DataFrame, ba
     parts = ", ".join(
         f"{r['method']} {_percent(r['fraction_0.5pp'])} [{_percent(r['fraction_0.5pp_low'])}, "
         f"{_percent(r['fraction_0.5pp_high'])}]"
+        + (f" (per seed {r['fraction_0.5pp_per_seed']})" if seeds > 1 else "")
         for _, r in removable.iterrows()
     )
     leaders = "; ".join(
@@ -220,7 +227,8 @@ def _family_findings(key: dict, removable: pd.DataFrame, gains: pd.DataFrame, ba
     raised, lowered = gains[gains["raised"] > 0], gains[gains["lowered"] > 0]
     paths = int(gains["paths"].sum())
     chosen = ", ".join(
-        f"{r.method} {100 * r.mean_test_effect:+.2f} pp at {_percent(r.mean_fraction)} removed" for r in gains.itertuples()
+        f"{r.method} {number(100 * r.mean_test_effect, 2, signed=True)} pp at "
+        f"{_percent(r.mean_fraction)} removed" for r in gains.itertuples()
     )
     lines.append(
         f"Pruned to its best val accuracy (the last such step), each method changes test accuracy by (mean over "
@@ -270,13 +278,13 @@ def _claim(removable: pd.DataFrame, gains: pd.DataFrame) -> str:
             f"{verdict}.")
 
 
-def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
+def build(study: Study, page: Page) -> list[Section]:
     """The pruning section: one figure per dataset, mode and scope (a panel per model), the
     removable fractions, the val-chosen steps' test changes, and the answer to the paper's
     claim. No section without ``kind=pruning`` results."""
-    if not has_kind(results, study, "pruning"):
+    if not study.has("pruning"):
         return []
-    df = load(results, study, "pruning")
+    df = study.rows("pruning")
     curves, removable = pruning_curves(df), _in_method_order(removable_table(df))
     chosen = val_chosen_steps(df)
     gains = _in_method_order(gain_table(chosen))
@@ -284,13 +292,13 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
     panel_keys = ["dataset", "mode", "scope"]
     for key, rows in curves.groupby(panel_keys, sort=True):
         models = sorted(rows["model"].unique())
-        figure = fig.new_figure(5.0 * len(models), 3.8)
+        figure = fig.new_figure(5.0 * len(models) + 1.5, 3.8)
         for ax, model in zip(np.atleast_1d(figure.subplots(1, len(models))), models):
             title = family_label({**dict(zip(panel_keys, key)), "model": model})
             plot_pruning(rows[rows["model"] == model], ax, title)
         label = ", ".join(f"{k} {v}" for k, v in zip(panel_keys, key))
         figures.append(Figure(
-            fig.save_figure(figure, out_dir / "figures", figure_slug("pruning", *key)),
+            fig.save_figure(figure, page.figures, figure_slug("pruning", *key), page.svg),
             f"Pruning chosen on val ({label}): change of test accuracy, in pp, against the fraction of "
             "hidden units removed, one panel per model and one line per method (mean over seeds, "
             f"shaded: its {100 * LEVEL:.0f} % t-interval across seeds); random is black, its band "
@@ -310,8 +318,9 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
 
 def _tables(removable: pd.DataFrame, chosen: pd.DataFrame, gains: pd.DataFrame) -> dict[str, Table]:
     """The section's tables in the report's units (shares in %, accuracy changes in pp)."""
-    shares = [c for c in removable.columns if c.startswith("fraction_")]
-    removable = in_units(removable.rename(columns={c: c.replace("fraction_", "within_") for c in shares}),
+    shares = [c for c in removable.columns if c.startswith("fraction_") and not c.endswith("_per_seed")]
+    renamed = {c: c.replace("fraction_", "within_") for c in removable.columns if c.startswith("fraction_")}
+    removable = in_units(removable.rename(columns=renamed),
                          pct=[c.replace("fraction_", "within_") for c in shares])
     levels = " / ".join(f"{w:g}" for w in WITHIN_PP)
     return {
@@ -319,7 +328,8 @@ def _tables(removable: pd.DataFrame, chosen: pd.DataFrame, gains: pd.DataFrame) 
             removable,
             f"Share of the hidden units each method removes before test accuracy first falls more than "
             f"{levels} pp below the unpruned network's (within_<w>pp): mean over seeds (random: over its "
-            f"repetitions first) and its {100 * LEVEL:.0f} % t-interval across seeds (low, high).",
+            f"repetitions first), its {100 * LEVEL:.0f} % t-interval across seeds (low, high; "
+            "clipped to 0-100 %) and every seed's value (per seed, %).",
             interval_note(int(removable["seeds"].min()), LEVEL),
         ),
         "pruning_val_chosen": Table(
@@ -327,6 +337,7 @@ def _tables(removable: pd.DataFrame, chosen: pd.DataFrame, gains: pd.DataFrame) 
             "Each path pruned to its best val accuracy (the last step reaching it): units removed, the "
             "change of val and test accuracy against the unpruned network, the test rows it breaks "
             "(right before, wrong after) and fixes, and the exact McNemar p of those two counts.",
+            collapsed=True,
         ),
         "pruning_gains": Table(
             in_units(gains, pp=["mean_test_effect"], pct=["mean_fraction"]),

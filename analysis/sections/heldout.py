@@ -1,6 +1,8 @@
-"""Ablate sets of units in the weights: changed predictions, and pruning chosen on validation.
+"""Held-out pruning: the neurons harmful on validation removed together, measured on test;
+and the weight edit of a set of units with the rows it fixes and breaks.
 
-Pure numerics on a :class:`~sweep.network.Network` and arrays.
+:func:`ablated_network`, :func:`prediction_change` and :func:`heldout_pruning` are pure
+numerics on a :class:`~sweep.kernels.Network` and arrays; :func:`build` presents them.
 """
 
 from __future__ import annotations
@@ -11,8 +13,17 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from sweep.kernels import ablate_joint, ablated_neuron_network, unit_replacements
-from sweep.kernels.network import Network, forward, predicted_index
+from analysis.formatting import count, in_units, value_range
+from analysis.sections.base import Page, Section, Table
+from analysis.study import NetworkKey, Study
+from sweep.kernels import (
+    Network,
+    ablate_joint,
+    ablated_neuron_network,
+    forward,
+    predicted_index,
+    unit_replacements,
+)
 
 Unit = tuple[int, int]
 """(hidden layer, unit index)."""
@@ -113,3 +124,54 @@ def heldout_pruning(
         "loss_base": float(joint["loss_base"]),
         "loss": float(joint["loss"]),
     }
+
+
+def heldout_table(study: Study, neurons: pd.DataFrame) -> pd.DataFrame:
+    """:func:`heldout_pruning` of every network and mode with validation rows.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, model, seed, mode`` and the keys of :func:`heldout_pruning` (fractions).
+    """
+    rows = []
+    for (dataset, model, seed, mode), family in neurons.groupby(
+            ["dataset", "model", "seed", "mode"], sort=True):
+        key = NetworkKey(dataset, model, int(seed))
+        if study.run(key) is None:
+            continue
+        X, y = study.split(key, "test")
+        result = heldout_pruning(family, study.network(key), X, y, mode, study.reference(key, mode))
+        if result is not None:
+            rows.append({"dataset": dataset, "model": model, "seed": int(seed), "mode": mode,
+                         **result})
+    return pd.DataFrame(rows)
+
+
+def build(study: Study, page: Page) -> list[Section]:
+    """Held-out pruning: harmful-on-validation neurons removed together, measured on test."""
+    if not study.has("neuron"):
+        return []
+    table = heldout_table(study, study.rows("neuron"))
+    if table.empty:
+        return []
+    pruned = table[table["n_selected"] > 0]
+    decimals = page.decimals
+    summary = [] if pruned.empty else [
+        "Removing together the neurons harmful on the validation split changes test accuracy "
+        f"by {value_range(100 * pruned['joint_effect'], decimals, signed=True)} pp "
+        f"({count(len(pruned), 'network')})"
+        + ("; it never helps on test." if (pruned["joint_effect"] <= 0).all() else ".")]
+    paragraphs = []
+    if len(pruned) < len(table):
+        paragraphs.append(f"{count(len(table) - len(pruned), 'network')} {'has' if len(table) - len(pruned) == 1 else 'have'} no "
+                          "neuron harmful on validation: nothing is pruned there.")
+    caption = (
+        "Held-out pruning: the neurons harmful on the validation split (selected) removed "
+        "together, measured on the test split: accuracy before and after, the joint change, "
+        "the sum of their single test effects (blank when the test sweep lacks one), and the "
+        "log-loss before and after.")
+    units = in_units(table, pp=["joint_effect", "sum_single_effects"],
+                     pct=["accuracy_base", "accuracy"])
+    return [Section("Held-out pruning", paragraphs, {"heldout_pruning": Table(units, caption)},
+                    [], summary)]

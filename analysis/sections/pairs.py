@@ -4,37 +4,29 @@ A pair's interaction is ``effect_ab - effect_a - effect_b`` (accuracy units): 0 
 both units costs what removing each costs alone ("independent"), negative when removing both
 is worse than the sum (``redundant``: either unit covers for the other), and a pair is
 ``cancelling`` when removing both is better than removing either alone. Everything is read
-on test. Tables are functions of ``kind=pair`` rows as :func:`analysis.load.load` returns
-them; figures draw on the Axes they are given; :func:`report_sections` is a
-:data:`analysis.sections.SectionBuilder`.
+on test. Tables are functions of ``kind=pair`` rows; figures draw on the Axes they are given;
+:func:`build` presents them.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
 from analysis import figures as fig
-from analysis.load import has_kind, load
-from analysis.sections import (
+from analysis.formatting import in_units, number, pp
+from analysis.sections.base import (
     Figure,
+    Page,
     Section,
     Table,
     family_label,
     figure_slug,
-    in_units,
     interval_note,
 )
-from analysis.stats import add_qvalues, t_interval
-
-ALPHA = 0.05
-"""False-discovery rate of the pairs' McNemar tests (BH over all pairs of a run)."""
-
-LEVEL = 0.95
-"""Coverage of the intervals across seeds."""
+from analysis.stats import LEVEL, Q, add_qvalues, t_interval
+from analysis.study import Study
 
 TOP = 10
 """Pairs listed in each of the most-redundant and most-cancelling tables."""
@@ -60,7 +52,7 @@ def classify(df: pd.DataFrame) -> pd.DataFrame:
 
 def pair_shares(df: pd.DataFrame) -> pd.DataFrame:
     """Per run on test: pairs, shares of redundant and cancelling pairs, pairs whose joint
-    removal changes accuracy significantly (BH q < :data:`ALPHA`), mean interaction.
+    removal changes accuracy significantly (BH q < :data:`Q`), mean interaction.
 
     Returns
     -------
@@ -71,7 +63,7 @@ def pair_shares(df: pd.DataFrame) -> pd.DataFrame:
     test = classify(df[df["split"] == "test"])
     return test.groupby([*FAMILY, "seed"], sort=True, observed=True).agg(
         pairs=("interaction", "size"), redundant=("redundant", "mean"), cancelling=("cancelling", "mean"),
-        significant=("q_value", lambda q: float(np.mean(q < ALPHA))), mean_interaction=("interaction", "mean"),
+        significant=("q_value", lambda q: float(np.mean(q < Q))), mean_interaction=("interaction", "mean"),
     ).reset_index()
 
 
@@ -90,7 +82,8 @@ def share_stability(shares: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
         row = {**dict(zip(FAMILY, key)), "seeds": len(family)}
         for share in ("redundant", "cancelling"):
             values = family[share].to_numpy()
-            mean, low, high = t_interval(values, level) if len(values) > 1 else (values[0],) * 3
+            mean, low, high = (t_interval(values, level, (0.0, 1.0)) if len(values) > 1
+                               else (values[0],) * 3)
             row.update({share: mean, f"{share}_low": low, f"{share}_high": high})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -144,9 +137,13 @@ def interaction_matrix(rows: pd.DataFrame, layer: int) -> tuple[np.ndarray, np.n
 def plot_interaction_matrix(matrix: np.ndarray, ax: Axes, title: str = "") -> None:
     """A heatmap of an interaction matrix in pp (blue: redundant, worse than the sum;
     red: better than the sum)."""
-    pp = 100 * matrix
-    limit = float(np.nanmax(np.abs(pp))) if np.isfinite(pp).any() else 1.0
-    image = ax.imshow(pp, cmap="RdBu_r", vmin=-limit or -1, vmax=limit or 1, interpolation="nearest")
+    values = 100 * matrix
+    if not np.any(np.nan_to_num(values)):
+        fig.say_empty(ax, "every interaction is 0: the pairs act independently"
+                      if np.isfinite(values).any() else "no pair within this layer", title)
+        return
+    limit = float(np.nanmax(np.abs(values)))
+    image = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
     ax.figure.colorbar(image, ax=ax, label="interaction (pp)")
     ax.set_xlabel("unit (by single effect)")
     ax.set_ylabel("unit (by single effect)")
@@ -155,9 +152,18 @@ def plot_interaction_matrix(matrix: np.ndarray, ax: Axes, title: str = "") -> No
 
 def plot_against_independent(rows: pd.DataFrame, ax: Axes, title: str = "") -> None:
     """Each pair's effect against the independent expectation ``effect_a + effect_b`` (pp),
-    with the diagonal where the two are equal."""
-    expected, actual = 100 * (rows["effect_a"] + rows["effect_b"]), 100 * rows["effect"]
-    ax.scatter(expected, actual, s=3, alpha=0.3, color="tab:blue", linewidths=0)
+    with the diagonal where the two are equal. Effects are whole images, so pairs pile up on
+    a lattice: one disc per lattice point, its area proportional to the pairs there."""
+    points = pd.DataFrame({"expected": np.round(100 * (rows["effect_a"] + rows["effect_b"]), 9),
+                           "actual": np.round(100 * rows["effect"], 9)})
+    counts = points.value_counts().reset_index(name="pairs")
+    sizes = 4 + 300 * counts["pairs"] / counts["pairs"].max()
+    ax.scatter(counts["expected"], counts["actual"], s=sizes, alpha=0.5, color="tab:blue",
+               linewidths=0)
+    top = counts.iloc[0]
+    ax.annotate(f"{int(top['pairs']):,} pairs", (top["expected"], top["actual"]), fontsize=7,
+                xytext=(6, -10), textcoords="offset points")
+    expected, actual = counts["expected"], counts["actual"]
     low, high = float(min(expected.min(), actual.min())), float(max(expected.max(), actual.max()))
     ax.plot([low, high], [low, high], color="tab:red", linewidth=1)
     ax.set_xlabel("effect_a + effect_b (pp, independent)")
@@ -166,7 +172,7 @@ def plot_against_independent(rows: pd.DataFrame, ax: Axes, title: str = "") -> N
 
 
 def _pct(share: float) -> str:
-    return f"{100 * share:.1f} %"
+    return f"{number(100 * share, 1)} %"
 
 
 def _finding(key: dict, shares: pd.DataFrame, stable: pd.Series, redundant: pd.DataFrame,
@@ -175,18 +181,18 @@ def _finding(key: dict, shares: pd.DataFrame, stable: pd.Series, redundant: pd.D
     text = (f"{family_label(key)}: of {int(shares['pairs'].iloc[0]):,} unit pairs per seed, "
             f"{_pct(stable['redundant'])} are redundant (removing both is worse than the sum of the single "
             f"removals) and {_pct(stable['cancelling'])} cancelling (removing both beats removing either alone); "
-            f"{_pct(shares['significant'].mean())} change test accuracy significantly (BH q < {ALPHA:g}); "
-            f"the mean interaction is {100 * shares['mean_interaction'].mean():+.3f} pp.")
+            f"{_pct(shares['significant'].mean())} change test accuracy significantly (BH q < {Q:g}); "
+            f"the mean interaction is {pp(shares['mean_interaction'].mean(), 3)}.")
     if len(redundant):
         r = redundant.iloc[0]
         text += (f" The most redundant pair, ({int(r.layer_a)}, {int(r.unit_a)}) and ({int(r.layer_b)}, "
-                 f"{int(r.unit_b)}) of seed {int(r.seed)}, costs {100 * r.effect:+.2f} pp together against {100 * r.effect_a:+.2f} and "
-                 f"{100 * r.effect_b:+.2f} pp alone.")
+                 f"{int(r.unit_b)}) of seed {int(r.seed)}, changes accuracy by {pp(r.effect)} "
+                 f"removed together, against {pp(r.effect_a)} and {pp(r.effect_b)} alone.")
     if len(cancelling):
         c = cancelling.iloc[0]
         text += (f" The most cancelling pair, ({int(c.layer_a)}, {int(c.unit_a)}) and ({int(c.layer_b)}, "
-                 f"{int(c.unit_b)}) of seed {int(c.seed)}, gains {100 * c.gain:+.2f} pp over the better single "
-                 "removal.")
+                 f"{int(c.unit_b)}) of seed {int(c.seed)}, gains {pp(c.gain)} over the better "
+                 "single removal.")
     if stable["seeds"] > 1:
         spread = max(stable["redundant_high"] - stable["redundant_low"],
                      stable["cancelling_high"] - stable["cancelling_low"])
@@ -196,13 +202,13 @@ def _finding(key: dict, shares: pd.DataFrame, stable: pd.Series, redundant: pd.D
     return text
 
 
-def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
+def build(study: Study, page: Page) -> list[Section]:
     """The pairs section: per family an interaction heatmap per hidden layer (first seed) and
     the pairs against the independent expectation, the shares per seed and their stability,
     the most redundant and most cancelling pairs. No section without ``kind=pair`` results."""
-    if not has_kind(results, study, "pair"):
+    if not study.has("pair"):
         return []
-    df = load(results, study, "pair")
+    df = study.rows("pair")
     shares = pair_shares(df)
     stability = share_stability(shares)
     redundant, cancelling = extreme_pairs(df)
@@ -219,11 +225,12 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
             plot_interaction_matrix(interaction_matrix(rows, layer)[0], ax, f"layer {layer}")
         plot_against_independent(rows, axes[-1], "pairs vs independent")
         figures.append(Figure(
-            fig.save_figure(figure, out_dir / "figures", figure_slug("pairs", *key, seed)),
+            fig.save_figure(figure, page.figures, figure_slug("pairs", *key, seed), page.svg),
             f"Unit pairs of {family_label({**labels, 'seed': seed})} on test: per hidden layer the interaction "
             "(effect of removing both minus the two single effects, pp) of every pair within it, units ordered "
             "by single effect (blue: redundant, removing both worse than the sum; red: better than the sum); right: each pair's effect against the "
-            "sum of its single effects (on the red diagonal: independent).",
+            "sum of its single effects (on the red diagonal: independent; disc area: how many "
+            "pairs share that point).",
         ))
         mine = [t.merge(pd.DataFrame([labels]), on=FAMILY) for t in (shares, stability, redundant, cancelling)]
         paragraphs.append(_finding(labels, mine[0], mine[1].iloc[0], mine[2], mine[3]))
@@ -233,8 +240,9 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         "pairs_shares": Table(
             in_units(shares, pp=["mean_interaction"], pct=["redundant", "cancelling", "significant"]),
             f"Per seed on test: unit pairs, the share that are redundant (interaction < 0), cancelling (removing "
-            f"both beats removing either alone) and significant (exact McNemar, BH q < {ALPHA:g} over all pairs of "
+            f"both beats removing either alone) and significant (exact McNemar, BH q < {Q:g} over all pairs of "
             "the run), and the mean interaction.",
+            collapsed=True,
         ),
         "pairs_stability": Table(
             in_units(stability, pct=[c for c in stability.columns if c.startswith(("redundant", "cancelling"))]),
@@ -244,13 +252,15 @@ def report_sections(results: str, study: str, out_dir: Path) -> list[Section]:
         ),
         "pairs_redundant": Table(
             in_units(redundant, pp=pairs_pp),
-            f"The {TOP} most redundant pairs per family on test: removing both costs most beyond the sum of the "
-            "single removals (lowest interaction).",
+            f"The {TOP} most redundant pairs per family on test: removing both lowers accuracy most "
+            "beyond the sum of the single removals (lowest interaction).",
+            collapsed=True,
         ),
         "pairs_cancelling": Table(
             in_units(cancelling, pp=pairs_pp),
             f"The {TOP} most cancelling pairs per family on test: removing both beats the better single removal "
             "by most (gain).",
+            collapsed=True,
         ),
     }
     return [Section("Unit pairs: interactions", paragraphs, tables, figures, summary)]

@@ -1,14 +1,12 @@
 """Cumulative ablation, unit statistics and the memorization study: tables, figures, sections.
 
-Tables are functions of DataFrames (``kind=cumulative``, ``kind=unit``, ``kind=neuron`` rows
-as :func:`analysis.load.load` returns them); figures draw on the Axes they are given;
-:func:`report_sections` is a :data:`analysis.sections.SectionBuilder`.
+Tables are functions of DataFrames (``kind=cumulative``, ``kind=unit``, ``kind=neuron`` rows);
+figures draw on the Axes they are given, accuracies in %; :func:`build` presents them.
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,22 +16,16 @@ from scipy.integrate import trapezoid
 from scipy.stats import ConstantInputWarning, spearmanr
 
 from analysis import figures as fig
-from analysis.load import RUN_KEYS, has_kind, load, load_manifest
-from analysis.sections import (
-    Figure,
-    Section,
-    Table,
-    count,
-    family_label,
-    figure_slug,
-    value_range,
-)
+from analysis.formatting import count, in_units, number, value_range
+from analysis.sections.base import Figure, Page, Section, Table, family_label, figure_slug
+from analysis.stats import LEVEL, percentile_interval
+from analysis.study import RUN_KEYS, Study
 
 CURVE_KEYS: list[str] = [*RUN_KEYS, "mode", "split", "scope"]
 """Columns identifying one family of cumulative curves (one network, mode, split, scope)."""
 
-LEVEL = 0.95
-"""Coverage of the band drawn around the random-order curves."""
+LEGEND = {"fontsize": 7, "loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "borderaxespad": 0}
+"""Legends beside the axes, never over the curves."""
 
 
 def _present(df: pd.DataFrame, columns: list[str]) -> list[str]:
@@ -64,26 +56,10 @@ def curve_band(
         low = high = mean for a deterministic order).
     """
     keys = _present(df, CURVE_KEYS) + ["order"] if keys is None else keys
-    band = mean_and_interval(df, [*keys, "k"], value, level, ("mean", "low", "high", "n"))
+    band = percentile_interval(df, [*keys, "k"], value, level)
     k_max = band.groupby(keys)["k"].transform("max")
     band.insert(len(keys) + 1, "fraction", band["k"] / k_max.where(k_max > 0, 1))
     return band
-
-
-def mean_and_interval(
-    df: pd.DataFrame, keys: list[str], value: str, level: float, names: tuple[str, str, str, str]
-) -> pd.DataFrame:
-    """Per group of ``keys``: the mean of ``value``, its central ``level`` percentile interval
-    and the group size, in columns named ``names`` (mean, low, high, count)."""
-    tail = (1 - level) / 2
-    mean, low, high, size = names
-    aggregations = {
-        mean: "mean",
-        low: lambda s: s.quantile(tail),
-        high: lambda s: s.quantile(1 - tail),
-        size: "size",
-    }
-    return df.groupby(keys, sort=True)[value].agg(**aggregations).reset_index()
 
 
 def area_under_curves(df: pd.DataFrame) -> pd.DataFrame:
@@ -122,7 +98,9 @@ def auc_table(df: pd.DataFrame, level: float = LEVEL) -> pd.DataFrame:
     """
     areas = area_under_curves(df)
     keys = _present(areas, CURVE_KEYS) + ["order"]
-    return mean_and_interval(areas, keys, "auc", level, ("auc", "auc_low", "auc_high", "repetitions"))
+    table = percentile_interval(areas, keys, "auc", level)
+    return table.rename(columns={"mean": "auc", "low": "auc_low", "high": "auc_high",
+                                 "n": "repetitions"})
 
 
 def selectivity_importance(
@@ -237,29 +215,32 @@ def plot_cumulative(band: pd.DataFrame, ax: Axes, title: str = "") -> None:
     for order, curve in band.groupby("order", sort=True):
         _plot_band(ax, curve, str(order), "black" if order == "random" else None)
     ax.set_xlabel("fraction of units ablated")
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND)
 
 
 def _plot_band(ax: Axes, curve: pd.DataFrame, label: str, color: str | None = None) -> None:
-    """One curve's ``mean`` against ``fraction``, with its ``low``-``high`` band where it has one."""
-    (line,) = ax.plot(curve["fraction"], curve["mean"], label=label, color=color, lw=1.2)
+    """One curve's ``mean`` (a fraction, drawn in %) against ``fraction``, with its
+    ``low``-``high`` band where it has one."""
+    (line,) = ax.plot(curve["fraction"], 100 * curve["mean"], label=label, color=color, lw=1.2)
     if (curve["high"] > curve["low"]).any():
-        ax.fill_between(curve["fraction"], curve["low"], curve["high"], color=line.get_color(), alpha=0.2)
+        ax.fill_between(curve["fraction"], 100 * curve["low"], 100 * curve["high"],
+                        color=line.get_color(), alpha=0.2)
 
 
 def plot_selectivity_importance(
     joined: pd.DataFrame, ax: Axes, stat: str = "selectivity", title: str = ""
 ) -> None:
     """Scatter of a unit statistic against the single-ablation effect, one colour per layer,
-    each layer's Spearman rho in the legend.
+    each layer's Spearman rho (the median over seeds when there are several) in the legend.
 
     Parameters
     ----------
-    joined : DataFrame — :func:`selectivity_importance` rows of one network, mode and split
+    joined : DataFrame — :func:`selectivity_importance` rows of one network kind, mode and
+        split (any number of seeds)
     """
-    rho = spearman_by_layer(joined, stat).groupby("layer")["rho"].first()
+    rho = spearman_by_layer(joined, stat).groupby("layer")["rho"].median()
     for layer, rows in joined.groupby("layer", sort=True):
         ax.scatter(
             rows[stat],
@@ -273,7 +254,7 @@ def plot_selectivity_importance(
     ax.set_xlabel(stat.replace("_", " "))
     ax.set_ylabel("accuracy change on removal (pp)")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND)
 
 
 def plot_memorization(curves: pd.DataFrame, ax: Axes, title: str = "") -> None:
@@ -286,95 +267,84 @@ def plot_memorization(curves: pd.DataFrame, ax: Axes, title: str = "") -> None:
     for noise, curve in curves.groupby("label_noise", sort=True):
         _plot_band(ax, curve, f"label noise {noise:g}")
     ax.set_xlabel("fraction of units ablated")
-    ax.set_ylabel("accuracy / unablated accuracy")
+    ax.set_ylabel("accuracy / unablated accuracy (%)")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(**LEGEND)
 
 
 # --------------------------------------------------------------------------- report
 
 
-def _auc_finding(table: pd.DataFrame) -> str:
-    """One paragraph per family: the most and least damaging orders against random."""
-    key = table.iloc[0][_present(table, CURVE_KEYS)].to_dict()
-    ranked = table.sort_values(["auc", "order"])
-    worst, best = ranked.iloc[0], ranked.iloc[-1]
-    text = (
-        f"On {family_label(key)}, the most damaging order is {worst['order']} (area {worst['auc']:.3f}) "
-        f"and the least damaging {best['order']} (area {best['auc']:.3f})"
-    )
-    random = table[table["order"] == "random"]
-    if len(random):
-        r = random.iloc[0]
-        text += (
-            f"; random orders give {r['auc']:.3f} "
-            f"({100 * LEVEL:.0f} % of {int(r['repetitions'])} repetitions in "
-            f"[{r['auc_low']:.3f}, {r['auc_high']:.3f}])"
-        )
-    return text + "."
+FIGURE_KEYS: list[str] = ["dataset", "model", "mode", "split"]
+"""One figure per network kind, mode and split: a panel per scope, every seed pooled."""
 
 
-def _cumulative_section(df: pd.DataFrame, out_dir: Path) -> Section:
-    band, table = curve_band(df), auc_table(df)
-    keys = _present(df, CURVE_KEYS)
-    figures, paragraphs = [], []
-    for key, family in band.groupby(keys, sort=True):
-        label = family_label(dict(zip(keys, key)))
-        figure = fig.new_figure()
-        plot_cumulative(family, figure.subplots(), label)
-        random = family[family["order"] == "random"]
-        repetitions = int(random["n"].max()) if len(random) else 0
-        band_text = (f" The random order is black, its band holding {100 * LEVEL:.0f} % of its "
-                     f"{repetitions} repetitions." if repetitions > 1 else "")
+def _cumulative_section(df: pd.DataFrame, page: Page) -> Section:
+    pooled_keys = _present(df, [k for k in CURVE_KEYS if k != "seed"])
+    band = curve_band(df, keys=[*pooled_keys, "order"])
+    table = auc_table(df)
+    figure_keys = _present(df, FIGURE_KEYS)
+    figures = []
+    for key, family in band.groupby(figure_keys, sort=True):
+        scopes = sorted(family["scope"].unique()) if "scope" in family.columns else [None]
+        figure = fig.new_figure(4.2 * len(scopes) + 1.6, 3.4)
+        axes = np.atleast_1d(figure.subplots(1, len(scopes)))
+        for ax, scope in zip(axes, scopes):
+            rows = family if scope is None else family[family["scope"] == scope]
+            plot_cumulative(rows, ax, f"scope {scope}" if scope is not None else "")
+            if ax is not axes[-1]:
+                ax.get_legend().remove()
+        label = family_label(dict(zip(figure_keys, key)))
+        seeds = df.loc[(df[figure_keys] == pd.Series(dict(zip(figure_keys, key)))).all(axis=1), "seed"].nunique()
         figures.append(Figure(
-            fig.save_figure(figure, out_dir / "figures", figure_slug("cumulative", *key)),
-            f"Cumulative ablation of {label}: accuracy as growing sets of units are removed, one "
-            f"line per order in which they are removed.{band_text}",
-        ))
-    for _, family in table.groupby(keys, sort=True):
-        paragraphs.append(_auc_finding(family))
-    worst = table.sort_values(["auc", "order"]).groupby(keys, sort=True)["order"].first()
+            fig.save_figure(figure, page.figures, figure_slug("cumulative", *key), page.svg),
+            f"Cumulative ablation of {label}: accuracy (%) as growing sets of units are removed, "
+            "one line per order (random in black), one panel per scope; the mean over "
+            f"{count(seeds, 'seed')} and every repetition, the band holding the central "
+            f"{100 * LEVEL:.0f} % of them."))
+    pooled = percentile_interval(area_under_curves(df), [*pooled_keys, "order"], "auc", LEVEL)
+    pooled = pooled.rename(columns={"mean": "auc", "low": "auc_low", "high": "auc_high",
+                                    "n": "curves"})
+    worst = pooled.sort_values(["auc", "order"]).groupby(pooled_keys, sort=True)["order"].first()
     common = worst.value_counts()
-    areas = table.loc[table["order"] == common.index[0], "auc"]
+    areas = pooled.loc[pooled["order"] == common.index[0], "auc"]
     summary = [
         f"In cumulative ablation the most damaging order is {common.index[0]} "
-        f"({common.iloc[0]} of {count(len(worst), 'curve family', 'curve families')}; area "
-        f"under its accuracy curve {value_range(areas, '.3f')})."
+        f"({common.iloc[0]} of {count(len(worst), 'curve family', 'curve families')}; mean "
+        f"accuracy along its curve {value_range(100 * areas, 1)} %)."
     ]
     caption = (
         "Area under each cumulative accuracy curve divided by the number of units it removes "
-        "(the mean accuracy along the curve), per order: mean over repetitions "
-        f"and the central {100 * LEVEL:.0f} % of them (low, high)."
-    )
-    return Section("Cumulative ablation", paragraphs, {"cumulative_auc": Table(table, caption)},
-                   figures, summary)
+        "(the mean accuracy along the curve, %), per order, over every seed and repetition: "
+        f"mean and the central {100 * LEVEL:.0f} % (low, high) of the curves.")
+    per_seed = ("The same per seed: mean over repetitions and their central "
+                f"{100 * LEVEL:.0f} %.")
+    tables = {"cumulative_auc": Table(in_units(pooled, pct=["auc", "auc_low", "auc_high"]), caption),
+              "cumulative_auc_per_seed": Table(in_units(table, pct=["auc", "auc_low", "auc_high"]),
+                                               per_seed, collapsed=True)}
+    return Section("Cumulative ablation", [], tables, figures, summary)
 
 
-def _selectivity_section(units: pd.DataFrame, neurons: pd.DataFrame, out_dir: Path) -> Section:
+def _selectivity_section(units: pd.DataFrame, neurons: pd.DataFrame, page: Page) -> Section:
     joined = selectivity_importance(units, neurons)
     table = spearman_by_layer(joined)
     figures = []
-    keys = _present(joined, [*RUN_KEYS, "mode", "split"])
+    keys = _present(joined, FIGURE_KEYS)
     for key, rows in joined.groupby(keys, sort=True):
         label = family_label(dict(zip(keys, key)))
-        figure = fig.new_figure()
+        figure = fig.new_figure(7.5, 3.6)
         plot_selectivity_importance(rows, figure.subplots(), title=label)
         stat_split = ", ".join(sorted(rows["stat_split"].unique()))
         figures.append(Figure(
-            fig.save_figure(figure, out_dir / "figures", figure_slug("selectivity", *key)),
-            f"Class selectivity of each unit (measured on the {stat_split} split) of {label} "
-            "against the change of accuracy when it alone is removed, in pp; one colour per "
-            "layer, Spearman's rho per layer in the legend.",
-        ))
-    paragraphs = [
-        f"{r.dataset}/{r.model} seed {r.seed} ({r.mode}, {r.split}) layer {r.layer}: "
-        + (f"Spearman rho between class selectivity and removal effect {r.rho:.3f} "
-           f"(p = {r.p_value:.3g}, n = {r.n})." if not np.isnan(r.rho) else
-           f"no Spearman rho between class selectivity and removal effect (one of them is "
-           f"constant over the {r.n} units).")
-        for r in table.itertuples()
-    ]
+            fig.save_figure(figure, page.figures, figure_slug("selectivity", *key), page.svg),
+            f"Class selectivity of each unit (measured on the {stat_split} split) of {label}, "
+            f"every seed ({rows['seed'].nunique()}), against the change of accuracy when it "
+            "alone is removed, in pp; one colour per layer, the median over seeds of each "
+            "layer's Spearman rho in the legend; the table gives each seed's rho."))
     rho = table["rho"].dropna()
+    constant = int(table["rho"].isna().sum())
+    paragraphs = [f"{count(constant, 'layer')} {'has' if constant == 1 else 'have'} no rho: "
+                  "selectivity or effect is constant there."] if constant else []
     summary = [
         f"Class selectivity and the effect of removing a unit correlate with Spearman rho "
         f"{value_range(rho)} (one rho per network, split and layer: {len(rho)} in all)."
@@ -385,9 +355,7 @@ def _selectivity_section(units: pd.DataFrame, neurons: pd.DataFrame, out_dir: Pa
                    {"selectivity_spearman": Table(table, caption)}, figures, summary)
 
 
-def _memorization_section(
-    df: pd.DataFrame, manifest: dict[str, Any], out_dir: Path
-) -> Section | None:
+def _memorization_section(df: pd.DataFrame, manifest: dict[str, Any], page: Page) -> Section | None:
     # A network trained on random labels is at chance on held-out data: its robustness is
     # measured on the labels it was trained on (Morcos et al.), so the train split when present.
     on_train = (df["split"] == "train").any()
@@ -399,70 +367,46 @@ def _memorization_section(
     figures = []
     for key, rows in curves.groupby(keys, sort=True):
         family = dict(zip(keys, key))
-        figure = fig.new_figure()
+        figure = fig.new_figure(7.5, 3.6)
         plot_memorization(rows, figure.subplots(), family_label(family))
         figures.append(Figure(
-            fig.save_figure(figure, out_dir / "figures", figure_slug("memorization", *key)),
+            fig.save_figure(figure, page.figures, figure_slug("memorization", *key), page.svg),
             f"Memorization: accuracy of {family['model']} on the {family['split']} split divided "
-            "by the unablated accuracy, as random sets of units are removed, one line per "
+            "by the unablated accuracy (%), as random sets of units are removed, one line per "
             f"label-noise level (band: the central {100 * LEVEL:.0f} % of its curves).",
         ))
     areas = area_under_curves(df[df["order"] == "random"]).merge(
-        label_noise_levels(manifest), on=RUN_KEYS
-    )
+        label_noise_levels(manifest), on=RUN_KEYS)
     areas["normalized_auc"] = areas["auc"] / areas["accuracy_base"]
-    table = (
-        areas.groupby(["model", "mode", "split", "scope", "label_noise"], sort=True)[
-            "normalized_auc"
-        ]
-        .agg(["mean", "std", "size"])
-        .reset_index()
-    )
-    paragraphs = [
-        f"{r.model} ({r.mode}, {r.split}, {r.scope}), label noise {r.label_noise:g}: "
-        "normalised area "
-        f"under the random-ablation curve {r.mean:.3f} over {r.size} curves."
-        for r in table.itertuples()
-    ]
-    if not on_train:
-        paragraphs.append(
-            "These curves are measured on held-out data, where a network trained on random labels is at "
-            "chance; measure on the labels each network was trained on with ablation.splits=[train]."
-        )
+    table = (areas.groupby(["model", "mode", "split", "scope", "label_noise"], sort=True)[
+        "normalized_auc"].agg(["mean", "std", "size"]).reset_index())
+    paragraphs = [] if on_train else [
+        "These curves are measured on held-out data, where a network trained on random labels "
+        "is at chance; measure on the labels each network was trained on with "
+        "ablation.splits=[train]."]
     levels = table.groupby("label_noise", sort=True)["mean"].mean()
     summary = [
         "Under random ablation, networks keep a normalised area of "
-        + ", ".join(f"{area:.2f} at label noise {noise:g}" for noise, area in levels.items())
-        + " (1 = no loss): the lower, the sooner they break."
-    ]
+        + ", ".join(f"{number(100 * area, 0)} % at label noise {noise:g}"
+                    for noise, area in levels.items())
+        + " (100 % = no loss): the lower, the sooner they break."]
     caption = ("Normalised area under the random-ablation curves (accuracy divided by the "
                "unablated one) per label-noise level: mean and standard deviation over the "
                "curves of every seed and repetition (size).")
-    return Section(
-        "Memorization: ablation robustness against label noise",
-        paragraphs,
-        {"memorization_auc": Table(table, caption)},
-        figures,
-        summary,
-    )
+    return Section("Memorization: ablation robustness against label noise", paragraphs,
+                   {"memorization_auc": Table(table, caption)}, figures, summary)
 
 
-def report_sections(results_root: str, study: str, out_dir: Path) -> list[Section]:
-    """The report sections of cumulative ablation, selectivity vs importance, memorization.
-
-    Each section appears only when its inputs exist (``kind=cumulative``; ``kind=unit`` and
-    ``kind=neuron``; cumulative curves at two or more label-noise levels). Figures are
-    written under ``out_dir / "figures"``.
-    """
+def build(study: Study, page: Page) -> list[Section]:
+    """Cumulative ablation, selectivity against importance, memorization; each only when
+    its inputs exist (``kind=cumulative``; ``kind=unit`` and ``kind=neuron``; cumulative
+    curves at two or more label-noise levels)."""
     sections: list[Section] = []
-    if has_kind(results_root, study, "cumulative"):
-        cumulative = load(results_root, study, "cumulative")
-        sections.append(_cumulative_section(cumulative, out_dir))
-        memorization = _memorization_section(
-            cumulative, load_manifest(results_root, study), out_dir
-        )
+    if study.has("cumulative"):
+        cumulative = study.rows("cumulative")
+        sections.append(_cumulative_section(cumulative, page))
+        memorization = _memorization_section(cumulative, study.manifest, page)
         sections += [memorization] if memorization is not None else []
-    if has_kind(results_root, study, "unit") and has_kind(results_root, study, "neuron"):
-        units, neurons = load(results_root, study, "unit"), load(results_root, study, "neuron")
-        sections.append(_selectivity_section(units, neurons, out_dir))
+    if study.has("unit") and study.has("neuron"):
+        sections.append(_selectivity_section(study.rows("unit"), study.rows("neuron"), page))
     return sections

@@ -1,0 +1,642 @@
+"""Any PyTorch network's units ablated exactly: unit sites, modes, the hooked oracle and the
+resumed-forward kernel.
+
+A *unit site* is a named submodule whose output holds units along an axis (1: the channels of
+a convolution's ``(n, C, H, W)`` output, the features of a linear layer's ``(n, F)``), in the
+spirit of TransformerLens hook names. Ablating unit ``u`` of a site replaces the slice
+``[:, u]`` of that output by its mode's value (:data:`TORCH_MODE_VALUES`, read from
+:data:`sweep.kernels.modes.NEURON_MODES`' names):
+
+- ``zero``: the output the unit has once its filter (or incoming weights) and bias are 0: 0 at
+  a convolution or linear site, ``act(0)`` at a parameter-free activation site placed right
+  after one (the paper's removal, generalised);
+- ``remove``: 0 (the output forced to 0);
+- ``mean``: the unit's mean output map over the reference inputs (per position).
+
+The oracle (:func:`hooked_unit_outcomes`) is a plain forward of the whole module with a forward
+hook that applies the mode, one unit at a time. The kernel (:func:`ablate_torch_units`) runs
+the module once per split, caches every site's output, and for a chunk of units resumes the
+forward pass after the site (the module must be an ``nn.Sequential`` chain whose direct
+children include the sites; other modules take the batched hooked forward). When the modules
+between the site and the next convolution or linear layer act on each channel alone (ReLU,
+pooling, flatten, ...), the change of that layer's output is one single-channel convolution
+(or one block of a matrix product) of the unit's change, on the rows that change; the rest of
+the chain runs from there on those rows only. Decisions in float64 (the module is run in
+float64 on CPU); rows whose top-two logit gap is within :data:`TIE_TOLERANCE` are re-settled
+by the plain hooked forward, so predictions equal the oracle's.
+
+Pure numerics: imports torch only when called (torch is an optional extra), nothing of sweep
+outside the kernels, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sweep.kernels.metrics import ablation_metrics, sample_log_loss
+
+TIE_TOLERANCE = 1e-9
+"""Relative top-2 logit gap (``gap < tol * (1 + max |logit|)``) under which a row's ablated
+prediction is recomputed by the plain hooked forward (float64)."""
+
+DEFAULT_CHUNK_ELEMENTS = 2**24
+"""Largest number of float64 elements of one resumed batch (units x rows x site size)."""
+
+CHANNELWISE = ("ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU", "ELU", "SiLU", "Identity", "Dropout",
+               "MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
+"""Module classes that act on each channel alone (the change of one unit stays in its channel)."""
+
+TORCH_MODES: tuple[str, ...] = ("zero", "remove", "mean")
+"""The neuron modes a torch unit can be ablated in (the names of
+:data:`sweep.kernels.modes.NEURON_MODES`, generalised as the module docstring says)."""
+
+
+@dataclass(frozen=True)
+class UnitSite:
+    """Where units live: the output of submodule ``module``, units along ``axis``.
+
+    Attributes
+    ----------
+    module : str — a name of ``nn.Module.named_modules()``, e.g. ``"act1"`` or ``"features.3"``
+    axis : int — the output axis that holds the units (1: channels or features)
+    """
+
+    module: str
+    axis: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> UnitSite:
+        """``"name"`` or ``"name:axis"``.
+
+        Raises
+        ------
+        ValueError
+            For an axis that is not an integer of at least 1.
+        """
+        name, _, axis = str(text).partition(":")
+        if axis and not (axis.isdigit() and int(axis) >= 1):
+            raise ValueError(f"unit site {text!r}: the axis after ':' must be an integer >= 1 (the batch is axis 0)")
+        return cls(name, int(axis) if axis else 1)
+
+    def __str__(self) -> str:
+        return self.module if self.axis == 1 else f"{self.module}:{self.axis}"
+
+
+@dataclass(frozen=True)
+class TorchNetwork:
+    """A trained torch classifier and its unit sites, as the kernels use it.
+
+    Attributes
+    ----------
+    module : torch.nn.Module — in eval mode, float64, on CPU
+    sites : tuple of UnitSite — the "layers" of result rows (``layer = i`` is ``sites[i]``)
+    widths : tuple of int — units of each site
+    image_shape : tuple of int — what one row of ``X`` reshapes to (the dataset's, C order:
+        ``(H, W)`` grey, ``(H, W, C)`` colour)
+    classes : ndarray of shape (n_classes,) — output ``i`` means ``classes[i]``
+    """
+
+    module: Any
+    sites: tuple[UnitSite, ...]
+    widths: tuple[int, ...]
+    image_shape: tuple[int, ...]
+    classes: np.ndarray
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """Units of each site (the counterpart of an MLP's hidden layer widths)."""
+        return self.widths
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """``(n_features, *widths, n_classes)``."""
+        return (int(np.prod(self.image_shape)), *self.widths, len(self.classes))
+
+    def images(self, X: Any) -> Any:
+        """Rows ``X`` (n, n_features) as a float64 torch batch ``(n, C, H, W)``."""
+        return as_images(X, self.image_shape)
+
+
+def as_images(X: Any, image_shape: Sequence[int]) -> Any:
+    """Flat rows ``(n, prod(image_shape))`` as a float64 torch batch ``(n, C, H, W)``: grey
+    images get one channel, ``(H, W, C)`` colour rows are moved channel-first."""
+    import torch
+
+    x = torch.from_numpy(np.array(X, dtype=np.float64)) if not isinstance(X, torch.Tensor) else X.double()
+    x = x.reshape(-1, *image_shape)
+    return x[:, None] if len(image_shape) == 2 else x.permute(0, 3, 1, 2).contiguous()
+
+
+def submodule(module: Any, name: str) -> Any:
+    """The submodule called ``name``.
+
+    Raises
+    ------
+    ValueError
+        If there is none, naming the ones there are.
+    """
+    modules = dict(module.named_modules())
+    if name not in modules or not name:
+        known = ", ".join(n for n in modules if n)
+        raise ValueError(f"unit site {name!r} is not a module of this network; its modules are: {known}")
+    return modules[name]
+
+
+def site_outputs(module: Any, x: Any, sites: Sequence[UnitSite]) -> tuple[Any, list[Any]]:
+    """Logits ``(n, n_classes)`` and each site's output, from one plain forward of ``x``."""
+    import torch
+
+    outputs: dict[str, Any] = {}
+    handles = [
+        submodule(module, s.module).register_forward_hook(lambda m, i, o, s=s: outputs.__setitem__(s.module, o))
+        for s in sites
+    ]
+    try:
+        with torch.no_grad():
+            logits = module(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return logits, [outputs[s.module] for s in sites]
+
+
+def site_widths(module: Any, sites: Sequence[UnitSite], image_shape: Sequence[int]) -> tuple[int, ...]:
+    """Units of each site, from a forward pass of one zero image.
+
+    Raises
+    ------
+    ValueError
+        If a site is not a module, its axis is out of range, or the module does not run on
+        images of ``image_shape`` (naming the problem).
+    """
+    import torch
+
+    for s in sites:
+        submodule(module, s.module)
+    x = as_images(np.zeros((1, int(np.prod(image_shape)))), image_shape).to(next(module.parameters()).dtype)
+    try:
+        _, outputs = site_outputs(module, x, sites)
+    except (RuntimeError, ValueError) as error:
+        first = str(error).splitlines()[0]
+        raise ValueError(f"the network does not run on this dataset's {tuple(image_shape)} images: {first}") from error
+    widths = []
+    for s, out in zip(sites, outputs):
+        if not isinstance(out, torch.Tensor) or out.dim() <= s.axis:
+            raise ValueError(f"unit site {s}: its output has no axis {s.axis}")
+        widths.append(int(out.shape[s.axis]))
+    return tuple(widths)
+
+
+def _is_parametrized(module: Any) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
+
+
+def mode_values(net: TorchNetwork, mode: str, reference: Any = None) -> list[Any]:
+    """The value each unit of each site outputs once ablated in ``mode``: per site a float64
+    tensor of shape ``(width, *unit_shape)`` (one unit's slice of the site output).
+
+    Parameters
+    ----------
+    net : TorchNetwork
+    mode : str — one of :data:`TORCH_MODES`
+    reference : ndarray of shape (n_ref, n_features), optional — inputs ``mean`` averages over
+
+    Raises
+    ------
+    ValueError
+        For an unknown mode, or ``mean`` without reference inputs.
+    """
+    import torch
+
+    if mode not in TORCH_MODES:
+        raise ValueError(f"unknown neuron mode {mode!r}; expected one of {TORCH_MODES}")
+    if mode == "mean":
+        if reference is None:
+            raise ValueError("mode 'mean' needs the reference inputs to average over")
+        sums: list[Any] = []
+        n = 0
+        for lo in range(0, len(reference), 4096):
+            _, outs = site_outputs(net.module, net.images(reference[lo : lo + 4096]), net.sites)
+            part = [o.movedim(s.axis, 1).sum(dim=0) for s, o in zip(net.sites, outs)]
+            sums = part if not sums else [a + b for a, b in zip(sums, part)]
+            n += len(reference[lo : lo + 4096])
+        return [s / n for s in sums]
+    _, outs = site_outputs(net.module, net.images(np.zeros((1, int(np.prod(net.image_shape))))), net.sites)
+    values = []
+    for s, out in zip(net.sites, outs):
+        shape = out.movedim(s.axis, 1).shape[1:]
+        site = submodule(net.module, s.module)
+        value = 0.0
+        if mode == "zero" and not _is_parametrized(site):
+            with torch.no_grad():
+                value = float(site(torch.zeros(1, dtype=torch.float64)))
+        values.append(torch.full(tuple(shape), value, dtype=torch.float64))
+    return values
+
+
+def _replace_hook(site: UnitSite, blocks: Sequence[tuple[int, Any]], n: int) -> Any:
+    """A forward hook that sets, in row block ``b`` (rows ``b*n .. (b+1)*n``), unit
+    ``blocks[b][0]`` of the site's output to ``blocks[b][1]``."""
+
+    def hook(module: Any, inputs: Any, output: Any) -> Any:
+        out = output.movedim(site.axis, 1).clone()
+        for b, (unit, value) in enumerate(blocks):
+            out[b * n : (b + 1) * n, unit] = value
+        return out.movedim(1, site.axis)
+
+    return hook
+
+
+def hooked_logits(net: TorchNetwork, x: Any, layer: int, units: Sequence[int], values: Any) -> Any:
+    """Logits ``(len(units), n, n_classes)`` of plain forwards of images ``x`` (n, ...), each
+    with one unit of site ``layer`` held at ``values[unit]`` by a forward hook (the oracle;
+    the units are stacked along the batch)."""
+    import torch
+
+    n = x.shape[0]
+    site = net.sites[layer]
+    hook = _replace_hook(site, [(int(u), values[int(u)]) for u in units], n)
+    handle = submodule(net.module, site.module).register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            logits = net.module(x.repeat(len(units), *([1] * (x.dim() - 1))))
+    finally:
+        handle.remove()
+    return logits.reshape(len(units), n, -1)
+
+
+def _outcome(logits: Any, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted index and clipped log-loss per row, from logits ``(..., n, k)``."""
+    import torch
+
+    prob = torch.softmax(logits, dim=-1).numpy()
+    return prob.argmax(axis=-1), sample_log_loss(prob, np.broadcast_to(y_index, prob.shape[:-1]))
+
+
+def class_index_of(net: TorchNetwork, y: np.ndarray) -> np.ndarray:
+    """Position of each label in ``net.classes``.
+
+    Raises
+    ------
+    ValueError
+        If a label is not one of the network's classes.
+    """
+    y = np.asarray(y)
+    idx = np.searchsorted(net.classes, y)
+    if np.any(idx >= len(net.classes)) or np.any(net.classes[np.minimum(idx, len(net.classes) - 1)] != y):
+        raise ValueError("labels contain classes the network was not trained on")
+    return idx
+
+
+def hooked_unit_outcomes(
+    net: TorchNetwork, X: Any, y: np.ndarray, layer: int, units: Sequence[int], mode: str,
+    reference: Any = None, values: Any = None,
+) -> dict[str, np.ndarray]:
+    """The naive reference: the metric columns of each unit ablated by a plain forward with a
+    hook, one unit at a time (``layer``, ``unit`` and :data:`METRIC_COLUMNS`)."""
+    values = mode_values(net, mode, reference)[layer] if values is None else values
+    x = net.images(X)
+    y_index = class_index_of(net, y)
+    base_pred, base_loss = _outcome(site_outputs(net.module, x, [])[0], y_index)
+    preds, losses = [], []
+    for u in units:
+        pred, loss = _outcome(hooked_logits(net, x, layer, [int(u)], values)[0], y_index)
+        preds.append(pred)
+        losses.append(loss)
+    columns = {"layer": np.full(len(units), layer, dtype=np.int64), "unit": np.asarray(units, dtype=np.int64)}
+    columns.update(ablation_metrics(y_index, base_pred, base_loss, np.array(preds).reshape(len(units), -1),
+                                    np.array(losses).reshape(len(units), -1), len(net.classes)))
+    return columns
+
+
+# --------------------------------------------------------------------------- the fast kernel
+
+
+@dataclass
+class TorchBase:
+    """One plain forward of a network on one split, kept for every ablation of it.
+
+    Attributes
+    ----------
+    net : TorchNetwork
+    x : tensor of shape (n, C, H, W) — the inputs
+    y_index : ndarray of shape (n,) — true class index
+    logits : tensor of shape (n, n_classes)
+    pred, loss : ndarrays of shape (n,) — predicted index and log-loss of each row
+    chain : list of (name, module) — the top-level ``nn.Sequential`` children (empty if the
+        module is not one: ablations then run the batched hooked forward)
+    outputs : dict of int to tensor — ``chain[i]``'s output on ``x``, kept (copied) for the
+        positions ablations resume from: each site's, and the input and output of the
+        convolution or linear layer after it
+    """
+
+    net: TorchNetwork
+    x: Any
+    y_index: np.ndarray
+    logits: Any
+    pred: np.ndarray
+    loss: np.ndarray
+    chain: list[tuple[str, Any]] = field(default_factory=list)
+    outputs: dict[int, Any] = field(default_factory=dict)
+
+
+def prepare_torch(net: TorchNetwork, X: Any, y: np.ndarray) -> TorchBase:
+    """The plain forward of ``net`` on ``(X, y)`` every ablation of that split resumes from."""
+    import torch
+
+    x = net.images(X)
+    y_index = class_index_of(net, y)
+    base = TorchBase(net, x, y_index, None, np.empty(0), np.empty(0))
+    if isinstance(net.module, torch.nn.Sequential):
+        base.chain = list(net.module.named_children())
+        keep = set()
+        for layer in range(len(net.sites)):
+            i = _site_index(base, layer)
+            j = None if i is None else _linear_after(base, i)
+            keep |= {i} if j is None else {i, j - 1, j}
+        h = x
+        with torch.no_grad():
+            for position, (_, m) in enumerate(base.chain):
+                h = m(h)
+                if position in keep:
+                    base.outputs[position] = h.clone()  # a later in-place module cannot change it
+        base.logits = h
+    else:
+        base.logits = site_outputs(net.module, x, [])[0]
+    base.pred, base.loss = _outcome(base.logits, y_index)
+    return base
+
+
+def _site_index(base: TorchBase, layer: int) -> int | None:
+    """Position in ``base.chain`` of site ``layer``'s module (None: not a direct child)."""
+    names = [name for name, _ in base.chain]
+    site = base.net.sites[layer]
+    return names.index(site.module) if site.module in names and site.axis == 1 else None
+
+
+def _linear_after(base: TorchBase, i: int) -> int | None:
+    """Position of the first convolution or linear layer after chain position ``i`` if every
+    module in between acts on each channel alone (a flatten allowed right before a linear
+    layer), else None."""
+    import torch
+
+    for j in range(i + 1, len(base.chain)):
+        m = base.chain[j][1]
+        if isinstance(m, torch.nn.Conv2d) and m.groups == 1 and m.padding_mode == "zeros":
+            return j
+        if isinstance(m, torch.nn.Linear):
+            return j
+        if isinstance(m, torch.nn.Flatten):
+            if j + 1 < len(base.chain) and isinstance(base.chain[j + 1][1], torch.nn.Linear):
+                continue
+            return None
+        if type(m).__name__ not in CHANNELWISE:
+            return None
+    return None
+
+
+def _resume(base: TorchBase, start: int, h: Any) -> Any:
+    """Chain modules ``start`` on applied to ``h``."""
+    for _, m in base.chain[start:]:
+        h = m(h)
+    return h
+
+
+def _delta_batches(
+    base: TorchBase, i: int, j: int, units: np.ndarray, values: Any, chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, Any]]:
+    """Per chunk of units: the rows each unit's ablation changes and chain module ``j``'s
+    output there (``j``: the next convolution or linear layer), as ``(positions (m,) in
+    units, rows (m,), z (m, ...))``."""
+    import torch
+    import torch.nn.functional as F
+
+    linear = base.chain[j][1]
+    between = [m for _, m in base.chain[i + 1 : j] if not isinstance(m, torch.nn.Flatten)]
+    site_out, z_base = base.outputs[i], base.outputs[j]
+    flat = base.outputs[j - 1].dim() == 2 and site_out.dim() > 2
+    z_size = int(np.prod(z_base.shape[1:]))
+    positions, row_parts, z_parts = [], [], []
+    size = 0
+    for a, u in enumerate(int(v) for v in units):
+        new = values[u].reshape(1, 1, *site_out.shape[2:])
+        old = site_out[:, u : u + 1].clone()
+        for m in between:
+            new, old = m(new), m(old)
+        delta = new - old  # (n, 1, ...): the change of the linear layer's input channel u
+        rows = torch.nonzero(delta.reshape(delta.shape[0], -1).ne(0).any(dim=1)).flatten()
+        if len(rows) == 0:
+            continue
+        d = delta[rows]
+        if isinstance(linear, torch.nn.Conv2d):
+            dz = F.conv2d(d, linear.weight[:, u : u + 1], None, linear.stride, linear.padding, linear.dilation)
+        elif flat:
+            width = int(np.prod(d.shape[1:]))
+            dz = d.reshape(len(rows), width) @ linear.weight[:, u * width : (u + 1) * width].T
+        else:
+            dz = d.reshape(len(rows), 1) * linear.weight[:, u][None, :]
+        positions.append(np.full(len(rows), a))
+        row_parts.append(rows.numpy())
+        z_parts.append(z_base[rows] + dz)
+        size += len(rows) * z_size
+        if size >= chunk:
+            yield np.concatenate(positions), np.concatenate(row_parts), torch.cat(z_parts)
+            positions, row_parts, z_parts, size = [], [], [], 0
+    if positions:
+        yield np.concatenate(positions), np.concatenate(row_parts), torch.cat(z_parts)
+
+
+def ablate_torch_units(
+    net: TorchNetwork,
+    X: Any,
+    y: np.ndarray,
+    layer: int,
+    units: np.ndarray,
+    mode: str = "zero",
+    reference: Any = None,
+    *,
+    base: TorchBase | None = None,
+    values: Any = None,
+    chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+) -> dict[str, np.ndarray]:
+    """Ablate each listed unit of site ``layer`` on its own and measure on ``(X, y)``.
+
+    Parameters
+    ----------
+    net : TorchNetwork
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,) — class labels
+    layer : int — index into ``net.sites``
+    units : ndarray of shape (n_units,), int — unit indices within the site
+    mode : str — one of :data:`TORCH_MODES`
+    reference : ndarray of shape (n_ref, n_features), optional — for ``mode='mean'``
+    base : TorchBase, optional — :func:`prepare_torch` of ``(net, X, y)``
+    values : tensor of shape (width, *unit_shape), optional — the site's
+        :func:`mode_values` in ``mode``, when already computed
+    chunk_elements : int — about the largest number of elements of one resumed batch
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``layer`` and ``unit`` of shape ``(n_units,)`` and the metric columns, equal to
+        :func:`hooked_unit_outcomes`' (the oracle).
+    """
+    import torch
+
+    units = np.asarray(units, dtype=np.int64)
+    if not 0 <= layer < len(net.sites):
+        raise ValueError(f"layer {layer} is not a unit site; the network has {len(net.sites)}: 0..{len(net.sites) - 1}")
+    if len(units) and (units.min() < 0 or units.max() >= net.widths[layer]):
+        raise ValueError(f"unit index out of range 0..{net.widths[layer] - 1} for site {net.sites[layer]}")
+    base = prepare_torch(net, X, y) if base is None else base
+    values = mode_values(net, mode, reference)[layer] if values is None else values
+    n = base.x.shape[0]
+    logits = base.logits[None].repeat(len(units), 1, 1)  # (m, n, k), unchanged rows kept
+    i = _site_index(base, layer)
+    j = None if i is None else _linear_after(base, i)
+    if j is not None and isinstance(base.chain[j][1], torch.nn.Linear) and base.outputs[j - 1].dim() != 2:
+        j = None  # a linear layer on the last axis of a map mixes no channels: plain resume
+    with torch.no_grad():
+        if j is not None:
+            for at, rows, z in _delta_batches(base, i, j, units, values, chunk_elements):
+                logits[torch.as_tensor(at), torch.as_tensor(rows)] = _resume(base, j + 1, z)
+        else:
+            per = max(1, chunk_elements // max(1, n * int(np.prod(base.x.shape[1:]))))
+            for lo in range(0, len(units), per):
+                part = units[lo : lo + per]
+                if i is not None:
+                    h = base.outputs[i].repeat(len(part), *([1] * (base.outputs[i].dim() - 1)))
+                    for b, u in enumerate(part):
+                        h[b * n : (b + 1) * n, int(u)] = values[int(u)]
+                    logits[lo : lo + len(part)] = _resume(base, i + 1, h).reshape(len(part), n, -1)
+                else:
+                    logits[lo : lo + len(part)] = hooked_logits(net, base.x, layer, part, values)
+        _settle_ties(net, base, layer, units, values, logits)
+    pred, loss = _outcome(logits, base.y_index)
+    columns = {"layer": np.full(len(units), layer, dtype=np.int64), "unit": units}
+    columns.update(ablation_metrics(base.y_index, base.pred, base.loss, pred, loss, len(net.classes)))
+    return columns
+
+
+def _settle_ties(net: TorchNetwork, base: TorchBase, layer: int, units: np.ndarray, values: Any, logits: Any) -> None:
+    """Recompute, by the plain hooked forward, the rows of each unit whose top-two logit gap
+    is within :data:`TIE_TOLERANCE` (in place)."""
+    import torch
+
+    if logits.shape[-1] < 2 or not len(units):
+        return
+    top = torch.topk(logits, 2, dim=-1).values
+    gap = top[..., 0] - top[..., 1]
+    scale = 1 + logits.abs().amax(dim=-1)
+    for a, rows in enumerate(gap < TIE_TOLERANCE * scale):
+        at = torch.nonzero(rows).flatten()
+        if len(at):
+            logits[a, at] = hooked_logits(net, base.x[at], layer, [int(units[a])], values)[0]
+
+
+# --------------------------------------------------------------------------- unit sets
+
+
+def _set_hook(site: UnitSite, units: np.ndarray, values: Any) -> Any:
+    """A forward hook holding units ``units`` of the site's output at ``values[units]`` on every row."""
+    index = list(int(u) for u in units)
+
+    def hook(module: Any, inputs: Any, output: Any) -> Any:
+        out = output.movedim(site.axis, 1).clone()
+        out[:, index] = values[index]
+        return out.movedim(1, site.axis)
+
+    return hook
+
+
+@dataclass
+class TorchUnitSet:
+    """A torch network with a growing set of units held at their mode's values: the running
+    state of cumulative curves (the counterpart of :class:`sweep.kernels.running.PrunedPass`).
+
+    Each :meth:`outcome` resumes the chain after the earliest site with removed units, from its
+    output cached by :func:`prepare_torch` (a plain hooked forward for a module that is not a
+    chain): the same arithmetic as the hooked oracle, so predictions equal it.
+
+    Attributes
+    ----------
+    base : TorchBase — the unablated forward pass
+    values : list of tensors — per site, :func:`mode_values` of the mode, ``(width, *unit_shape)``
+    removed : list of ndarray — per site, the units held so far
+    """
+
+    base: TorchBase
+    values: list[Any]
+    removed: list[np.ndarray]
+
+    @classmethod
+    def start(cls, net: TorchNetwork, X: Any, y: np.ndarray, values: list[Any]) -> TorchUnitSet:
+        """The unablated state of ``net`` on ``(X, y)``."""
+        return cls(prepare_torch(net, X, y), values, [np.empty(0, dtype=np.int64) for _ in net.sites])
+
+    def copy(self) -> TorchUnitSet:
+        return TorchUnitSet(self.base, self.values, [r.copy() for r in self.removed])
+
+    def remove_units(self, units: np.ndarray) -> None:
+        """Hold units ``units`` (k, 2) of ``(site, unit)`` too."""
+        for layer, unit in np.asarray(units, dtype=np.int64).reshape(-1, 2):
+            self.removed[layer] = np.append(self.removed[layer], unit)
+
+    def logits(self) -> Any:
+        """Logits ``(n, n_classes)`` with the removed units held."""
+        import torch
+
+        net, base = self.base.net, self.base
+        held = [layer for layer, units in enumerate(self.removed) if len(units)]
+        if not held:
+            return base.logits
+        hooks = {layer: _set_hook(net.sites[layer], self.removed[layer], self.values[layer]) for layer in held}
+        first = held[0]
+        i = _site_index(base, first)
+        handles = [submodule(net.module, net.sites[layer].module).register_forward_hook(hooks[layer])
+                   for layer in held if i is None or layer != first]
+        try:
+            with torch.no_grad():
+                if i is None:
+                    return net.module(base.x)
+                return _resume(base, i + 1, hooks[first](None, None, base.outputs[i]))
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def outcome(self) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted class index and per-row loss, numpy, shape (n,)."""
+        return _outcome(self.logits(), self.base.y_index)
+
+
+def torch_unit_statistics(
+    net: TorchNetwork, X: Any, y: np.ndarray, quantizer: str = "binary", n_bins: int = 2
+) -> dict[str, np.ndarray]:
+    """:data:`~sweep.kernels.unitstats.UNIT_COLUMNS` of every unit of every site on ``(X, y)``.
+
+    A convolution channel's output on an image is the mean of its map over positions (a
+    linear unit's is its value); a unit "fires" when that exceeds its ``zero``-mode value
+    (``act(0)`` at an activation site).
+    """
+    from sweep.kernels.unitstats import UNIT_COLUMNS, layer_statistics
+
+    y_index = class_index_of(net, y)
+    zero = mode_values(net, "zero")
+    per_site: list[list[Any]] = [[] for _ in net.sites]
+    for lo in range(0, len(y), 4096):
+        _, outputs = site_outputs(net.module, net.images(X[lo : lo + 4096]), net.sites)
+        for layer, (site, out) in enumerate(zip(net.sites, outputs)):
+            out = out.movedim(site.axis, 1)
+            per_site[layer].append(out.reshape(out.shape[0], out.shape[1], -1).mean(dim=2).numpy())
+    parts = []
+    for layer, chunks in enumerate(per_site):
+        a = np.concatenate(chunks)
+        stats = layer_statistics(a, y_index, len(net.classes), quantizer, float(zero[layer].flatten()[0]), n_bins)
+        stats["layer"] = np.full(a.shape[1], layer, dtype=np.int64)
+        stats["unit"] = np.arange(a.shape[1], dtype=np.int64)
+        parts.append(stats)
+    return {c: np.concatenate([s[c] for s in parts]) for c in UNIT_COLUMNS}

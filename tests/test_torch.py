@@ -1,0 +1,257 @@
+"""Torch models (sweep.data.torch_models) and their exact unit ablation
+(sweep.kernels.torchnet): every unit of small_cnn against the hooked oracle, the zero mode
+against the weight edit, user factories, deterministic training, safetensors artifacts, the
+one-line errors (LeNet-5 on digits, a missing site, torch not installed) and the sweep."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sweep.data import torch_models  # noqa: E402
+from sweep.data.datasets import load_dataset, reference_inputs  # noqa: E402
+from sweep.hydra_config import compose_run  # noqa: E402
+from sweep.kernels import torchnet  # noqa: E402
+from sweep.spec import SpecError  # noqa: E402
+from tests.conftest import MNIST_DIR, REPO  # noqa: E402
+
+MODES = torchnet.TORCH_MODES
+
+
+@functools.cache
+def trained(model: str = "small_cnn", *overrides: str) -> tuple[torchnet.TorchNetwork, object, object]:
+    """A torch model trained a few epochs on digits (val 10 %), its kernel network and data."""
+    spec = compose_run([f"model={model}", "model.epochs=3", "dataset.val_fraction=0.1", *overrides])
+    data = load_dataset(**spec.dataset.loader_params())
+    module, classes, _ = torch_models.train_module(spec.model, data.X_train, data.y_train, (8, 8), 0, 1)
+    sites = [str(s) for s in torch_models.unit_sites(spec.model)]
+    return torch_models.network_from_module(module, sites, (8, 8), classes), module, data
+
+
+def assert_equal_to_oracle(got: dict, expected: dict) -> None:
+    """Every column decided by predictions equal; losses to rounding."""
+    for column in ("layer", "unit", "n_samples", "accuracy_base", "accuracy", "effect", "broken", "fixed",
+                   "p_mcnemar"):
+        np.testing.assert_array_equal(got[column], expected[column], err_msg=column)
+    np.testing.assert_array_equal(np.stack(got["class_effect"]), np.stack(expected["class_effect"]))
+    np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-9)
+    np.testing.assert_allclose(got["loss_base"], expected["loss_base"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_unit_of_small_cnn_equals_the_hooked_oracle(mode: str) -> None:
+    net, _, data = trained()
+    assert net.widths == (8, 16, 32)
+    for X, y in ((data.X_test, data.y_test), (data.X_val, data.y_val)):
+        base = torchnet.prepare_torch(net, X, y)
+        changed = 0
+        for layer, width in enumerate(net.widths):
+            units = np.arange(width)
+            got = torchnet.ablate_torch_units(net, X, y, layer, units, mode, data.X_train, base=base)
+            expected = torchnet.hooked_unit_outcomes(net, X, y, layer, units, mode, data.X_train)
+            assert_equal_to_oracle(got, expected)
+            changed += int((got["broken"] + got["fixed"]).sum())
+        assert changed > 0  # the ablations do change predictions
+
+
+def test_small_chunks_and_plain_resume_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, _, data = trained()
+    X, y = data.X_test, data.y_test
+    full = torchnet.ablate_torch_units(net, X, y, 1, np.arange(16), "mean", data.X_train)
+    tiny = torchnet.ablate_torch_units(net, X, y, 1, np.arange(16), "mean", data.X_train, chunk_elements=1)
+    monkeypatch.setattr(torchnet, "_linear_after", lambda base, i: None)  # no single-channel shortcut
+    plain = torchnet.ablate_torch_units(net, X, y, 1, np.arange(16), "mean", data.X_train, chunk_elements=10**5)
+    for other in (tiny, plain):
+        np.testing.assert_array_equal(full["accuracy"], other["accuracy"])
+        np.testing.assert_allclose(full["loss"], other["loss"], rtol=1e-9)
+
+
+def test_zero_mode_equals_the_filter_and_bias_set_to_zero() -> None:
+    """The paper's removal generalised: a hook holding a ReLU site's unit at 0 is the module
+    with the unit's filter (conv) or incoming weights (linear) and bias zeroed."""
+    net, _, data = trained()
+    x = net.images(data.X_test)
+    values = torchnet.mode_values(net, "zero")
+    for layer, (weights, unit) in enumerate((("conv1", 5), ("conv2", 11), ("fc1", 20))):
+        edited = torch_models.network_from_module(net.module, ["act1"], (8, 8), net.classes).module
+        with torch.no_grad():
+            getattr(edited, weights).weight[unit] = 0.0
+            getattr(edited, weights).bias[unit] = 0.0
+            expected = edited(x)
+        hooked = torchnet.hooked_logits(net, x, layer, [unit], values[layer])[0]
+        torch.testing.assert_close(hooked, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_user_network_that_is_not_a_chain(mode: str) -> None:
+    net, _, data = trained("torch", "model.factory=tests.torch_nets:branchy", "model.sites=[act,hidden]",
+                           "model.learning_rate_init=0.01")
+    assert net.widths == (4, 16)
+    for layer, width in enumerate(net.widths):
+        got = torchnet.ablate_torch_units(net, data.X_test, data.y_test, layer, np.arange(width), mode, data.X_train)
+        expected = torchnet.hooked_unit_outcomes(net, data.X_test, data.y_test, layer, np.arange(width), mode,
+                                                 data.X_train)
+        assert_equal_to_oracle(got, expected)
+
+
+def test_zero_at_a_tanh_site_is_tanh_of_zero_and_mean_is_the_reference_mean() -> None:
+    net, module, data = trained("torch", "model.factory=tests.torch_nets:sequential_tanh", "model.sites=['2']")
+    assert net.widths == (12,)
+    assert torch.equal(torchnet.mode_values(net, "zero")[0], torch.zeros(12, dtype=torch.float64))
+    with torch.no_grad():
+        hidden = module[2](module[1](module[0](torch.tensor(data.X_train[:50], dtype=torch.float64).float())))
+    np.testing.assert_allclose(torchnet.mode_values(net, "mean", data.X_train[:50])[0].numpy(),
+                               hidden.double().mean(dim=0).numpy(), rtol=1e-5)
+    got = torchnet.ablate_torch_units(net, data.X_test, data.y_test, 0, np.arange(12), "remove")
+    assert_equal_to_oracle(got, torchnet.hooked_unit_outcomes(net, data.X_test, data.y_test, 0, np.arange(12),
+                                                               "remove"))
+
+
+def test_training_is_deterministic_and_the_artifact_loads_without_pickle(tmp_path: Path) -> None:
+    spec = compose_run(["model=small_cnn", "model.epochs=2"])
+    data = load_dataset(**spec.dataset.loader_params())
+    splits = {"train": (data.X_train[:300], data.y_train[:300]), "val": (data.X_val, data.y_val),
+              "test": (data.X_test, data.y_test)}
+    first = torch_models.train_and_save(spec.model, spec.dataset, splits, 3, str(tmp_path / "a/model.safetensors"), 1)
+    second = torch_models.train_and_save(spec.model, spec.dataset, splits, 3, str(tmp_path / "b/model.safetensors"), 1)
+    assert first["sha256"] == second["sha256"]
+    assert (tmp_path / "a/model.safetensors").read_bytes() == (tmp_path / "b/model.safetensors").read_bytes()
+    meta = json.loads((tmp_path / "a/model.json").read_text())
+    assert meta["sites"] == ["act1", "act2", "act3"] and meta["hidden_sizes"] == [8, 16, 32]
+    assert meta["factory"] == "sweep.data.torch_models:small_cnn" and len(meta["loss_curve"]) == 2
+    module = torch_models.load_module(str(tmp_path / "a/model.safetensors"))
+    assert not module.training
+    with torch.no_grad():
+        logits = module.double()(torchnet.as_images(data.X_test, (8, 8)))
+    accuracy = np.mean(np.asarray(meta["classes"])[logits.argmax(dim=1).numpy()] == data.y_test)
+    assert accuracy == meta["test_accuracy"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cumulative_curve_equals_hooked_forwards_of_each_prefix(mode: str) -> None:
+    from sweep.kernels import cumulative_curve, make_order
+
+    net, _, data = trained()
+    order = make_order("random", net, seed=2)
+    ks = np.arange(0, len(order) + 1, 7)
+    curve = cumulative_curve(net, data.X_test, data.y_test, order, ks=ks, mode=mode, reference=data.X_train)
+    values = torchnet.mode_values(net, mode, data.X_train)
+    x = net.images(data.X_test)
+    y_index = torchnet.class_index_of(net, data.y_test)
+    for i, k in enumerate(ks):
+        hooks = [torchnet.submodule(net.module, net.sites[layer].module).register_forward_hook(
+                 torchnet._set_hook(net.sites[layer], order[:k][order[:k, 0] == layer, 1], values[layer]))
+                 for layer in range(len(net.sites))]
+        with torch.no_grad():
+            logits = net.module(x)
+        for hook in hooks:
+            hook.remove()
+        pred, loss = torchnet._outcome(logits, y_index)
+        assert curve["accuracy"][i] == np.mean(pred == y_index)
+        assert curve["loss"][i] == pytest.approx(loss.mean(), rel=1e-12)
+    assert curve["accuracy"][-1] < curve["accuracy"][0]
+
+
+def test_unit_statistics_of_channels_are_their_mean_maps() -> None:
+    from sweep.kernels.unitstats import UNIT_COLUMNS
+
+    net, _, data = trained()
+    stats = torchnet.torch_unit_statistics(net, data.X_test, data.y_test)
+    assert list(stats) == list(UNIT_COLUMNS) and len(stats["unit"]) == 8 + 16 + 32
+    _, outputs = torchnet.site_outputs(net.module, net.images(data.X_test), net.sites)
+    conv = outputs[1].mean(dim=(2, 3)).numpy()  # site act2, (n, 16)
+    at = stats["layer"] == 1
+    np.testing.assert_allclose(stats["mean_activation"][at], conv.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats["activation_rate"][at], (conv > 0).mean(axis=0), rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=lenet5"], r"model=lenet5 on dataset=digits: LeNet-5 takes 1x28x28 \(MNIST-shaped\) images, not 1x8x8"),
+        (["model=small_cnn", "model.sites=[act1,relu9]"], r"unit site 'relu9' is not a module.*act1"),
+        (["model=small_cnn", "model.sites=[act1:4]"], r"unit site act1:4: its output has no axis 4"),
+        (["model=torch", "model.factory=tests.torch_nets:nothing", "model.sites=[act]"],
+         r"model.factory=tests.torch_nets:nothing: tests.torch_nets has no function nothing"),
+        (["model=torch", "model.sites=[act]"], r"model.factory is missing"),
+        (["model=small_cnn", "ablation=pairs"], r"ablation=pairs does not run on torch models yet; use ablation=neurons"),
+        (["model=small_cnn", "ray.num_gpus_per_worker=1"], r"ablates MLPs only"),
+    ],
+)
+def test_one_line_errors_before_training(overrides: list[str], message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        compose_run(overrides)
+
+
+def test_without_torch_sklearn_sweeps_compose_and_torch_models_name_the_extra() -> None:
+    """torch hidden from the interpreter (as if not installed): the MLP configuration and the
+    pipeline import; a torch model is one line naming the extra."""
+    code = (
+        "import importlib.abc, sys\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from sweep.hydra_config import compose_run\n"
+        "import sweep.run.pipeline, sweep.run.worker, sweep.kinds\n"
+        "assert compose_run(['model=nn_392']).model.hidden_layer_sizes == [392]\n"
+        "try:\n    compose_run(['model=small_cnn'])\nexcept ValueError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
+    assert out.stdout.strip() == ("model=small_cnn on dataset=digits: PyTorch is not installed and model=small_cnn "
+                                  "needs it; pip install 'ablation-sweep[torch]'")
+
+
+@pytest.mark.slow
+def test_small_cnn_sweep_rows_equal_a_hooked_forward_of_the_loaded_module(local_ray, run_config) -> None:
+    from sweep.run import pipeline
+
+    cfg = run_config("model=small_cnn", "model.epochs=3", "dataset.val_fraction=0.1", "ablation.modes=[zero,mean]")
+    summary = pipeline.run(cfg)
+    df = pd.read_parquet(f"{summary.results}/kind=neuron")
+    assert len(df) == summary.rows_written == 2 * 2 * 56
+    manifest = json.loads(Path(summary.results, "_manifest.json").read_text())
+    run = manifest["runs"][0]
+    assert run["model_path"].endswith("model.safetensors") and run["hidden_sizes"] == [8, 16, 32]
+    data = load_dataset(**run["dataset_params"])
+    reference = reference_inputs(data.X_train, data.X_val)
+    meta = json.loads(Path(run["model_path"]).with_suffix(".json").read_text())
+    net = torch_models.network_from_module(torch_models.load_module(run["model_path"]), meta["sites"], (8, 8),
+                                           np.asarray(meta["classes"]))
+    for mode in ("zero", "mean"):
+        rows = df[(df["mode"] == mode) & (df["split"] == "test")].sort_values(["layer", "unit"])
+        for layer, width in enumerate(net.widths):
+            expected = torchnet.hooked_unit_outcomes(net, data.X_test, data.y_test, layer, np.arange(width), mode,
+                                                     reference)
+            np.testing.assert_array_equal(rows[rows["layer"] == layer]["accuracy"].to_numpy(), expected["accuracy"])
+    assert pipeline.run(cfg).rows_written == 0  # the model and every part are reused
+
+
+@pytest.mark.slow
+def test_every_lenet5_unit_on_mnist_equals_the_hooked_oracle() -> None:
+    if not MNIST_DIR.is_dir():
+        pytest.skip(f"MNIST files not found in {MNIST_DIR}")
+    spec = compose_run(["model=lenet5", "dataset=mnist", f"dataset.data_dir={MNIST_DIR}", "dataset.split=official",
+                        "model.epochs=1"])
+    data = load_dataset(**spec.dataset.loader_params())
+    module, classes, _ = torch_models.train_module(spec.model, data.X_train[:2000], data.y_train[:2000], (28, 28),
+                                                   0, 1)
+    net = torch_models.network_from_module(module, ["act1", "act2", "act3", "act4"], (28, 28), classes)
+    assert sum(net.widths) == 226
+    X, y = data.X_test[:100], data.y_test[:100]
+    base = torchnet.prepare_torch(net, X, y)
+    for layer, width in enumerate(net.widths):
+        got = torchnet.ablate_torch_units(net, X, y, layer, np.arange(width), "zero", base=base)
+        assert_equal_to_oracle(got, torchnet.hooked_unit_outcomes(net, X, y, layer, np.arange(width), "zero"))
