@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import re
 import tempfile
 import typing
 from collections.abc import Iterator
@@ -208,7 +209,7 @@ def _syntax_error(error: BaseException, overrides: list[str]) -> str | None:
         return None
     cause = error.__cause__
     if isinstance(error, ConfigCompositionException) and str(error).startswith("Error merging override"):
-        key = str(getattr(cause, "full_key", "") or "")
+        key = re.sub(r"\[\d+\]$", "", str(getattr(cause, "full_key", "") or ""))  # seeds[0]: seeds
         given = next((o for o in overrides if o.lstrip("+~").split("=", 1)[0] == key), str(error).split("override ", 1)[-1])
         return f"{given} is invalid: {_expected(key)}" if key else None
     return None

@@ -53,7 +53,7 @@ def test_invalid_values_name_the_key(override, fragment):
     "override, fragment",
     [
         ("model=nn_999", "Available options in 'model': lenet5 logistic_200_200 logistic_200_200_200 mlp_128_128 nn_392 nn_392_196 small_cnn torch"),
-        ("seeds=[a]", "could not be converted to Integer (key seeds[0])"),
+        ("seeds=[a]", "seeds=[a] is invalid: seeds takes a list of integers, e.g. seeds=[0,1,2]"),
         ("model.hidden_layer_sizes=[-3]", "positive integers"),
         ("nonsense=1", "nonsense"),
     ],

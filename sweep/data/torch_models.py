@@ -18,15 +18,17 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from sweep.kernels.torchnet import TorchNetwork, UnitSite, as_images, site_widths
 from sweep.results import storage
 
-if TYPE_CHECKING:
-    from sweep.spec import DatasetSpec, ModelSpec
+ModelSettings = Any
+"""A :class:`sweep.spec.ModelSpec` (not imported here: ``sweep.spec`` reads this module's
+:data:`ARCHITECTURES` and :func:`check_model`, and importing it back, even for annotations,
+would make a circle)."""
 
 Progress = Callable[[int, float], None]
 """``progress(epoch, mean training loss)``: called after each epoch."""
@@ -152,7 +154,7 @@ def factory_of(architecture: str, factory: str | None) -> Callable[..., Any]:
     return getattr(module, function)
 
 
-def unit_sites(model: ModelSpec) -> tuple[UnitSite, ...]:
+def unit_sites(model: ModelSettings) -> tuple[UnitSite, ...]:
     """``model.sites``, or the architecture's default sites.
 
     Raises
@@ -167,7 +169,7 @@ def unit_sites(model: ModelSpec) -> tuple[UnitSite, ...]:
     return tuple(UnitSite.parse(t) for t in texts)
 
 
-def build_module(model: ModelSpec, image_shape: tuple[int, ...], n_classes: int) -> Any:
+def build_module(model: ModelSettings, image_shape: tuple[int, ...], n_classes: int) -> Any:
     """A freshly initialised module of ``model`` for images of ``image_shape`` (float32).
 
     Raises
@@ -181,7 +183,7 @@ def build_module(model: ModelSpec, image_shape: tuple[int, ...], n_classes: int)
     return module.float()
 
 
-def check_model(model: ModelSpec, image_shape: tuple[int, ...], n_classes: int) -> tuple[int, ...]:
+def check_model(model: ModelSettings, image_shape: tuple[int, ...], n_classes: int) -> tuple[int, ...]:
     """Every unit site's width, from a module built for the dataset (before any training).
 
     Raises
@@ -194,13 +196,13 @@ def check_model(model: ModelSpec, image_shape: tuple[int, ...], n_classes: int) 
     return site_widths(module, unit_sites(model), image_shape)
 
 
-def batch_size(model: ModelSpec, n: int) -> int:
+def batch_size(model: ModelSettings, n: int) -> int:
     """``model.batch_size``, ``auto`` meaning ``min(200, n)`` as in scikit-learn."""
     return min(200, n) if model.batch_size == "auto" else int(model.batch_size)
 
 
 def train_module(
-    model: ModelSpec, X: np.ndarray, y: np.ndarray, image_shape: tuple[int, ...], seed: int, threads: int,
+    model: ModelSettings, X: np.ndarray, y: np.ndarray, image_shape: tuple[int, ...], seed: int, threads: int,
     progress: Progress | None = None, device: str = "cpu",
 ) -> tuple[Any, np.ndarray, list[float]]:
     """Train ``model`` on rows ``X`` (n, n_features) with labels ``y`` (n,), seeded.
@@ -278,7 +280,7 @@ def meta_path(weights_path: str) -> str:
 
 
 def train_and_save(
-    model: ModelSpec, dataset: DatasetSpec, splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    model: ModelSettings, dataset: Any, splits: dict[str, tuple[np.ndarray, np.ndarray]],
     seed: int, path: str, threads: int, progress: Progress | None = None, device: str = "cpu",
 ) -> dict[str, Any]:
     """Train one torch model on ``splits["train"]`` and write ``path`` (``.safetensors``) then
@@ -314,7 +316,7 @@ def train_and_save(
     return meta
 
 
-def factory_text(model: ModelSpec) -> str:
+def factory_text(model: ModelSettings) -> str:
     """``package.module:function`` that builds ``model``."""
     return ARCHITECTURES[model.architecture].factory or str(model.factory)
 
