@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -17,16 +18,22 @@ BUCKET = "sweeps"
 
 @pytest.fixture
 def s3_root() -> Iterator[str]:
-    """A results URI in a fresh bucket of a local S3 server; endpoint and keys ride in the URI."""
+    """A results URI in a fresh folder of a local S3 server; endpoint and keys ride in the URI.
+
+    moto keeps one in-memory S3 per process whatever the server, so each use gets its own
+    results folder (a study another test wrote there would be seen otherwise)."""
     import boto3
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    boto3.client("s3", endpoint_url=f"http://{host}:{port}", aws_access_key_id="test",
-                 aws_secret_access_key="test", region_name="us-east-1").create_bucket(Bucket=BUCKET)
-    yield f"s3://test:test@{BUCKET}/results?endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+    client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+    if BUCKET not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+        client.create_bucket(Bucket=BUCKET)
+    folder = f"results-{uuid.uuid4().hex[:8]}"
+    yield f"s3://test:test@{BUCKET}/{folder}?endpoint_override={host}:{port}&scheme=http&region=us-east-1"
     server.stop()
 
 
