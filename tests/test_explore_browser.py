@@ -160,8 +160,14 @@ def test_a_row_of_the_units_table_opens_its_unit(page: webdriver.Chrome) -> None
 
 def clear_question(page: webdriver.Chrome) -> None:
     open_tab(page, "ask")
-    page.find_element(By.ID, "clear").click()
-    wait(page).until(lambda p: p.find_element(By.ID, "question").get_attribute("value") == "")
+
+    def cleared(p: webdriver.Chrome) -> bool:
+        if p.find_element(By.ID, "question").get_attribute("value") == "":
+            return True
+        p.find_element(By.ID, "clear").click()  # again, if a busy page let the first click pass
+        return False
+
+    WebDriverWait(page, WAIT_S, poll_frequency=2).until(cleared)
 
 
 def ask(page: webdriver.Chrome, question: str) -> None:
@@ -250,12 +256,14 @@ def choose_mode(page: webdriver.Chrome, mode: str) -> None:
     wait(page).until(EC.text_to_be_present_in_element((By.ID, "mode"), mode))
 
 
-def test_an_answer_downloads_as_csv(page: webdriver.Chrome, results: Path,
+def test_an_answer_downloads_as_csv(page: webdriver.Chrome, url: str, results: Path,
                                     tmp_path_factory: pytest.TempPathFactory) -> None:
     import pandas as pd
 
     from analysis.explore.session import Explorer
 
+    page.get(url)  # a fresh page: no menu or pending callback left by the tests before
+    wait(page).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#curves .point")))
     folder = tmp_path_factory.mktemp("downloads")
     page.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
     ask(page, "0:4, 1:6")
