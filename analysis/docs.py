@@ -11,7 +11,6 @@ analysis commit; the paper study's per-seed values go to a CSV beside the page.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from analysis.load import AnalysisError
 from analysis.sections import knockout
 from analysis.sections.reproductions import NOT_RUN, PAPER_MODELS, QUANTITIES, paper_study, plot_shares
 from analysis.study import RUN_KEYS, Study
+from sweep.results.provenance import source_commit
 
 
 DOCS_TABLES: tuple[str, ...] = ("paper-table", "paper-noise", "paper-variance")
@@ -118,15 +118,6 @@ def docs_markdown(tables: dict[str, pd.DataFrame], provenance: str) -> dict[str,
     return {name: f"{body}\n\n{provenance}" for name, body in zip(DOCS_TABLES, (paper_md, noise_md, variance_md))}
 
 
-def _commit() -> str:
-    """The analysis code's git commit (``unknown`` outside a git checkout)."""
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None) -> list[Path]:
     """Rewrite the generated regions of ``docs/reproductions.md`` that the stored study has
     material for (``python -m analysis RESULTS --study S --markdown docs``): the paper's
@@ -141,8 +132,11 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
         to add).
     """
     versions = study.manifest.get("versions", {})
-    provenance = (f"runs made with " + ", ".join(f"{k} {v}" for k, v in versions.items())
-                  + f"; analysis at commit {_commit()}; study updated {study.manifest.get('updated', '?')}.*")
+    made = study.manifest.get("environment", {})
+    sweep_at = (f" at commit {made['commit']}, BLAS {', '.join(made.get('blas', [])) or 'unknown'}"
+                if made.get("commit") else "")
+    provenance = (f"runs made{sweep_at} with " + ", ".join(f"{k} {v}" for k, v in versions.items())
+                  + f"; analysis at commit {source_commit()}; study updated {study.manifest.get('updated', '?')}.*")
     regions, written = {}, []
     tables = paper_study(study, datasets)
     if tables:

@@ -171,3 +171,33 @@ def test_a_part_written_before_a_unit_statistic_was_added_stays_valid_and_reads_
     renamed = older.rename_columns([c if c != "entropy" else "entropy2" for c in older.column_names])
     ResultStore(str(tmp_path), "study", {"unit": renamed.schema}).write_part(shard, renamed, {"fingerprint": "f"})
     assert store.pending([shard], {shard.run: "f"}) == [shard]  # a column this release does not know: redone
+
+
+def test_manifest_keeps_the_environment_and_older_entries_without_it_still_read(tmp_path):
+    store = ResultStore(str(tmp_path), "s", SCHEMAS)
+    store.write_manifest({"a": 1}, [{"dataset": "d", "model": "m", "seed": 0}], {"numpy": "1"})
+    assert store.read_manifest()["environment"] == {}  # an entry of an earlier release
+    made = {"commit": "abc1234", "blas": ["openblas 0.3.30 Haswell"], "machine": "x86_64"}
+    store.write_manifest({"a": 2}, [{"dataset": "d", "model": "m", "seed": 1}], {"numpy": "1"}, made)
+    assert store.read_manifest()["environment"] == made
+
+
+def test_source_commit_names_the_checkout_and_its_uncommitted_changes(tmp_path):
+    import subprocess
+
+    from sweep.results.provenance import blas_code_paths, source_commit
+
+    assert source_commit(tmp_path) == "unknown"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "f.txt").write_text("1")
+    subprocess.run([*git, "add", "f.txt"], check=True)
+    subprocess.run([*git, "commit", "-qm", "one"], check=True)
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert source_commit(tmp_path) == head
+    (tmp_path / "f.txt").write_text("2")
+    assert source_commit(tmp_path) == head + "+dirty"
+    from threadpoolctl import threadpool_info
+
+    assert len(blas_code_paths()) == len(threadpool_info())
+    assert any(path.startswith("openblas ") for path in blas_code_paths())

@@ -335,20 +335,24 @@ class ResultStore:
                 return json.loads(storage.read_bytes(fs, written))
         return _summary(self.study, entries)
 
-    def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str]) -> str:
+    def write_manifest(self, config: dict[str, Any], runs: list[dict[str, Any]], versions: dict[str, str],
+                       environment: dict[str, Any] | None = None) -> str:
         """Record this sweep's runs and refresh ``_manifest.json``.
 
         Each run is its own entry file ``_runs/<dataset>-<model>-<seed>-<kind>.json``
         (``kind`` is ``config["ablation"]["kind"]``; written atomically, no
         read-modify-write), so concurrent sweeps never drop each other's runs, and a
-        synapse or cumulative sweep keeps the neuron sweep's config beside its own. ``_manifest.json``, the readable summary, is rebuilt from every entry until
+        synapse or cumulative sweep keeps the neuron sweep's config beside its own. ``environment``
+        (:func:`sweep.results.provenance.environment`: the sweep's commit, the BLAS code path)
+        is kept beside ``versions``. ``_manifest.json``, the readable summary, is rebuilt from every entry until
         the entries are unchanged after its rename: whichever sweep renames last has seen
         all entries written before it.
         """
         fs, base = self._fs_and_base
         updated = datetime.now(timezone.utc).isoformat()
         for run in runs:
-            entry = {"updated": updated, "config": config, "versions": versions, "run": run}
+            entry = {"updated": updated, "config": config, "versions": versions, "environment": environment or {},
+                     "run": run}
             kind = config.get("ablation", {}).get("kind", "sweep")
             storage.write_bytes_atomic(fs, self._entry_path(run, kind), json.dumps(entry, indent=2, default=str).encode())
         self._migrate_legacy_manifest()
@@ -404,6 +408,7 @@ def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
         "study": study,
         "updated": latest["updated"],
         "versions": latest["versions"],
+        "environment": latest.get("environment", {}),
         "config": latest["config"],
         "configs": configs,
         "runs": [runs[k] for k in sorted(runs, key=str)],

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import time
 from dataclasses import asdict, replace
-from importlib.metadata import version
 from typing import Any
 
 import numpy as np
@@ -25,6 +23,7 @@ from sweep.kinds import ABLATIONS, SCHEMAS, ResultKind
 from sweep.kinds.base import DataArrays, PlanInputs, measured_splits
 from sweep.results.shards import RunKey
 from sweep.results import storage
+from sweep.results.provenance import environment, versions
 from sweep.results.store import ResultStore, StoreError, check_writable
 from sweep.run import executor as executors
 from sweep.run.executor import ExecutionError, Executor, ShardInputs, TrainJob
@@ -33,19 +32,6 @@ from sweep.spec import RunSpec, SpecError
 
 USER_ERRORS = (SpecError, DatasetError, ExecutionError, StoreError)
 """Failures a user can fix: reported as one line, exit code 2."""
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that determine the numbers."""
-    import pyarrow
-    import sklearn
-
-    import sweep
-
-    return {
-        "sweep": sweep.__version__, "python": platform.python_version(), "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__, "pyarrow": pyarrow.__version__, "ray": version("ray"),
-    }
 
 
 def result_metadata(cfg: RunSpec, seed: int) -> dict[str, Any]:
@@ -177,7 +163,7 @@ def run(cfg: RunSpec) -> SweepSummary:
 
     runs = [_manifest_run(cfg, key, artifact) for key, artifact in artifacts.items()]
     if writable:  # a read-only study got here only if complete: nothing to record
-        store.write_manifest(asdict(cfg), runs, versions())
+        store.write_manifest(asdict(cfg), runs, versions(), environment())
     kind = phases[-1]
     results = store.read(kind.name, [("dataset", "=", cfg.dataset.tag), ("model", "=", cfg.model.name)],
                          distinct=False)
