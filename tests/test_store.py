@@ -193,7 +193,7 @@ def test_source_commit_names_the_checkout_and_its_uncommitted_changes(tmp_path):
     (tmp_path / "f.txt").write_text("1")
     subprocess.run([*git, "add", "f.txt"], check=True)
     subprocess.run([*git, "commit", "-qm", "one"], check=True)
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     assert source_commit(tmp_path) == head
     (tmp_path / "f.txt").write_text("2")
     assert source_commit(tmp_path) == head + "+dirty"
