@@ -14,7 +14,6 @@ import time
 from dataclasses import asdict, replace
 from typing import Any
 
-
 from sweep.data import models
 from sweep.data.datasets import DatasetError, DatasetSplits, check_files, load_dataset
 from sweep.kernels.network import Network
