@@ -23,7 +23,7 @@ from analysis.load import AnalysisError
 from analysis.sections import knockout
 from analysis.sections.reproductions import NOT_RUN, PAPER_MODELS, QUANTITIES, paper_study, plot_shares
 from analysis.study import RUN_KEYS, Study
-from sweep.results.provenance import source_commit
+from sweep.results import source_commit
 
 
 DOCS_TABLES: tuple[str, ...] = ("paper-table", "paper-noise", "paper-variance")

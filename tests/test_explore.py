@@ -329,7 +329,8 @@ def test_one_mode_selector_offers_every_mode(explorer: Explorer) -> None:
     assert [o["value"] for o in options] == list(NEURON_MODES) and first == "zero"
     assert [o["label"] for o in options] == ["zero", "remove (live only: not swept)", "mean (live only: not swept)"]
     page = str(app.layout(explorer))
-    assert page.count("Dropdown(") == 2 and "id='mode'" in page and "ask-mode" not in page
+    dropdowns = re.findall(r"Dropdown\((?:[^()]|\([^()]*\))*?id='([\w-]+)'", page)
+    assert sorted(dropdowns) == ["knockout-class", "mode", "model"] and "ask-mode" not in page
 
 
 def callback(app, first_output: str, inputs: dict, states: dict | None = None) -> dict:
@@ -493,3 +494,79 @@ def test_a_unit_profile_lists_its_strongest_partners_when_a_pair_sweep_exists(tm
     expected = [(lb, ub) if (la, ua) == (1, 5) else (la, ua) for la, ua, lb, ub, _ in strongest[:8]]
     assert list(zip(partners["layer"], partners["unit"])) == expected
     assert np.allclose(partners["interaction"], [r[4] for r in strongest[:8]])
+
+
+# --------------------------------------------------------------------------- class knockout
+
+
+def knockout_accuracy(view, units: list, target: int, split: str) -> float:
+    """The target class's accuracy on ``split`` after removing ``units`` together (live ask)."""
+    answer = next(a for a in view.ask(units, "zero") if a.split == split)
+    y = view.splits[split].y
+    on_target = y == view.net.classes[target]
+    return float(np.mean(answer.labels[on_target] == y[on_target]))
+
+
+def test_knockout_sets_are_chosen_on_val_by_the_kernel_and_stored_sets_are_reused(explorer: Explorer) -> None:
+    from sweep.kernels import class_knockout
+    from tests.test_analysis_fixtures import write_results
+
+    view = explorer.view(KEY)
+    val = view.splits["val"]
+    on_3 = val.y == view.net.classes[3]
+    stuck = view.knockout(3, "zero")  # 1 pp on ~32 val images of a class: no unit qualifies
+    assert stuck.units == [] and not stuck.knocked_out and stuck.accuracy == stuck.accuracy_base
+    assert stuck.message == (f"class {stuck.target}: no unit lowers its val accuracy while every other class stays "
+                             "within 1 pp (computed now); allow the other classes more loss")
+    found = view.knockout(3, "zero", 0.1)
+    path = class_knockout(view.net, {"val": (val.X, val.y)}, 3, view.values("zero"), mode="zero", max_other_loss=0.1)
+    assert not found.stored and found.target == view.net.classes[3]
+    assert found.units == list(zip(path["layer"][1:].tolist(), path["unit"][1:].tolist())) and len(found.units) >= 1
+    assert found.accuracy_base == pytest.approx(np.mean(val.base_pred[on_3] == val.y_index[on_3]))
+    assert found.accuracy == pytest.approx(knockout_accuracy(view, found.units, 3, "val"), abs=1e-12)
+    assert found.knocked_out == (found.accuracy <= 1 / len(view.net.classes))
+    assert found.message.startswith(f"class {found.target}: {len(found.units)} unit")
+    assert f"take its val accuracy from {100 * found.accuracy_base:.1f} % to {100 * found.accuracy:.1f} %" \
+        in found.message
+    # a stored class_knockout search made with the same max_other_loss is read, not recomputed:
+    # here one whose set is the kernel's reversed, so reading it is visible
+    stored_units = found.units[::-1]
+    rows = pd.DataFrame({"layer": [-1, *[u[0] for u in stored_units]], "unit": [-1, *[u[1] for u in stored_units]],
+                         "step": range(len(stored_units) + 1)})
+    rows = rows.assign(dataset="digits", model="nn", seed=0, mode="zero", scope="network", target=3, split="val",
+                       knocked_out=1, target_accuracy=np.linspace(0.9, 0.05, len(rows)), other_max_loss=0.0, broken=0)
+    results, manifest = Path(explorer.results), Path(explorer.results) / explorer.study / "manifest.json"
+    written = manifest.read_text()
+    write_results(results, explorer.study, "knockout", rows)
+    manifest.write_text(json.dumps({**json.loads(written), "configs": {
+        "class_knockout": {"ablation": {"kind": "class_knockout", "max_other_loss": 0.1, "chance": None}}}}))
+    try:
+        again = Explorer(results).view(KEY)
+        reread, other = again.knockout(3, "zero", 0.1), again.knockout(3, "zero", 0.2)
+    finally:
+        shutil.rmtree(results / explorer.study / "kind=knockout")
+        manifest.write_text(written)
+    assert reread.stored and reread.units == stored_units and reread.knocked_out
+    assert (reread.accuracy_base, reread.accuracy) == (0.9, pytest.approx(0.05))
+    assert "(knocked out; the study's class_knockout sweep)" in reread.message
+    assert not other.stored  # the stored sweep answers another question (0.1, not 0.2)
+    with pytest.raises(ExploreError, match="^class index 10 is outside 0..9"):
+        view.knockout(10, "zero")
+    with pytest.raises(ExploreError, match="^the other classes' largest loss must be 0-100 pp, not 150"):
+        view.knockout(3, "zero", 1.5)
+
+
+def test_the_knockout_button_fills_the_question_with_the_set(explorer: Explorer) -> None:
+    app = app_module().make_app(explorer, "t")
+    classes = callback(app, "knockout-class.options", {"model": "digits|nn|0"})
+    assert classes["knockout-class"] == {"options": [{"label": str(c), "value": i}
+                                                     for i, c in enumerate(explorer.view(KEY).net.classes)],
+                                         "value": 0}
+    states = {"model": "digits|nn|0", "mode": "zero", "question": "", "knockout-class": 3, "knockout-other": 10}
+    picked = callback(app, "question.value", {"pick-knockout": 1}, states)
+    found = explorer.view(KEY).knockout(3, "zero", 0.1)
+    assert picked == {"question": {"value": format_units(sorted(found.units))},
+                      "pick-message": {"children": found.message}}
+    unset = callback(app, "question.value", {"pick-knockout": 1}, {**states, "knockout-other": None})
+    assert unset == {"pick-message": {"children": "choose the class to knock out and how much the other classes "
+                                                  "may lose"}}

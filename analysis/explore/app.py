@@ -416,6 +416,15 @@ def layout(explorer: Explorer, report: ReportLinks | None = None) -> html.Div:
             dcc.Input(id="top-k", type="number", value=5, min=1, step=1, style={"width": "5rem"}),
             html.Button("clear", id="clear"),
         ]),
+        html.Div([
+            html.Button("knock out class", id="pick-knockout",
+                        title="the smallest unit set, chosen greedily on val, that brings this class to chance "
+                              "while every other class loses at most 1 pp (Bau's question)"),
+            dcc.Dropdown(id="knockout-class", clearable=False, style={"width": "6rem", "display": "inline-block"}),
+            html.Label([" other classes may lose at most ",
+                        dcc.Input(id="knockout-other", type="number", value=1, min=0, max=100, step="any",
+                                  style={"width": "5rem"}), " pp on val"]),
+        ]),
         html.Div(id="pick-message", className="message"),
         html.Button("ask", id="ask"),
         html.Div(id="ask-message", className="message"),
@@ -579,11 +588,12 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
     @app.callback(Output("question", "value"), Output("pick-message", "children"),
                   Input("add-selected", "n_clicks"), Input("pick-harmful", "n_clicks"),
                   Input("pick-top", "n_clicks"), Input("clear", "n_clicks"),
-                  Input("add-profile", "n_clicks"),
+                  Input("add-profile", "n_clicks"), Input("pick-knockout", "n_clicks"),
                   State("question", "value"), State("selected", "data"), State("model", "value"),
-                  State("mode", "value"), State("top-k", "value"), prevent_initial_call=True)
+                  State("mode", "value"), State("top-k", "value"), State("knockout-class", "value"),
+                  State("knockout-other", "value"), prevent_initial_call=True)
     def pick(*args: Any) -> tuple[Any, str]:
-        question, selected, model, mode, k = args[-5:]
+        question, selected, model, mode, k, target, other_pp = args[-7:]
         trigger = ctx.triggered_id
         if not ctx.triggered[0]["value"]:  # a button just drawn, not clicked
             return no_update, no_update
@@ -599,10 +609,20 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
                 if chosen in typed:
                     raise ExploreError(f"unit {chosen[0]}:{chosen[1]} is already in the question")
                 return format_units([*typed, chosen]), ""
+            if trigger == "pick-knockout":
+                if target is None or other_pp is None:
+                    raise ExploreError("choose the class to knock out and how much the other classes may lose")
+                found = view.knockout(int(target), mode, float(other_pp) / 100)
+                return format_units(sorted(found.units)), found.message
             rule = "harmful" if trigger == "pick-harmful" else "top"
             return format_units(view.choose(rule, mode, int(k) if k is not None else None)), ""
         except ExploreError as error:
             return no_update, str(error)
+
+    @app.callback(Output("knockout-class", "options"), Output("knockout-class", "value"), Input("model", "value"))
+    def knockout_classes(model: str) -> tuple[list[dict[str, Any]], int]:
+        classes = _view(explorer, model).net.classes
+        return [{"label": str(label), "value": i} for i, label in enumerate(classes)], 0
 
     @app.callback(Output("answer", "children"), Output("ask-message", "children"), Output("answer-csv", "data"),
                   Input("ask", "n_clicks"), State("question", "value"), State("model", "value"),

@@ -49,11 +49,12 @@ from sweep.kernels import (
     ablation_metrics,
     as_units,
     class_index,
+    class_knockout,
     hidden_activations,
     unit_replacements,
     unit_statistics,
 )
-from sweep.kinds import statistics_split
+from sweep.kinds import KNOCKOUT_KEYS, knockout_sets, statistics_split
 
 Unit = tuple[int, int]
 """(hidden layer, unit index)."""
@@ -452,6 +453,44 @@ class LiveSplit:
         )
 
 
+@dataclass(frozen=True)
+class KnockoutSet:
+    """Bau's question for one class of one network: the smallest unit set, chosen greedily on
+    val (:func:`sweep.kernels.class_knockout`), whose removal brings the class to chance while
+    every other class loses at most 1 pp.
+
+    Attributes
+    ----------
+    target : class label knocked out
+    units : list of (layer, unit) — the set, in the order chosen
+    knocked_out : bool — the class reached chance on val
+    accuracy_base, accuracy : float — the class's val accuracy before and after the whole set
+    max_other_loss : float — the most val accuracy another class was allowed to lose (fraction)
+    stored : bool — read from the study's ``ablation=class_knockout`` rows (else computed now)
+    """
+
+    target: Any
+    units: list[Unit]
+    knocked_out: bool
+    accuracy_base: float
+    accuracy: float
+    max_other_loss: float
+    stored: bool
+
+    @property
+    def message(self) -> str:
+        """One line for the page: what the set does on val and where it came from."""
+        source = "the study's class_knockout sweep" if self.stored else "computed now"
+        if not self.units:
+            return (f"class {self.target}: no unit lowers its val accuracy while every other class stays within "
+                    f"{100 * self.max_other_loss:g} pp ({source}); allow the other classes more loss")
+        reached = ("knocked out" if self.knocked_out else
+                   f"not knocked out: no further unit kept the other classes within {100 * self.max_other_loss:g} pp")
+        return (f"class {self.target}: {len(self.units)} unit{'s' * (len(self.units) != 1)} chosen greedily on val "
+                f"take its val accuracy from {100 * self.accuracy_base:.1f} % to {100 * self.accuracy:.1f} % "
+                f"({reached}; {source}). Ask to see test.")
+
+
 class ModelView:
     """One trained network of the study: its sweep rows, weights, data and live answers.
 
@@ -624,6 +663,48 @@ class ModelView:
             raise ExploreError(f"no unit is harmful on val in mode {mode}")
         return sorted((int(l), int(u)) for l, u in zip(chosen["layer"], chosen["unit"]))
 
+    def knockout(self, target: int, mode: str, max_other_loss: float = 0.01) -> KnockoutSet:
+        """The network-wide knockout set of class index ``target`` in ``mode``: the study's
+        stored ``class_knockout`` search when it has one made with the same ``max_other_loss``
+        (and chance 1 / classes), else computed now on val by the kernel.
+
+        Parameters
+        ----------
+        target : int — index into the network's classes
+        mode : str — a key of ``NEURON_MODES``
+        max_other_loss : float — the most val accuracy any other class may lose (fraction)
+
+        Raises
+        ------
+        ExploreError
+            Without a val split, on a class index outside the network's classes, or on a
+            ``max_other_loss`` outside [0, 1].
+        """
+        if "val" not in self.splits:
+            raise ExploreError("class knockout chooses units on val: this network has no val split "
+                               "(rerun the sweep with dataset.val_fraction=0.1)")
+        classes = self.net.classes
+        if not 0 <= target < len(classes):
+            raise ExploreError(f"class index {target} is outside 0..{len(classes) - 1}")
+        if not 0 <= max_other_loss <= 1:
+            raise ExploreError(f"the other classes' largest loss must be 0-100 pp, not {100 * max_other_loss:g}")
+        stored = self.explorer.knockout_rows(max_other_loss)
+        key = dict(zip(KNOCKOUT_KEYS, (self.key.dataset, self.key.model, self.key.seed, mode, "network", target)))
+        if not stored.empty:
+            stored = stored[np.logical_and.reduce([stored[k] == v for k, v in key.items()])]
+        if not stored.empty:
+            found = knockout_sets(stored, split="val").iloc[0]
+            units = [tuple(int(i) for i in unit.split(":")) for unit in found["units"].split()]
+            return KnockoutSet(classes[target], units, bool(found["knocked_out"]), float(found["target_accuracy_base"]),
+                               float(found["target_accuracy"]), max_other_loss, stored=True)
+        val = self.splits["val"]
+        path = class_knockout(self.net, {"val": (val.X, val.y)}, target, self.values(mode), mode=mode,
+                              max_other_loss=max_other_loss)
+        chosen = path["step"] > 0
+        return KnockoutSet(classes[target], list(zip(path["layer"][chosen].tolist(), path["unit"][chosen].tolist())),
+                           bool(path["knocked_out"][0]), float(path["target_accuracy"][0]),
+                           float(path["target_accuracy"][-1]), max_other_loss, stored=False)
+
     def ask(self, units: list[Unit], mode: str) -> list[SplitAnswer]:
         """Ablate ``units`` together in ``mode``; one answer per split (val first, if any)."""
         values = self.values(mode)
@@ -683,7 +764,19 @@ class Explorer:
             raise AnalysisError(f"no network of study {self.study!r} has its model inside "
                                 f"{self.results!r}")
         self._views: dict[ModelKey, ModelView] = {}
+        self._knockout: pd.DataFrame | None = None
         self._lock = threading.Lock()
+
+    def knockout_rows(self, max_other_loss: float) -> pd.DataFrame:
+        """The study's ``class_knockout`` rows when its sweep used ``max_other_loss`` and the
+        default chance (else empty: those sets answer another question), read on first use."""
+        settings = load_manifest(self.results, self.study).get("configs", {}).get("class_knockout", {}).get(
+            "ablation", {})
+        if settings.get("max_other_loss") != max_other_loss or settings.get("chance") is not None:
+            return pd.DataFrame()
+        if self._knockout is None:
+            self._knockout = load(self.results, self.study, "knockout")
+        return self._knockout
 
     @property
     def keys(self) -> list[ModelKey]:

@@ -14,6 +14,7 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
   :mod:`~sweep.kernels.orders`: unit sets, cumulative curves and their orders
 - :mod:`~sweep.kernels.pruning`: pruning paths chosen on val (greedy and fixed orders)
 - :mod:`~sweep.kernels.pairs`: every pair of units removed, with their interactions
+- :mod:`~sweep.kernels.knockout`: the smallest unit set that knocks one class out
 - :mod:`~sweep.kernels.unitstats` (statistics registry), :mod:`~sweep.kernels.metrics`,
   :mod:`~sweep.kernels.selection`, :mod:`~sweep.kernels.oracle` (the naive reference)
 """
@@ -23,6 +24,7 @@ from sweep.kernels.basestate import TIE_TOLERANCE, BaseState, prepare
 from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumulative_rows, grid
 from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS, Flips
 from sweep.kernels.joint import ablate_joint, as_units
+from sweep.kernels.knockout import KNOCKOUT_COLUMNS, class_knockout
 from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, mcnemar_p
 from sweep.kernels.modes import (
     NEURON_MODES,
@@ -54,6 +56,7 @@ __all__ = [
     "ACTIVATIONS",
     "CUMULATIVE_COLUMNS",
     "DEFAULT_CHUNK_ELEMENTS",
+    "KNOCKOUT_COLUMNS",
     "METRIC_COLUMNS",
     "METRIC_SETS",
     "NEURON_COLUMNS",
@@ -82,6 +85,7 @@ __all__ = [
     "ablated_synapse_network",
     "as_units",
     "class_index",
+    "class_knockout",
     "cumulative_curve",
     "cumulative_rows",
     "forward",
