@@ -35,6 +35,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the
 pytest.importorskip("dash", reason="the explorer needs the explore extra (in the test extra)")
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -232,6 +233,21 @@ def test_units_are_picked_on_val_from_the_page(page: webdriver.Chrome, results: 
     page.find_element(By.ID, "pick-harmful").click()
     wait(page).until(lambda p: p.find_element(By.ID, "question").get_attribute("value"))
     assert parse_units(page.find_element(By.ID, "question").get_attribute("value"), (32, 16)) == harmful
+
+
+def test_a_class_is_knocked_out_from_the_page(page: webdriver.Chrome, results: Path) -> None:
+    from analysis.explore.session import Explorer, format_units
+
+    found = Explorer(results).view(ModelKey("digits", "nn", 0)).knockout(0, "zero", 0.1)
+    assert found.units
+    clear_question(page)
+    bound = page.find_element(By.ID, "knockout-other")
+    bound.send_keys(Keys.CONTROL, "a")
+    bound.send_keys("10")
+    # with or without a unit page opened before (run alone, none is: its button is not drawn)
+    page.find_element(By.ID, "pick-knockout").click()  # the class selector starts at the first class
+    wait(page).until(EC.text_to_be_present_in_element((By.ID, "pick-message"), found.message))
+    assert page.find_element(By.ID, "question").get_attribute("value") == format_units(sorted(found.units))
 
 
 def test_one_mode_selector_sets_the_mode_of_every_tab(page: webdriver.Chrome, results: Path) -> None:

@@ -587,8 +587,7 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
 
     @app.callback(Output("question", "value"), Output("pick-message", "children"),
                   Input("add-selected", "n_clicks"), Input("pick-harmful", "n_clicks"),
-                  Input("pick-top", "n_clicks"), Input("clear", "n_clicks"),
-                  Input("add-profile", "n_clicks"), Input("pick-knockout", "n_clicks"),
+                  Input("pick-top", "n_clicks"), Input("clear", "n_clicks"), Input("pick-knockout", "n_clicks"),
                   State("question", "value"), State("selected", "data"), State("model", "value"),
                   State("mode", "value"), State("top-k", "value"), State("knockout-class", "value"),
                   State("knockout-other", "value"), prevent_initial_call=True)
@@ -601,14 +600,8 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
         try:
             if trigger == "clear":
                 return "", ""
-            if trigger in ("add-selected", "add-profile"):
-                if not selected or selected.get("model") != model:
-                    raise ExploreError("no unit selected: click one in the overview or the unit table")
-                typed = parse_units(question, view.net.hidden_sizes) if (question or "").strip() else []
-                chosen = (selected["layer"], selected["unit"])
-                if chosen in typed:
-                    raise ExploreError(f"unit {chosen[0]}:{chosen[1]} is already in the question")
-                return format_units([*typed, chosen]), ""
+            if trigger == "add-selected":
+                return with_selected(view, question, selected), ""
             if trigger == "pick-knockout":
                 if target is None or other_pp is None:
                     raise ExploreError("choose the class to knock out and how much the other classes may lose")
@@ -616,6 +609,20 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
                 return format_units(sorted(found.units)), found.message
             rule = "harmful" if trigger == "pick-harmful" else "top"
             return format_units(view.choose(rule, mode, int(k) if k is not None else None)), ""
+        except ExploreError as error:
+            return no_update, str(error)
+
+    # its own callback: the unit page's button exists only once a unit is open, and a missing
+    # Input would stop every other button of the ask tab
+    @app.callback(Output("question", "value", allow_duplicate=True),
+                  Output("pick-message", "children", allow_duplicate=True),
+                  Input("add-profile", "n_clicks"), State("question", "value"), State("selected", "data"),
+                  State("model", "value"), prevent_initial_call=True)
+    def add_profile(clicks: int | None, question: str | None, selected: dict | None, model: str) -> tuple[Any, str]:
+        if not clicks:  # a button just drawn, not clicked
+            return no_update, no_update
+        try:
+            return with_selected(_view(explorer, model), question, selected), ""
         except ExploreError as error:
             return no_update, str(error)
 
@@ -654,6 +661,23 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
         if not clicks or not csv:
             raise PreventUpdate
         return {**csv, "type": "text/csv"}
+
+
+def with_selected(view: ModelView, question: str | None, selected: dict | None) -> str:
+    """The question with the selected unit added.
+
+    Raises
+    ------
+    ExploreError
+        Without a selected unit of this network, or when the question already has it.
+    """
+    if not selected or selected.get("model") != view.key.value:
+        raise ExploreError("no unit selected: click one in the overview or the unit table")
+    typed = parse_units(question, view.net.hidden_sizes) if (question or "").strip() else []
+    chosen = (selected["layer"], selected["unit"])
+    if chosen in typed:
+        raise ExploreError(f"unit {chosen[0]}:{chosen[1]} is already in the question")
+    return format_units([*typed, chosen])
 
 
 def unswept_note(explorer: Explorer, mode: str) -> str:
