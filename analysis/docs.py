@@ -21,7 +21,14 @@ from analysis import figures as fig
 from analysis.formatting import number
 from analysis.load import AnalysisError
 from analysis.sections import knockout
-from analysis.sections.reproductions import NOT_RUN, PAPER_MODELS, QUANTITIES, paper_study, plot_shares
+from analysis.sections.reproductions import (
+    NOT_RUN,
+    PAPER_MODELS,
+    QUANTITIES,
+    paper_runs,
+    paper_study,
+    plot_shares,
+)
 from analysis.study import RUN_KEYS, Study
 from sweep.results import source_commit
 
@@ -118,6 +125,22 @@ def docs_markdown(tables: dict[str, pd.DataFrame], provenance: str) -> dict[str,
     return {name: f"{body}\n\n{provenance}" for name, body in zip(DOCS_TABLES, (paper_md, noise_md, variance_md))}
 
 
+def training_costs(runs: pd.DataFrame) -> str:
+    """One line on what training cost, per network and scaling, from the manifest's runs
+    (:func:`analysis.sections.reproductions.paper_runs`): median seconds (range) and the
+    solver's epochs (range); empty when no run recorded its time."""
+    timed = runs.assign(seconds=[(r.get("timings") or {}).get("train_seconds") for r in runs["run"]],
+                        epochs=[r.get("n_iter") for r in runs["run"]]).dropna(subset=["seconds"])
+    def span(values: pd.Series, decimals: int) -> str:
+        low, high = number(values.min(), decimals), number(values.max(), decimals)
+        return low if low == high else f"{low}–{high}"
+
+    parts = [f"{model} {scaling}: {number(g['seconds'].median(), 0)} s ({span(g['seconds'], 0)}), "
+             f"{span(g['epochs'], 0)} epochs" for (model, scaling), g in timed.groupby(["model", "scaling"])]
+    return ("training per network, median (range), on the machine that ran it: " + "; ".join(parts) + ". "
+            if parts else "")
+
+
 def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None) -> list[Path]:
     """Rewrite the generated regions of ``docs/reproductions.md`` that the stored study has
     material for (``python -m analysis RESULTS --study S --markdown docs``): the paper's
@@ -133,7 +156,7 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
     """
     versions = study.manifest.get("versions", {})
     made = study.manifest.get("environment", {})
-    sweep_at = (f" at commit {made['commit']}, BLAS {', '.join(made.get('blas', [])) or 'unknown'}"
+    sweep_at = (f" at commit {made['commit']} (BLAS: {', '.join(made.get('blas', [])) or 'unknown'})"
                 if made.get("commit") else "")
     provenance = (f"runs made{sweep_at} with " + ", ".join(f"{k} {v}" for k, v in versions.items())
                   + f"; analysis at commit {source_commit()}; study updated {study.manifest.get('updated', '?')}.*")
@@ -145,7 +168,8 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
         regions.update(docs_markdown(tables, (
             f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs` from "
             f"{len(seeds[RUN_KEYS].drop_duplicates())} networks ("
-            + ", ".join(f"{m} {s}: {k} seeds" for (m, s), k in n.items()) + "); " + provenance)))
+            + ", ".join(f"{m} {s}: {k} seeds" for (m, s), k in n.items()) + "); "
+            + training_costs(paper_runs(study.manifest, datasets)) + provenance)))
         seeds.drop(columns=["paper_dataset"]).to_csv(docs / SEEDS_CSV, index=False, float_format="%.10g")
         written.append(docs / SEEDS_CSV)
         panels = tables["reproduction"][(tables["reproduction"]["quantity"] == QUANTITIES["pct_helpful"].label)

@@ -4,6 +4,7 @@ against numbers recomputed here from the rows, the models and scipy."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from scipy import stats
 
 from analysis import docs as docs_writer
 from analysis import noise
+from analysis.formatting import number
 from analysis.load import AnalysisError
 from analysis.sections import reproductions as rp
 from analysis.sections.base import Page
@@ -146,6 +148,16 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     assert text.startswith("# intro\n") and text.endswith("tail\n") and "old" not in text
     assert "| digits | nn_392 |" not in text and "| mnist | nn_392 | 0 | helpful neurons (%) | 65.05 | ±5.00 |" in text
     assert text.count("not run here") >= 24 and "--markdown docs` from 9 networks" in text
+    # what made the numbers: the sweep's commit and BLAS code path, and each network kind's training time
+    assert re.search(r"runs made at commit (unknown|[0-9a-f]{7,}(\+dirty)?) \(BLAS: [^)]*openblas [\d.]+ \w+", text)
+    runs = rp.paper_runs(manifest, datasets)
+    unit = runs[runs["scaling"] == "pixels / 255"]
+    seconds = [r["timings"]["train_seconds"] for r in unit["run"]]
+    epochs = [r["n_iter"] for r in unit["run"]]
+    low, high = number(min(seconds), 0), number(max(seconds), 0)
+    assert min(epochs) == max(epochs) == 15  # model.max_iter=15: every run stops there
+    assert (f"nn_392 pixels / 255: {number(np.median(seconds), 0)} s ({low if low == high else f'{low}–{high}'}), "
+            "15 epochs") in text
     assert (docs / "figures" / f"{docs_writer.SHARES_FIGURE}.png").exists()
     csv = pd.read_csv(docs / docs_writer.SEEDS_CSV)
     assert len(csv) == 9 and csv["pct_helpful"].tolist() == pytest.approx(tables["seeds"]["pct_helpful"].tolist())
