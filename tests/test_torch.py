@@ -163,10 +163,10 @@ def test_cumulative_curve_equals_hooked_forwards_of_each_prefix(mode: str) -> No
 
 
 def test_unit_statistics_of_channels_are_their_mean_maps() -> None:
-    from sweep.kernels.unitstats import UNIT_COLUMNS
+    from sweep.kernels.unitstats import UNIT_COLUMNS, unit_statistics
 
     net, _, data = trained()
-    stats = torchnet.torch_unit_statistics(net, data.X_test, data.y_test)
+    stats = unit_statistics(net, data.X_test, data.y_test)
     assert list(stats) == list(UNIT_COLUMNS) and len(stats["unit"]) == 8 + 16 + 32
     _, outputs = torchnet.site_outputs(net.module, net.images(data.X_test), net.sites)
     conv = outputs[1].mean(dim=(2, 3)).numpy()  # site act2, (n, 16)
