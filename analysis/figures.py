@@ -172,7 +172,7 @@ def unit_weights(net: Network | TorchNetwork, layer: int, unit: int,
         image = filter_image(weights)
         shown = " x ".join(map(str, weights.shape))
         return image.ravel(), image.shape, f"its convolution filter ({shown}: input channels side by side)"
-    return weights.ravel(), (weights.size,), f"its {weights.size} incoming weights (a heat strip)"
+    return weights.ravel(), (weights.size,), f"its {weights.size} incoming weights"
 
 
 def plot_panel(image: np.ndarray, ax: Axes, title: str = "", diverging: bool = True,

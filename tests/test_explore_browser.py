@@ -16,6 +16,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,9 +58,9 @@ def report(results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def url(results: Path, report: Path) -> Iterator[str]:
-    """The URL ``python -m analysis explore`` prints, while it serves."""
+@contextmanager
+def serving(results: Path, report: Path) -> Iterator[str]:
+    """The URL ``python -m analysis explore RESULTS --report REPORT`` prints, while it serves."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "analysis", "explore", str(results), "--report", str(report)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -70,6 +71,12 @@ def url(results: Path, report: Path) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait()
+
+
+@pytest.fixture(scope="module")
+def url(results: Path, report: Path) -> Iterator[str]:
+    with serving(results, report) as line:
+        yield line
 
 
 @pytest.fixture(scope="module")

@@ -22,10 +22,9 @@ from tests.serial_executor import serial_sweeps
 SEEDS = (0, 1)
 
 
-@pytest.fixture(scope="module")
-def study_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two small_cnn seeds on digits (val 20 %): every unit removed alone, then cumulative curves."""
-    root = tmp_path_factory.mktemp("results")
+def torch_study(root: Path) -> None:
+    """Study ``cnn`` under ``root``: two small_cnn seeds on digits (val 20 %), every unit removed
+    alone (test and val), then cumulative curves (in this process, without Ray)."""
     common = [f"paths.results={root}", "progress=false", "study=cnn", "model=small_cnn", "model.epochs=3",
               "dataset.val_fraction=0.2", f"seeds=[{','.join(map(str, SEEDS))}]"]
     with pytest.MonkeyPatch.context() as patch, serial_sweeps(patch):
@@ -33,6 +32,12 @@ def study_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pipeline.run(compose_run([*common, "ablation=cumulative", "ablation.orders=[random,effect_high]",
                                   "ablation.scopes=[network,layers]", "ablation.repetitions=2",
                                   "ablation.k_points=5", "ablation.splits=[test]"]))
+
+
+@pytest.fixture(scope="module")
+def study_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("results")
+    torch_study(root)
     return root
 
 

@@ -25,7 +25,7 @@ from sweep.kernels.backend import network_to_numpy, to_backend, to_numpy
 from sweep.kernels.basestate import TIE_TOLERANCE, BaseState, prepare
 from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumulative_rows, grid
 from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS, Flips
-from sweep.kernels.joint import ablate_joint, as_units, joint_outcomes
+from sweep.kernels.joint import ablate_joint, as_units, joint_outcomes, running_pass, unit_values
 from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, mcnemar_p
 from sweep.kernels.modes import (
     NEURON_MODES,
@@ -51,11 +51,18 @@ from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, pruning_path
 from sweep.kernels.running import PrunedPass
 from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
 from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network
-from sweep.kernels.torchnet import TorchNetwork, incoming_weights, mode_values, torch_predictions
+from sweep.kernels.torchnet import (
+    TorchNetwork,
+    TorchUnitSet,
+    incoming_weights,
+    mode_values,
+    torch_predictions,
+)
 from sweep.kernels.unitstats import (
     QUANTIZERS,
     STATISTICS,
     UNIT_COLUMNS,
+    fire_thresholds,
     unit_outputs,
     unit_statistics,
 )
@@ -83,6 +90,7 @@ __all__ = [
     "Network",
     "PrunedPass",
     "TorchNetwork",
+    "TorchUnitSet",
     "ablate_joint",
     "ablate_neurons",
     "ablate_pairs",
@@ -95,6 +103,7 @@ __all__ = [
     "class_index",
     "cumulative_curve",
     "cumulative_rows",
+    "fire_thresholds",
     "forward",
     "forward_pass",
     "grid",
@@ -113,6 +122,7 @@ __all__ = [
     "pruning_path",
     "removal_limit",
     "replacement_values",
+    "running_pass",
     "scope_units",
     "select_synapses",
     "to_backend",
@@ -121,4 +131,5 @@ __all__ = [
     "unit_outputs",
     "unit_replacements",
     "unit_statistics",
+    "unit_values",
 ]

@@ -44,6 +44,28 @@ def as_units(units: Sequence[tuple[int, int]] | np.ndarray, net: Network | Torch
     return arr
 
 
+def unit_values(net: Network | TorchNetwork, mode: str, reference: Any = None) -> list[Any]:
+    """The value each hidden unit is held at once ablated in ``mode``, computed on the unablated
+    network: an MLP's :func:`~sweep.kernels.modes.unit_replacements` (per layer an array of
+    shape ``(width,)``), a torch network's :func:`~sweep.kernels.torchnet.mode_values` (per
+    site ``(width, *unit_shape)``). ``reference`` (n_ref, n_features): the inputs ``mean``
+    averages over."""
+    if isinstance(net, TorchNetwork):
+        return mode_values(net, mode, reference)
+    return unit_replacements(network_to_numpy(net), mode, None if reference is None else to_numpy(reference))
+
+
+def running_pass(net: Network | TorchNetwork, X: Any, y: np.ndarray, values: list[Any],
+                 mode: str) -> PrunedPass | TorchUnitSet:
+    """The unablated running state of ``net`` on ``(X, y)`` that units are removed into
+    (``remove_units``, ``outcome``, ``copy``): :class:`~sweep.kernels.running.PrunedPass` for
+    an MLP, :class:`~sweep.kernels.torchnet.TorchUnitSet` for a torch network; ``values``
+    from :func:`unit_values` of ``mode``."""
+    if isinstance(net, TorchNetwork):
+        return TorchUnitSet.start(net, X, y, values)
+    return PrunedPass.start(net, X, y, values, mode)
+
+
 def joint_outcomes(
     net: Network | TorchNetwork,
     X: Any,
@@ -56,11 +78,7 @@ def joint_outcomes(
     of hidden units all at once: ``((base_pred, base_loss), (pred, loss))``, each of shape
     ``(n_samples,)``. Parameters as for :func:`ablate_joint`."""
     units = as_units(units, net)
-    if isinstance(net, TorchNetwork):
-        running: Any = TorchUnitSet.start(net, X, y, mode_values(net, mode, reference))
-    else:
-        values = unit_replacements(network_to_numpy(net), mode, None if reference is None else to_numpy(reference))
-        running = PrunedPass.start(net, X, y, values, mode)
+    running = running_pass(net, X, y, unit_values(net, mode, reference), mode)
     before = running.outcome()
     running.remove_units(units)
     return before, running.outcome()
