@@ -185,6 +185,9 @@ def test_unit_statistics_of_channels_are_their_mean_maps() -> None:
          r"model.factory=tests.torch_nets:nothing: tests.torch_nets has no function nothing"),
         (["model=torch", "model.sites=[act]"], r"model.factory is missing"),
         (["model=small_cnn", "ablation=pairs"], r"ablation=pairs does not run on torch models yet; use ablation=neurons"),
+        (["model=lenet5", "dataset=mnist", "ablation=pruning", "dataset.val_fraction=0.1"],
+         r"^ablation=pruning does not run on torch models yet; use ablation=neurons or cumulative \(model=lenet5\)$"),
+        (["model=small_cnn", "ablation=synapses"], r"ablation=synapses does not run on torch models yet"),
         (["model=small_cnn", "ray.num_gpus_per_worker=1"], r"ablates MLPs only"),
     ],
 )

@@ -142,3 +142,31 @@ def test_report_on_a_torch_study_builds_every_section_with_numbers_from_the_rows
 
     matched = pd.read_csv(tables / "seed_matching.csv")
     assert set(matched["layer"]) == {0, 1, 2}
+
+
+def test_docs_regions_of_a_torch_study_hold_its_numbers(study_root: Path, tmp_path: Path) -> None:
+    from analysis.docs import TORCH_TABLES, write_docs
+    from analysis.stats import bh_qvalues
+    from sweep.kernels import mcnemar_p
+    from tests.conftest import REPO
+
+    (tmp_path / "torch.md").write_text((REPO / "docs" / "torch.md").read_text())
+    written = write_docs(Study.open(study_root), tmp_path)
+    assert written == [tmp_path / "torch.md", tmp_path / "figures" / "torch_small_cnn_sites.png"]
+    text = (tmp_path / "torch.md").read_text()
+    regions = {name: text.split(f"<!-- BEGIN generated: {name} -->")[1].split("<!-- END generated")[0]
+               for name in TORCH_TABLES}
+    assert "torch 2" in regions["torch-runs"] and "--study cnn --markdown docs` from 2 networks" in regions["torch-runs"]
+    rows = pd.read_parquet(study_root / "cnn" / "kind=neuron")
+    test = rows[(rows["split"] == "test") & (rows["mode"] == "zero")].copy()
+    for (seed,), sweep in test.groupby(["seed"]):  # BH within each network's sweep, all sites
+        q = bh_qvalues(mcnemar_p(sweep["broken"].to_numpy(), sweep["fixed"].to_numpy()))
+        test.loc[sweep.index, "rotten"] = (q <= 0.05) & (sweep["fixed"] > sweep["broken"]).to_numpy()
+    lines = [line.split(" | ") for line in regions["torch-sites"].splitlines() if line.startswith("| small_cnn")]
+    for cells, (layer, site) in zip(lines, test.groupby("layer")):
+        assert cells[2:7] == [str(layer), ["act1", "act2", "act3"][layer], cells[4], str(site["unit"].nunique()),
+                              str(len(SEEDS))]
+        assert cells[7] == f"{100 * site['effect'].mean():.2f}"
+        assert cells[-3:] == [str(int((site["effect"] > 0).sum())), str(int(site["rotten"].sum())),
+                              f"{int((site['fixed'] - site['broken'] >= 3).sum())} |"]
+    assert "| small_cnn | zero | network | all | random | 4 |" in regions["torch-cumulative"]
