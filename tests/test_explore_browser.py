@@ -79,15 +79,22 @@ def url(results: Path, report: Path) -> Iterator[str]:
         yield line
 
 
-@pytest.fixture(scope="module")
-def page(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    browser = chromium(tmp_path_factory.mktemp("chromium"), 1300, 1000, network_log=True)
+@contextmanager
+def explorer_page(url: str, user_data_dir: Path, network_log: bool = False) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium on the explorer at ``url``, once its overview has drawn its points."""
+    browser = chromium(user_data_dir, 1300, 1000, network_log=network_log)
     try:
         browser.get(url)
         wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#curves .point")))
         yield browser
     finally:
         browser.quit()
+
+
+@pytest.fixture(scope="module")
+def page(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    with explorer_page(url, tmp_path_factory.mktemp("chromium"), network_log=True) as browser:
+        yield browser
 
 
 def wait(browser: webdriver.Chrome) -> WebDriverWait:

@@ -15,11 +15,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from analysis.load import find_run, load_data, load_manifest, load_network  # noqa: E402
-from sweep.kernels import ablate_joint, incoming_weights, torchnet  # noqa: E402
-from tests.test_explore_browser import By, EC, ask, chromium, serving, wait  # noqa: E402
-from tests.test_report_browser import BROWSER_MARKS  # noqa: E402
-from tests.test_torch_analysis import torch_study  # noqa: E402
+from analysis.load import find_run, load_data, load_manifest, load_network
+from sweep.kernels import ablate_joint, incoming_weights, torchnet
+from tests.test_explore_browser import EC, By, ask, explorer_page, serving, wait
+from tests.test_report_browser import BROWSER_MARKS
+from tests.test_torch_analysis import torch_study
 
 pytestmark = BROWSER_MARKS
 
@@ -39,13 +39,8 @@ def url(results: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 @pytest.fixture(scope="module")
 def page(url: str, tmp_path_factory: pytest.TempPathFactory):
-    browser = chromium(tmp_path_factory.mktemp("chromium"), 1300, 1000)
-    try:
-        browser.get(url)
-        wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#curves .point")))
+    with explorer_page(url, tmp_path_factory.mktemp("chromium")) as browser:
         yield browser
-    finally:
-        browser.quit()
 
 
 def network_and_data(results: Path):
