@@ -155,13 +155,14 @@ def filter_image(weights: np.ndarray) -> np.ndarray:
 
 
 def unit_weights(net: Network | TorchNetwork, layer: int, unit: int,
-                 image_shape: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...], str]:
+                 image_shape: tuple[int, ...] | None) -> tuple[np.ndarray, tuple[int, ...] | None, str]:
     """What a unit's weights panel draws: the values (flat), the shape they are drawn in and
     what they are.
 
-    An MLP unit: :func:`input_projection` in ``image_shape``. A torch unit: its incoming
-    weights (:func:`sweep.kernels.torchnet.incoming_weights`): a convolution channel's filter
-    (:func:`filter_image`), a linear unit's weights as a heat strip ``(n_in,)``.
+    An MLP unit: :func:`input_projection` in ``image_shape`` (None: no known image). A torch
+    unit: its incoming weights (:func:`sweep.kernels.torchnet.incoming_weights`): a
+    convolution channel's filter (:func:`filter_image`), a linear unit's weights ``(n_in,)``
+    (a heat strip in the report).
     """
     if not isinstance(net, TorchNetwork):
         drawn = ("its incoming weights" if layer == 0 else "its incoming weights projected to input space "

@@ -587,10 +587,8 @@ class ModelView:
         class_effect = np.asarray(row["class_effect"].iloc[0], dtype=float) if len(row) else None
         removal = self.splits["test"].answer(np.array([[layer, unit]]), mode, self.values(mode))
         weights, weights_shape, drawn = unit_weights(self.net, layer, unit, self.shape)
-        if not isinstance(self.net, TorchNetwork):
-            weights_shape = self.shape
-        elif len(weights_shape) == 1:
-            weights_shape = None  # a linear unit's incoming weights: a near-square grid
+        if weights_shape is not None and len(weights_shape) == 1:
+            weights_shape = None  # a torch linear unit's incoming weights: a near-square grid
         feature_map = None
         if isinstance(self.net, TorchNetwork) and self.mean_maps[layer].ndim == 3:
             feature_map = self.mean_maps[layer][unit]
