@@ -197,8 +197,8 @@ def test_one_line_errors_before_training(overrides: list[str], message: str) -> 
 
 
 def test_without_torch_sklearn_sweeps_compose_and_torch_models_name_the_extra() -> None:
-    """torch hidden from the interpreter (as if not installed): the MLP configuration and the
-    pipeline import; a torch model is one line naming the extra."""
+    """torch hidden from the interpreter (as if not installed): the MLP configuration, the
+    pipeline and the report import; a torch model is one line naming the extra."""
     code = (
         "import importlib.abc, sys\n"
         "class NoTorch(importlib.abc.MetaPathFinder):\n"
@@ -207,7 +207,7 @@ def test_without_torch_sklearn_sweeps_compose_and_torch_models_name_the_extra() 
         "            raise ImportError(name)\n"
         "sys.meta_path.insert(0, NoTorch())\n"
         "from sweep.hydra_config import compose_run\n"
-        "import sweep.run.pipeline, sweep.run.worker, sweep.kinds\n"
+        "import sweep.run.pipeline, sweep.run.worker, sweep.kinds, analysis.sections, analysis.docs\n"
         "assert compose_run(['model=nn_392']).model.hidden_layer_sizes == [392]\n"
         "try:\n    compose_run(['model=small_cnn'])\nexcept ValueError as e:\n    print(e)\n"
     )
