@@ -172,7 +172,8 @@ def unit_weights(net: Network | TorchNetwork, layer: int, unit: int,
     if weights.ndim == 3:
         image = filter_image(weights)
         shown = " x ".join(map(str, weights.shape))
-        return image.ravel(), image.shape, f"its convolution filter ({shown}: input channels side by side)"
+        side = ": input channels side by side" if weights.shape[0] not in (1, 3) else ""
+        return image.ravel(), image.shape, f"its convolution filter ({shown}{side})"
     return weights.ravel(), (weights.size,), f"its {weights.size} incoming weights"
 
 
