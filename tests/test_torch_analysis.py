@@ -170,3 +170,15 @@ def test_docs_regions_of_a_torch_study_hold_its_numbers(study_root: Path, tmp_pa
         assert cells[-3:] == [str(int((site["effect"] > 0).sum())), str(int(site["rotten"].sum())),
                               f"{int((site['fixed'] - site['broken'] >= 3).sum())} |"]
     assert "| small_cnn | zero | network | all | random | 4 |" in regions["torch-cumulative"]
+
+
+def test_a_filter_is_drawn_grey_colour_or_channels_side_by_side() -> None:
+    from analysis.figures import filter_image
+
+    w = np.arange(2 * 3 * 3, dtype=float).reshape(2, 3, 3)
+    side = filter_image(w)
+    assert side.shape == (3, 7) and np.isnan(side[:, 3]).all()
+    np.testing.assert_array_equal(side[:, 4:], w[1])
+    np.testing.assert_array_equal(filter_image(w[:1]), w[0])
+    rgb = np.random.default_rng(0).normal(size=(3, 5, 5))
+    np.testing.assert_array_equal(filter_image(rgb)[..., 2], rgb[2])
