@@ -1,12 +1,14 @@
-"""The generated parts of ``docs/reproductions.md``, written from a stored study:
-``python -m analysis RESULTS --study S --markdown docs``; also the shares figure the README
-shows (``docs/figures/reproduction_paper_shares.png``).
+"""The generated parts of ``docs/reproductions.md`` and ``docs/torch.md``, written from a
+stored study: ``python -m analysis RESULTS --study S --markdown docs``; also the shares figure
+the README shows (``docs/figures/reproduction_paper_shares.png``) and a torch study's sites
+figure (``docs/figures/torch_<model>_sites.png``).
 
 The page's prose is written by hand; its tables (and the class-knockout figure) sit between
 ``<!-- BEGIN generated: <name> -->`` and ``<!-- END generated: <name> -->`` markers and are
 rewritten here from the same tables the report shows (:mod:`analysis.sections.reproductions`,
-:mod:`analysis.sections.knockout`), each followed by the study's package versions and the
-analysis commit; the paper study's per-seed values go to a CSV beside the page.
+:mod:`analysis.sections.knockout`, :mod:`analysis.sections.channels`), each followed by the
+study's package versions and the analysis commit; the paper study's per-seed values go to a
+CSV beside the page.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pandas as pd
 from analysis import figures as fig
 from analysis.formatting import number
 from analysis.load import AnalysisError
-from analysis.sections import knockout
+from analysis.sections import channels, knockout
 from analysis.sections.reproductions import (
     NOT_RUN,
     PAPER_MODELS,
@@ -30,6 +32,7 @@ from analysis.sections.reproductions import (
     plot_shares,
 )
 from analysis.study import RUN_KEYS, Study
+from sweep.data import read_artifact
 from sweep.results import source_commit
 
 
@@ -39,6 +42,9 @@ DOCS_TABLES: tuple[str, ...] = ("paper-table", "paper-noise", "paper-variance")
 
 SHARES_FIGURE = "reproduction_paper_shares"
 """The shares figure of the README and ``docs/reproductions.md`` (``docs/figures/<name>.png``)."""
+
+TORCH_TABLES: tuple[str, ...] = ("torch-runs", "torch-sites", "torch-cumulative")
+"""Marked regions of ``docs/torch.md`` that :func:`write_docs` rewrites from a torch study."""
 
 SEEDS_CSV = "reproductions_paper_seeds.csv"
 """Per-seed values beside the docs (one row per network and layer), so that a rerun of any
@@ -66,9 +72,9 @@ def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def docs_markdown(tables: dict[str, pd.DataFrame], provenance: str) -> dict[str, str]:
+def docs_markdown(tables: dict[str, pd.DataFrame], stamp: str) -> dict[str, str]:
     """The markdown of each :data:`DOCS_TABLES` region from :func:`paper_study`'s tables,
-    each followed by ``provenance`` (study, seeds, package versions, commit)."""
+    each followed by ``stamp`` (study, seeds, package versions, commit)."""
     table = tables["reproduction"]
     scalings = sorted(s for s in table["scaling"].unique() if s != "-")
     wide = []
@@ -122,7 +128,102 @@ def docs_markdown(tables: dict[str, pd.DataFrame], provenance: str) -> dict[str,
         variance_md = markdown_table(shown, ["model", "scaling", "layer", "quantity", "component", "sd", "share"])
     else:
         variance_md = "(fewer than two seeds: no spread to decompose)"
-    return {name: f"{body}\n\n{provenance}" for name, body in zip(DOCS_TABLES, (paper_md, noise_md, variance_md))}
+    return {name: f"{body}\n\n{stamp}" for name, body in zip(DOCS_TABLES, (paper_md, noise_md, variance_md))}
+
+
+def provenance(study: Study, versions: dict[str, str] | None = None) -> str:
+    """``runs made at commit <c> (BLAS: <code paths>) with <package versions>; analysis at
+    commit <c>; study updated <t>.*``: the manifest's environment and versions, plus
+    ``versions`` (e.g. torch's, from a model artifact); a study written before the manifest
+    kept its environment says only the versions."""
+    versions = {**study.manifest.get("versions", {}), **(versions or {})}
+    made = study.manifest.get("environment", {})
+    sweep_at = (f" at commit {made['commit']} (BLAS: {', '.join(made.get('blas', [])) or 'unknown'})"
+                if made.get("commit") else "")
+    return (f"runs made{sweep_at} with " + ", ".join(f"{k} {v}" for k, v in versions.items())
+            + f"; analysis at commit {source_commit()}; study updated {study.manifest.get('updated', '?')}.*")
+
+
+def torch_markdown(study: Study, docs: Path) -> tuple[dict[str, str], list[Path]]:
+    """The :data:`TORCH_TABLES` regions of a study's torch networks (none: empty) and the
+    sites figure of each torch network kind (``docs/figures/torch_<model>_sites.png``): the
+    networks and their accuracies, the single-unit effects per site with both categories
+    (:func:`analysis.sections.channels.site_impact`), and the cumulative curves per site
+    (:func:`analysis.sections.channels.site_curves`, test split)."""
+    neurons = study.rows("neuron")
+    kinds = channels.torch_kinds(study, neurons) if not neurons.empty else []
+    if not kinds:
+        return {}, []
+    sites = channels.all_sites(kinds)
+    models = set(sites["model"])
+    runs = study.runs[study.runs["model"].isin(models)]
+    versions = {k: v for key, _, _ in kinds for k, v in read_artifact(study.run(key)["model_path"]).meta.get(
+        "versions", {}).items()}
+    epochs = {run["model"]: run.get("n_iter") for run in study.manifest.get("runs", []) if run["model"] in models}
+    summary = runs.groupby(["dataset", "model"], sort=True).agg(
+        seeds=("seed", "nunique"), **{f"{s}_mean": (f"{s}_accuracy", "mean") for s in ("train", "val", "test")},
+        test_min=("test_accuracy", "min"), test_max=("test_accuracy", "max")).reset_index()
+    summary["epochs"] = summary["model"].map(epochs)
+    for column in ("train_mean", "val_mean", "test_mean", "test_min", "test_max"):
+        summary[column] = summary[column].map(lambda v: number(100 * v, 2))
+    runs_md = markdown_table(summary.rename(columns={
+        "train_mean": "train acc. (%)", "val_mean": "val acc. (%)", "test_mean": "test acc. (%)",
+        "test_min": "test min", "test_max": "test max"}), ["dataset", "model", "epochs", "seeds", "train acc. (%)",
+                                                            "val acc. (%)", "test acc. (%)", "test min", "test max"])
+    impact = channels.site_impact(neurons, sites)
+    shown = impact.assign(**{c: impact[c].map(lambda v: number(100 * v, 2)) for c in
+                             ("mean_effect", "min_effect", "max_effect")},
+                          **{c: impact[c].map(lambda v: number(v, 1)) for c in
+                             ("pct_harmful", "pct_indistinguishable")})
+    sites_md = markdown_table(shown.rename(columns={
+        "unit_output": "unit", "mean_effect": "mean effect (pp)", "min_effect": "min (pp)", "max_effect": "max (pp)",
+        "pct_harmful": "harmful by sign (%)", "pct_indistinguishable": "indistinguishable (%)",
+        "harmful": "harmful (all seeds)", "rotten_fdr": "rotten, FDR (all seeds)",
+        "rotten_images": "rotten, >= 3 images (all seeds)"}),
+        ["model", "mode", "layer", "site", "unit", "units", "seeds", "mean effect (pp)", "min (pp)", "max (pp)",
+         "harmful by sign (%)", "indistinguishable (%)", "harmful (all seeds)", "rotten, FDR (all seeds)",
+         "rotten, >= 3 images (all seeds)"])
+    curves = channels.site_curves(study.rows("cumulative"), sites)
+    if len(curves):
+        curves = curves[curves["split"] == "test"]
+        shown = curves.assign(**{c: curves[c].map(lambda v: number(100 * v, 1)) for c in
+                                 ("accuracy_base", "auc", "accuracy_half")})
+        cumulative_md = markdown_table(shown.rename(columns={
+            "accuracy_base": "unablated (%)", "auc": "mean along the curve (%)",
+            "accuracy_half": "half removed (%)"}),
+            ["model", "mode", "scope", "site", "order", "curves", "unablated (%)", "mean along the curve (%)",
+             "half removed (%)"])
+    else:
+        cumulative_md = "(no cumulative curves in this study: run ablation=cumulative)"
+    written = []
+    for model in sorted(models):
+        dataset = str(sites.loc[sites["model"] == model, "dataset"].iloc[0])
+        figure = channels.sites_figure(neurons, study.rows("cumulative"), sites, dataset, model)
+        written.append(fig.save_figure(figure, docs / "figures", f"torch_{model}_sites"))
+    figures = " ".join(f"![{p.stem}]({p.relative_to(docs).as_posix()})" for p in written)
+    stamp = (f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs` from "
+             f"{len(runs)} networks; " + provenance(study, versions))
+    bodies = (runs_md, f"{figures}\n\n{sites_md}", cumulative_md)
+    return {name: f"{body}\n\n{stamp}" for name, body in zip(TORCH_TABLES, bodies)}, written
+
+
+def rewrite_regions(path: Path, regions: dict[str, str]) -> None:
+    """Replace the body of each ``<!-- BEGIN generated: <name> -->`` ...
+    ``<!-- END generated: <name> -->`` region of the markdown at ``path``.
+
+    Raises
+    ------
+    AnalysisError
+        If a region's markers are missing (naming the markers to add).
+    """
+    text = path.read_text()
+    for name, body in regions.items():
+        begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
+        if begin not in text or end not in text:
+            raise AnalysisError(f"{path} has no region {begin} ... {end}; add the two markers where the table goes")
+        head, rest = text.split(begin, 1)
+        text = head + begin + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+    path.write_text(text)
 
 
 def training_costs(runs: pd.DataFrame) -> str:
@@ -131,6 +232,7 @@ def training_costs(runs: pd.DataFrame) -> str:
     solver's epochs (range); empty when no run recorded its time."""
     timed = runs.assign(seconds=[(r.get("timings") or {}).get("train_seconds") for r in runs["run"]],
                         epochs=[r.get("n_iter") for r in runs["run"]]).dropna(subset=["seconds"])
+
     def span(values: pd.Series, decimals: int) -> str:
         low, high = number(values.min(), decimals), number(values.max(), decimals)
         return low if low == high else f"{low}–{high}"
@@ -142,11 +244,13 @@ def training_costs(runs: pd.DataFrame) -> str:
 
 
 def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None) -> list[Path]:
-    """Rewrite the generated regions of ``docs/reproductions.md`` that the stored study has
-    material for (``python -m analysis RESULTS --study S --markdown docs``): the paper's
-    tables (:data:`DOCS_TABLES`) and the per-seed CSV for ``experiment=paper``; the class
-    knockout table and figure (:func:`analysis.sections.knockout.docs_table`) for a study
-    with ``kind=knockout``. ``datasets``: as for :func:`paper_runs`.
+    """Rewrite the generated regions of ``docs/reproductions.md`` and ``docs/torch.md`` that
+    the stored study has material for (``python -m analysis RESULTS --study S --markdown
+    docs``): the paper's tables (:data:`DOCS_TABLES`) and the per-seed CSV for
+    ``experiment=paper``; the class knockout table and figure
+    (:func:`analysis.sections.knockout.docs_table`) for a study with ``kind=knockout``; the
+    torch tables and figures (:func:`torch_markdown`) for a study of torch networks.
+    ``datasets``: as for :func:`paper_runs`.
 
     Raises
     ------
@@ -154,12 +258,7 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
         If the study has neither, or the markdown lacks a marked region (naming the markers
         to add).
     """
-    versions = study.manifest.get("versions", {})
-    made = study.manifest.get("environment", {})
-    sweep_at = (f" at commit {made['commit']} (BLAS: {', '.join(made.get('blas', [])) or 'unknown'})"
-                if made.get("commit") else "")
-    provenance = (f"runs made{sweep_at} with " + ", ".join(f"{k} {v}" for k, v in versions.items())
-                  + f"; analysis at commit {source_commit()}; study updated {study.manifest.get('updated', '?')}.*")
+    stamp = provenance(study)
     regions, written = {}, []
     tables = paper_study(study, datasets)
     if tables:
@@ -169,7 +268,7 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
             f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs` from "
             f"{len(seeds[RUN_KEYS].drop_duplicates())} networks ("
             + ", ".join(f"{m} {s}: {k} seeds" for (m, s), k in n.items()) + "); "
-            + training_costs(paper_runs(study.manifest, datasets)) + provenance)))
+            + training_costs(paper_runs(study.manifest, datasets)) + stamp)))
         seeds.drop(columns=["paper_dataset"]).to_csv(docs / SEEDS_CSV, index=False, float_format="%.10g")
         written.append(docs / SEEDS_CSV)
         panels = tables["reproduction"][(tables["reproduction"]["quantity"] == QUANTITIES["pct_helpful"].label)
@@ -182,18 +281,18 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
         body = "\n\n".join(answers) + "\n\n" + markdown_table(classes, list(classes.columns))
         regions["knockout-table"] = (f"![Class knockout]({figure.relative_to(docs).as_posix()})\n\n{body}\n\n"
                                      f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs`; "
-                                     + provenance)
+                                     + stamp)
         written.append(figure)
-    if not regions:
+    torch_regions, torch_figures = torch_markdown(study, docs)
+    if not regions and not torch_regions:
         raise AnalysisError(f"study {study.name!r} has neither neuron sweeps of the paper's networks "
-                            f"({', '.join(PAPER_MODELS)}) nor class-knockout results: nothing to write")
-    path = docs / "reproductions.md"
-    text = path.read_text()
-    for name, body in regions.items():
-        begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
-        if begin not in text or end not in text:
-            raise AnalysisError(f"{path} has no region {begin} ... {end}; add the two markers where the table goes")
-        head, rest = text.split(begin, 1)
-        text = head + begin + "\n" + body + "\n" + end + rest.split(end, 1)[1]
-    path.write_text(text)
-    return [path, *written]
+                            f"({', '.join(PAPER_MODELS)}), class-knockout results nor torch networks: "
+                            "nothing to write")
+    pages = []
+    if regions:
+        rewrite_regions(docs / "reproductions.md", regions)
+        pages.append(docs / "reproductions.md")
+    if torch_regions:
+        rewrite_regions(docs / "torch.md", torch_regions)
+        pages.append(docs / "torch.md")
+    return [*pages, *written, *torch_figures]

@@ -13,7 +13,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sweep.kernels import Network
+from sweep.kernels import Network, TorchNetwork, incoming_weights
 
 DIVERGING = "RdBu_r"
 
@@ -140,6 +140,65 @@ def input_projection(net: Network, layer: int, unit: int) -> np.ndarray:
     for w in reversed(net.coefs[:layer]):
         vector = w @ vector
     return vector
+
+
+def filter_image(weights: np.ndarray) -> np.ndarray:
+    """A convolution filter ``(C_in, kh, kw)`` as the image it is drawn as: ``(kh, kw)`` for one
+    input channel, ``(kh, kw, 3)`` for three (colour), else the channels side by side
+    ``(kh, C_in * (kw + 1) - 1)`` with a NaN column between them."""
+    if weights.shape[0] == 1:
+        return weights[0]
+    if weights.shape[0] == 3:
+        return weights.transpose(1, 2, 0)
+    gap = np.full((weights.shape[1], 1), np.nan)
+    return np.concatenate([part for w in weights for part in (w, gap)][:-1], axis=1)
+
+
+def unit_weights(net: Network | TorchNetwork, layer: int, unit: int,
+                 image_shape: tuple[int, ...] | None) -> tuple[np.ndarray, tuple[int, ...] | None, str]:
+    """What a unit's weights panel draws: the values (flat), the shape they are drawn in and
+    what they are.
+
+    An MLP unit: :func:`input_projection` in ``image_shape`` (None: no known image). A torch
+    unit: its incoming weights (:func:`sweep.kernels.torchnet.incoming_weights`): a
+    convolution channel's filter (:func:`filter_image`), a linear unit's weights ``(n_in,)``
+    (a heat strip in the report).
+    """
+    if not isinstance(net, TorchNetwork):
+        drawn = ("its incoming weights" if layer == 0 else "its incoming weights projected to input space "
+                 "through the earlier layers' weights (activations ignored)")
+        return input_projection(net, layer, unit), image_shape, drawn + ", one value per input pixel"
+    weights = incoming_weights(net, layer)[unit]
+    if weights.ndim == 3:
+        image = filter_image(weights)
+        shown = " x ".join(map(str, weights.shape))
+        side = ": input channels side by side" if weights.shape[0] not in (1, 3) else ""
+        return image.ravel(), image.shape, f"its convolution filter ({shown}{side})"
+    return weights.ravel(), (weights.size,), f"its {weights.size} incoming weights"
+
+
+def plot_panel(image: np.ndarray, ax: Axes, title: str = "", diverging: bool = True,
+               limit: float | None = None) -> None:
+    """A small image without a colour bar (a filter on a diverging scale centred at 0, or a
+    map on a sequential one), for a grid of many panels.
+
+    Parameters
+    ----------
+    image : ndarray of shape (h, w) or (h, w, 3)
+    limit : float, optional — the colour scale's bound (shared across panels); default the
+        image's own largest absolute value
+    """
+    limit = float(np.nanmax(np.abs(image))) if limit is None else limit
+    limit = limit or 1.0
+    if image.ndim == 3:
+        ax.imshow(np.clip(0.5 + image / (2 * limit), 0, 1), interpolation="nearest")
+    elif diverging:
+        ax.imshow(image, cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
+    else:
+        ax.imshow(image, cmap="viridis", vmin=0, vmax=limit, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=7)
 
 
 def image_grid(values: np.ndarray, shape: tuple[int, ...] | None) -> np.ndarray:

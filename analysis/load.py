@@ -13,10 +13,9 @@ from typing import Any
 import pandas as pd
 
 from sweep import results as results_api
-from sweep.data import DatasetSplits, load_dataset
-from sweep.data import artifact_exists
+from sweep.data import DatasetSplits, artifact_exists, load_dataset
 from sweep.data import load_network as load_artifact
-from sweep.kernels import Network
+from sweep.kernels import Network, TorchNetwork
 from sweep.kinds import KINDS as RESULT_KINDS
 
 KINDS: tuple[str, ...] = tuple(RESULT_KINDS)
@@ -166,8 +165,9 @@ def has_model(run: dict[str, Any]) -> bool:
     return bool(run.get("model_path")) and artifact_exists(run["model_path"])
 
 
-def load_network(run: dict[str, Any]) -> Network:
-    """The run's trained network, through ``sweep.data.models.load_network``."""
+def load_network(run: dict[str, Any]) -> Network | TorchNetwork:
+    """The run's trained network, through ``sweep.data.models.load_network`` (a torch model's:
+    a :class:`~sweep.kernels.torchnet.TorchNetwork`)."""
     return load_artifact(run["model_path"])
 
 

@@ -31,7 +31,16 @@ from analysis.load import (
     runs_table,
 )
 from sweep.data import DatasetSplits, image_shape, reference_inputs
-from sweep.kernels import NEURON_MODES, Flips, Network, forward, neuron_flips, predicted_index
+from sweep.kernels import (
+    NEURON_MODES,
+    Flips,
+    Network,
+    TorchNetwork,
+    forward,
+    neuron_flips,
+    predicted_index,
+    torch_predictions,
+)
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 """Splits a row may be measured on, as named in the ``split`` column."""
@@ -123,8 +132,9 @@ class Study:
 
     # ------------------------------------------------------------------ per network
 
-    def network(self, key: NetworkKey) -> Network:
-        """The network's weights (loaded once).
+    def network(self, key: NetworkKey) -> Network | TorchNetwork:
+        """The network's weights (loaded once): an MLP's :class:`~sweep.kernels.Network`, or a
+        torch model's :class:`~sweep.kernels.torchnet.TorchNetwork` (float64, with its sites).
 
         Raises
         ------
@@ -164,7 +174,8 @@ class Study:
     def flips(self, key: NetworkKey, layer: int, mode: str, split: str = "test") -> Flips:
         """The images each unit of ``layer`` fixes and breaks when removed (every unit, in
         index order: ``ablation`` is the unit), computed once per (network, layer, mode,
-        split) with :func:`sweep.kernels.neuron_flips`."""
+        split) with :func:`sweep.kernels.neuron_flips` (a torch network's: from its resumed-forward
+        kernel, which settles every row's decision)."""
         return self._flips(key, layer, mode, split)
 
     # ------------------------------------------------------------------ caches
@@ -184,7 +195,7 @@ class Study:
             self._cache[key] = compute()
         return self._cache[key]
 
-    def _network(self, model_path: str) -> Network:
+    def _network(self, model_path: str) -> Network | TorchNetwork:
         return self._cached(("network", model_path),
                             lambda: load_network({"model_path": model_path}))
 
@@ -195,7 +206,8 @@ class Study:
     def _predictions(self, key: NetworkKey, split: str) -> np.ndarray:
         def compute() -> np.ndarray:
             X, _ = self.split(key, split)
-            return predicted_index(forward(self.network(key), X))
+            net = self.network(key)
+            return torch_predictions(net, X) if isinstance(net, TorchNetwork) else predicted_index(forward(net, X))
 
         return self._cached(("predictions", key, split), compute)
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.sections.heldout import ablated_network, heldout_pruning, prediction_change
-from sweep.kernels import NEURON_MODES, ablate_neurons
+from analysis.sections.heldout import heldout_pruning, prediction_change
 from sweep.data.datasets import DatasetSplits, load_dataset
 from sweep.data.models import load_model
+from sweep.kernels import NEURON_MODES, ablate_neurons, ablated_units_network, unit_replacements
 from sweep.kernels.network import Network, forward, predicted_index
 from tests.test_analysis_fixtures import DIGITS_PARAMS, neuron_rows, train_network
 
@@ -39,10 +39,9 @@ def test_joint_zero_ablation_matches_sklearn(trained) -> None:
     for layer, unit in units:
         clf.coefs_[layer][:, unit] = 0.0
         clf.intercepts_[layer][unit] = 0.0
-    ablated = ablated_network(net, units)
-    got = net.classes[predicted_index(forward(ablated, data.X_test))]
-    np.testing.assert_array_equal(got, clf.predict(data.X_test))
-    assert net.coefs[0][:, 1].any()  # the original is untouched
+    change = prediction_change(net, data.X_test, data.y_test, units)
+    np.testing.assert_array_equal(change.ablated, clf.predict(data.X_test))
+    np.testing.assert_array_equal(change.base, net.classes[predicted_index(forward(net, data.X_test))])
 
 
 def test_heldout_pruning_selects_on_val_and_reports_test(trained) -> None:
@@ -53,8 +52,8 @@ def test_heldout_pruning_selects_on_val_and_reports_test(trained) -> None:
     result = heldout_pruning(pd.concat([val, test]), net, data.X_test, data.y_test)
     assert result["n_selected"] == 2
     assert result["sum_single_effects"] == pytest.approx(0.02)  # units 0 and 2 on test
-    acc = (net.classes[predicted_index(forward(ablated_network(net, [(0, 0), (0, 2)]), data.X_test))]
-           == data.y_test).mean()
+    ablated = ablated_units_network(net, np.array([(0, 0), (0, 2)]), "zero", unit_replacements(net, "zero"))
+    acc = (net.classes[predicted_index(forward(ablated, data.X_test))] == data.y_test).mean()
     assert result["accuracy"] == pytest.approx(acc)
     assert result["joint_effect"] == pytest.approx(result["accuracy"] - result["accuracy_base"])
     assert heldout_pruning(test, net, data.X_test, data.y_test) is None

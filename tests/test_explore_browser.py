@@ -16,6 +16,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,9 +59,9 @@ def report(results: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def url(results: Path, report: Path) -> Iterator[str]:
-    """The URL ``python -m analysis explore`` prints, while it serves."""
+@contextmanager
+def serving(results: Path, report: Path) -> Iterator[str]:
+    """The URL ``python -m analysis explore RESULTS --report REPORT`` prints, while it serves."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "analysis", "explore", str(results), "--report", str(report)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -74,14 +75,27 @@ def url(results: Path, report: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
-    browser = chromium(tmp_path_factory.mktemp("chromium"), 1300, 1000, network_log=True)
+def url(results: Path, report: Path) -> Iterator[str]:
+    with serving(results, report) as line:
+        yield line
+
+
+@contextmanager
+def explorer_page(url: str, user_data_dir: Path, network_log: bool = False) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium on the explorer at ``url``, once its overview has drawn its points."""
+    browser = chromium(user_data_dir, 1300, 1000, network_log=network_log)
     try:
         browser.get(url)
         wait(browser).until(EC.presence_of_element_located((By.CSS_SELECTOR, "#curves .point")))
         yield browser
     finally:
         browser.quit()
+
+
+@pytest.fixture(scope="module")
+def page(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
+    with explorer_page(url, tmp_path_factory.mktemp("chromium"), network_log=True) as browser:
+        yield browser
 
 
 def wait(browser: webdriver.Chrome) -> WebDriverWait:

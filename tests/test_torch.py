@@ -163,10 +163,10 @@ def test_cumulative_curve_equals_hooked_forwards_of_each_prefix(mode: str) -> No
 
 
 def test_unit_statistics_of_channels_are_their_mean_maps() -> None:
-    from sweep.kernels.unitstats import UNIT_COLUMNS
+    from sweep.kernels.unitstats import UNIT_COLUMNS, unit_statistics
 
     net, _, data = trained()
-    stats = torchnet.torch_unit_statistics(net, data.X_test, data.y_test)
+    stats = unit_statistics(net, data.X_test, data.y_test)
     assert list(stats) == list(UNIT_COLUMNS) and len(stats["unit"]) == 8 + 16 + 32
     _, outputs = torchnet.site_outputs(net.module, net.images(data.X_test), net.sites)
     conv = outputs[1].mean(dim=(2, 3)).numpy()  # site act2, (n, 16)
@@ -185,6 +185,9 @@ def test_unit_statistics_of_channels_are_their_mean_maps() -> None:
          r"model.factory=tests.torch_nets:nothing: tests.torch_nets has no function nothing"),
         (["model=torch", "model.sites=[act]"], r"model.factory is missing"),
         (["model=small_cnn", "ablation=pairs"], r"ablation=pairs does not run on torch models yet; use ablation=neurons"),
+        (["model=lenet5", "dataset=mnist", "ablation=pruning", "dataset.val_fraction=0.1"],
+         r"^ablation=pruning does not run on torch models yet; use ablation=neurons or cumulative \(model=lenet5\)$"),
+        (["model=small_cnn", "ablation=synapses"], r"ablation=synapses does not run on torch models yet"),
         (["model=small_cnn", "ray.num_gpus_per_worker=1"], r"ablates MLPs only"),
     ],
 )
@@ -194,8 +197,8 @@ def test_one_line_errors_before_training(overrides: list[str], message: str) -> 
 
 
 def test_without_torch_sklearn_sweeps_compose_and_torch_models_name_the_extra() -> None:
-    """torch hidden from the interpreter (as if not installed): the MLP configuration and the
-    pipeline import; a torch model is one line naming the extra."""
+    """torch hidden from the interpreter (as if not installed): the MLP configuration, the
+    pipeline and the report import; a torch model is one line naming the extra."""
     code = (
         "import importlib.abc, sys\n"
         "class NoTorch(importlib.abc.MetaPathFinder):\n"
@@ -204,7 +207,7 @@ def test_without_torch_sklearn_sweeps_compose_and_torch_models_name_the_extra() 
         "            raise ImportError(name)\n"
         "sys.meta_path.insert(0, NoTorch())\n"
         "from sweep.hydra_config import compose_run\n"
-        "import sweep.run.pipeline, sweep.run.worker, sweep.kinds\n"
+        "import sweep.run.pipeline, sweep.run.worker, sweep.kinds, analysis.sections, analysis.docs\n"
         "assert compose_run(['model=nn_392']).model.hidden_layer_sizes == [392]\n"
         "try:\n    compose_run(['model=small_cnn'])\nexcept ValueError as e:\n    print(e)\n"
     )

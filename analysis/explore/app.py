@@ -301,10 +301,14 @@ def profile_view(view: ModelView, profile: UnitProfile, mode: str,
     r = profile.removal
     shape, X, y = view.shape, view.data.X_test, view.data.y_test
     layer, unit = profile.layer, profile.unit
-    drawn = "incoming weights" if layer == 0 else "incoming weights projected to input space"
-    graphs: list[Any] = [signed_panel(profile.weights, shape, drawn, "weight", "input",
-                                      "every " + drawn.replace("weights", "weight") + " is {value}",
-                                      "unit-weights")]
+    drawn = profile.weights_drawn
+    graphs: list[Any] = [signed_panel(profile.weights, profile.weights_shape, drawn, "weight", "input",
+                                      "every weight drawn is {value}", "unit-weights")]
+    if profile.feature_map is not None:
+        graphs.append(signed_panel(profile.feature_map.ravel(), profile.feature_map.shape,
+                                   f"mean feature map over the test images ({profile.feature_map.shape[0]} x "
+                                   f"{profile.feature_map.shape[1]})", "output", "position",
+                                   "its mean output is {value} at every position", "unit-feature-map"))
     if profile.class_effect is not None:
         graphs.append(bar_panel(profile.classes, 100 * profile.class_effect, "per-class effect (test)",
                                 "accuracy change (pp)", "removing it changes every class's test "
@@ -525,8 +529,7 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
         run = view.run
         accuracies = ", ".join(f"{s} {pct(run[f'{s}_accuracy'])} %" for s in ("train", "val", "test")
                                if run.get(f"{s}_accuracy") is not None)
-        line = (f"{view.key.label}: hidden layers {list(view.net.hidden_sizes)}, "
-                f"{view.net.activation}; accuracy {accuracies}.")
+        line = f"{view.key.label}: {view.description}; accuracy {accuracies}."
         table = view.unit_table(mode)
         records = table.astype(object).where(table.notna(), None).to_dict("records")
         note = ("Every hidden unit: sort or filter a column, click a row to open the unit. Statistics of "

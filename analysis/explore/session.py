@@ -5,12 +5,13 @@ tables, unit profiles and joint ablations, and show what it returns. Results are
 through :mod:`analysis.load` (so through ``sweep.results``); a model artifact is opened only
 when it lies inside the results root the explorer was given.
 
-Live answers use the running pass of the kernels (``sweep.kernels.PrunedPass``),
-as cumulative curves do: the unablated forward pass of each split is computed once per mode;
-a question copies it and ablates its units into it (a rank-k change of the next layer, later
-layers recomputed on the changed rows), measured by ``sweep.kernels.metrics.ablation_metrics``,
-so the numbers are those of :func:`sweep.kernels.ablate_joint` on the same units (tested) at
-a fraction of its cost (no pass over the input layer).
+Live answers use the running pass of the kernels (``sweep.kernels.running_pass``: an MLP's
+``PrunedPass``, a torch network's ``TorchUnitSet``), as cumulative curves do: the unablated
+forward pass of each split is computed once per mode; a question copies it and ablates its
+units into it (for an MLP a rank-k change of the next layer, later layers recomputed on the
+changed rows; for a torch network the chain resumed after the earliest site with held units),
+measured by ``sweep.kernels.metrics.ablation_metrics``, so the numbers are those of
+:func:`sweep.kernels.ablate_joint` on the same units (tested) at a fraction of its cost.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ from urllib.parse import unquote
 import numpy as np
 import pandas as pd
 
-from analysis.figures import input_projection
-from analysis.sections.impact import impact_table
+from analysis.figures import unit_weights
 from analysis.load import (
     AnalysisError,
     check_parts,
@@ -40,19 +40,24 @@ from analysis.load import (
     load_network,
     resolve_study,
 )
+from analysis.sections.impact import impact_table
 from analysis.sections.stability import share_intervals
 from sweep.data import DATASETS, DatasetSplits, image_shape, reference_inputs
 from sweep.kernels import (
     NEURON_MODES,
     Network,
     PrunedPass,
+    TorchNetwork,
+    TorchUnitSet,
     ablation_metrics,
     as_units,
     class_index,
     class_knockout,
-    hidden_activations,
-    unit_replacements,
+    fire_thresholds,
+    running_pass,
+    unit_outputs,
     unit_statistics,
+    unit_values,
 )
 from sweep.kinds import KNOCKOUT_KEYS, knockout_sets, statistics_split
 
@@ -145,8 +150,14 @@ class UnitProfile:
     Attributes
     ----------
     layer, unit : int
-    weights : ndarray of shape (n_features,) — incoming weights in input space
-        (:func:`analysis.figures.input_projection`)
+    weights : ndarray of shape (n_weights,) — what :func:`analysis.figures.unit_weights` draws:
+        an MLP unit's incoming weights in input space, a convolution channel's filter, a torch
+        linear unit's incoming weights
+    weights_shape : tuple of int or None — the image ``weights`` reshape to (None: a
+        near-square grid)
+    weights_drawn : str — what ``weights`` are, in words
+    feature_map : ndarray of shape (H, W) or None — a convolution channel's mean output map
+        over the test images (None for any other unit)
     classes : ndarray of shape (n_classes,) — class labels
     class_effect : ndarray of shape (n_classes,) or None — per-class accuracy change of its
         single ablation (fractions; None when the sweep lacks the unit)
@@ -166,6 +177,9 @@ class UnitProfile:
     layer: int
     unit: int
     weights: np.ndarray
+    weights_shape: tuple[int, ...] | None
+    weights_drawn: str
+    feature_map: np.ndarray | None
     classes: np.ndarray
     class_effect: np.ndarray | None
     class_activation: np.ndarray
@@ -417,22 +431,23 @@ class LiveSplit:
 
     Parameters
     ----------
-    net : Network
+    net : Network or TorchNetwork
     name : str — the split's name
     X : ndarray of shape (n_samples, n_features)
     y : ndarray of shape (n_samples,) — class labels
     """
 
-    def __init__(self, net: Network, name: str, X: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, net: Network | TorchNetwork, name: str, X: np.ndarray, y: np.ndarray) -> None:
         self.net, self.name, self.X, self.y = net, name, X, y
         self.y_index = class_index(net, y)
-        self._base: dict[str, PrunedPass] = {}
-        self.base_pred, self.base_loss = self.base("zero", unit_replacements(net, "zero")).outcome()
+        self._base: dict[str, PrunedPass | TorchUnitSet] = {}
+        self.base_pred, self.base_loss = self.base("zero", unit_values(net, "zero")).outcome()
 
-    def base(self, mode: str, values: list[np.ndarray]) -> PrunedPass:
-        """The unablated running state whose ablated units take ``values`` (those of ``mode``)."""
+    def base(self, mode: str, values: list[Any]) -> PrunedPass | TorchUnitSet:
+        """The unablated running state whose ablated units take ``values`` (those of ``mode``;
+        ``sweep.kernels.running_pass``)."""
         if mode not in self._base:
-            self._base[mode] = PrunedPass.start(self.net, self.X, self.y, values, mode)
+            self._base[mode] = running_pass(self.net, self.X, self.y, values, mode)
         return self._base[mode]
 
     def answer(self, units: np.ndarray, mode: str, values: list[np.ndarray]) -> SplitAnswer:
@@ -506,27 +521,44 @@ class ModelView:
         neurons = explorer.neurons
         self.rows = neurons[(neurons["dataset"] == key.dataset) & (neurons["model"] == key.model)
                             & (neurons["seed"] == key.seed)]
-        self.net: Network = load_network(run)
+        self.net: Network | TorchNetwork = load_network(run)
         self.data: DatasetSplits = load_data(run)
         name = run["dataset_params"]["name"]
         shape = image_shape(name) if name in DATASETS else None
-        self.shape = shape if shape and int(np.prod(shape)) == self.net.coefs[0].shape[0] else None
+        self.shape = shape if shape and int(np.prod(shape)) == self.net.layer_sizes[0] else None
         self.splits = {"test": LiveSplit(self.net, "test", self.data.X_test, self.data.y_test)}
         if len(self.data.X_val):
             self.splits["val"] = LiveSplit(self.net, "val", self.data.X_val, self.data.y_val)
-        self.test_activations = [np.asarray(a) for a in hidden_activations(self.net, self.data.X_test)]
-        self._values: dict[str, list[np.ndarray]] = {}
+        self.test_activations = unit_outputs(self.net, self.data.X_test)
+        self._values: dict[str, list[Any]] = {}
 
-    def values(self, mode: str) -> list[np.ndarray]:
-        """Replacement values of every hidden unit in ``mode`` (a mode that needs reference
-        inputs, such as ``mean``, takes them from val, else train:
+    @property
+    def description(self) -> str:
+        """The network's units in words: an MLP's hidden layers and activation, a torch
+        network's unit sites (``act1 8 channels``, ``act3 32 features``)."""
+        if not isinstance(self.net, TorchNetwork):
+            return f"hidden layers {list(self.net.hidden_sizes)}, {self.net.activation}"
+        maps = self.mean_maps
+        sites = [f"{layer}: {site} {width} {'channels' if m.ndim == 3 else 'features'}"
+                 for layer, (site, width, m) in enumerate(zip(self.net.sites, self.net.widths, maps))]
+        return "unit sites (layer: module) " + ", ".join(sites)
+
+    @functools.cached_property
+    def mean_maps(self) -> list[np.ndarray]:
+        """A torch network's mean unit outputs over the test images: per site an array of shape
+        ``(width, *unit_shape)`` (``(width, H, W)``: a convolution channel's mean feature map)."""
+        return [np.asarray(v) for v in unit_values(self.net, "mean", self.data.X_test)]
+
+    def values(self, mode: str) -> list[Any]:
+        """Replacement values of every hidden unit in ``mode`` (``sweep.kernels.unit_values``; a
+        mode that needs reference inputs, such as ``mean``, takes them from val, else train:
         ``sweep.data.datasets.reference_inputs``)."""
         if mode not in NEURON_MODES:
             raise ExploreError(f"unknown mode {mode!r}; expected one of {', '.join(NEURON_MODES)}")
         if mode not in self._values:
             reference = (reference_inputs(self.data.X_train, self.data.X_val)
                          if NEURON_MODES[mode].needs_reference else None)
-            self._values[mode] = unit_replacements(self.net, mode, reference)
+            self._values[mode] = unit_values(self.net, mode, reference)
         return self._values[mode]
 
     # ----------------------------------------------------------------------- overview
@@ -583,7 +615,7 @@ class ModelView:
         n_classes = len(classes)
         counts = np.bincount(y_index, minlength=n_classes)
         class_activation = np.bincount(y_index, weights=a, minlength=n_classes) / np.maximum(counts, 1)
-        fired = np.maximum(a - self.net.act.at_zero, 0.0)
+        fired = np.maximum(a - fire_thresholds(self.net)[layer], 0.0)
         one_hot = (y_index[:, None] == np.arange(n_classes)).astype(float) * fired[:, None]
         mass = one_hot.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -593,7 +625,13 @@ class ModelView:
         row = row[(row["layer"] == layer) & (row["unit"] == unit)]
         class_effect = np.asarray(row["class_effect"].iloc[0], dtype=float) if len(row) else None
         removal = self.splits["test"].answer(np.array([[layer, unit]]), mode, self.values(mode))
-        return UnitProfile(layer, unit, input_projection(self.net, layer, unit), classes, class_effect,
+        weights, weights_shape, drawn = unit_weights(self.net, layer, unit, self.shape)
+        if weights_shape is not None and len(weights_shape) == 1:
+            weights_shape = None  # a torch linear unit's incoming weights: a near-square grid
+        feature_map = None
+        if isinstance(self.net, TorchNetwork) and self.mean_maps[layer].ndim == 3:
+            feature_map = self.mean_maps[layer][unit]
+        return UnitProfile(layer, unit, weights, weights_shape, drawn, feature_map, classes, class_effect,
                            class_activation, top, a[top], class_views, removal, self.synapses(layer, unit),
                            self.partners(layer, unit, mode))
 
@@ -677,9 +715,12 @@ class ModelView:
         Raises
         ------
         ExploreError
-            Without a val split, on a class index outside the network's classes, or on a
-            ``max_other_loss`` outside [0, 1].
+            On a torch network, without a val split, on a class index outside the network's
+            classes, or on a ``max_other_loss`` outside [0, 1].
         """
+        if isinstance(self.net, TorchNetwork):
+            raise ExploreError("class knockout runs on scikit-learn networks only: a torch network has no "
+                               "pruned running pass yet (as ablation=class_knockout refuses torch models)")
         if "val" not in self.splits:
             raise ExploreError("class knockout chooses units on val: this network has no val split "
                                "(rerun the sweep with dataset.val_fraction=0.1)")
@@ -712,7 +753,7 @@ class ModelView:
         return [self.splits[s].answer(checked, mode, values) for s in ("val", "test") if s in self.splits]
 
 
-def as_checked(net: Network, units: list[Unit]) -> np.ndarray:
+def as_checked(net: Network | TorchNetwork, units: list[Unit]) -> np.ndarray:
     """``units`` as an int64 array of shape (k, 2), at least one, every one in the network.
 
     Raises

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from analysis.sections import (
+    channels,
     cumulative,
     harmful,
     heldout,
@@ -45,6 +46,7 @@ SECTIONS: tuple[Topic, ...] = (
     Topic("impact", "Impact of single-neuron removal", impact.build),
     Topic("stability", "Stability across seeds and test resamples", stability.build),
     Topic("harmful", "The most harmful neurons", harmful.build),
+    Topic("channels", "Convolution channels: filters and feature maps", channels.build),
     Topic("synapses", "Single-synapse removal", synapses.build),
     Topic("heldout", "Held-out pruning", heldout.build),
     Topic("cumulative", "Cumulative ablation, selectivity and memorization", cumulative.build),

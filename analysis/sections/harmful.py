@@ -60,15 +60,15 @@ def weights_figure(study: Study, rows: pd.DataFrame, page: Page) -> Figure:
     axes = figure.subplots(-(-len(rows) // columns), columns, squeeze=False).ravel()
     for ax, row in zip(axes, rows.itertuples(index=False)):
         key = NetworkKey.of(row)
-        fig.plot_vector_image(fig.input_projection(study.network(key), row.layer, row.unit),
-                              study.image_shape(key), ax,
-                              f"seed {row.seed} L{row.layer} u{row.unit}")
+        values, shape, _ = fig.unit_weights(study.network(key), row.layer, row.unit, study.image_shape(key))
+        fig.plot_vector_image(values, shape, ax, f"seed {row.seed} L{row.layer} u{row.unit}")
     for ax in axes[len(rows):]:
         ax.set_axis_off()
     slug = figure_slug("weights_others", *rows.iloc[0][["dataset", "model"]])
     return Figure(fig.save_figure(figure, page.figures, slug, page.svg),
-                  "The incoming weights (projected to input space) of the other sweeps' most "
-                  "harmful neurons, one panel each (red: positive, blue: negative). The explorer "
+                  "The incoming weights (an MLP's projected to input space, a convolution channel's "
+                  "filter) of the other sweeps' most harmful neurons, one panel each (red: positive, "
+                  "blue: negative). The explorer "
                   "shows any of them in full.", collapsed=True)
 
 
@@ -82,16 +82,12 @@ def neuron_figures(study: Study, row: Any, page: Page, collapsed: bool = False) 
     name = figure_slug(*family.values(), f"L{layer}", f"u{unit}")
     label = f"unit {unit} of layer {layer} of {family_label(family)}"
     figure = fig.new_figure(4.5, 4)
-    fig.plot_vector_image(fig.input_projection(net, layer, unit), shape, figure.subplots(),
-                          f"layer {layer} unit {unit}", "weight")
-    drawn = ("its incoming weights" if layer == 0 else
-             "its incoming weights projected to input space through the earlier layers' weights "
-             "(activations ignored)")
+    values, drawn_shape, drawn = fig.unit_weights(net, layer, unit, shape)
+    fig.plot_vector_image(values, drawn_shape, figure.subplots(), f"layer {layer} unit {unit}", "weight")
     colours = ("colour around mid-grey: the sign and size of the weight on each pixel channel"
-               if len(shape) == 3 else "red: positive, blue: negative")
+               if len(drawn_shape) == 3 else "red: positive, blue: negative")
     figures = [Figure(fig.save_figure(figure, page.figures, f"weights_{name}", page.svg),
-                      f"The most harmful neuron, {label}: {drawn}, one value per input pixel "
-                      f"({colours}).", collapsed)]
+                      f"The most harmful neuron, {label}: {drawn} ({colours}).", collapsed)]
     X, y = study.split(key, row.split)
     change = prediction_change(net, X, y, [(layer, unit)], mode, study.reference(key, mode))
     figure = fig.new_figure(10, 3.2)

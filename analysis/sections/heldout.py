@@ -1,8 +1,9 @@
 """Held-out pruning: the neurons harmful on validation removed together, measured on test;
-and the weight edit of a set of units with the rows it fixes and breaks.
+and the rows a set of removed units fixes and breaks.
 
-:func:`ablated_network`, :func:`prediction_change` and :func:`heldout_pruning` are pure
-numerics on a :class:`~sweep.kernels.Network` and arrays; :func:`build` presents them.
+:func:`prediction_change` and :func:`heldout_pruning` are pure numerics on a network (an MLP's
+:class:`~sweep.kernels.Network` or a torch :class:`~sweep.kernels.torchnet.TorchNetwork`) and
+arrays, through :func:`sweep.kernels.joint.joint_outcomes`; :func:`build` presents them.
 """
 
 from __future__ import annotations
@@ -16,38 +17,10 @@ import pandas as pd
 from analysis.formatting import count, in_units, value_range
 from analysis.sections.base import Page, Section, Table
 from analysis.study import NetworkKey, Study
-from sweep.kernels import (
-    Network,
-    ablate_joint,
-    ablated_neuron_network,
-    forward,
-    predicted_index,
-    unit_replacements,
-)
+from sweep.kernels import Network, TorchNetwork, ablate_joint, joint_outcomes
 
 Unit = tuple[int, int]
 """(hidden layer, unit index)."""
-
-
-def ablated_network(
-    net: Network, units: Sequence[Unit], mode: str = "zero", reference: np.ndarray | None = None
-) -> Network:
-    """A copy of ``net`` with every listed unit ablated in its weights.
-
-    Applies ``sweep.kernels.ablated_neuron_network`` unit by unit, with replacement values
-    (``sweep.kernels.unit_replacements``; for ``mean`` averaged over ``reference``) taken from
-    the unablated network.
-
-    Parameters
-    ----------
-    units : sequence of (layer, unit)
-    reference : ndarray of shape (n_ref, n_features), optional — required for ``mean``
-    """
-    values = unit_replacements(net, mode, reference)
-    ablated = net
-    for layer, unit in units:
-        ablated = ablated_neuron_network(ablated, layer, unit, mode, float(values[layer][unit]))
-    return ablated
 
 
 class PredictionChange(NamedTuple):
@@ -64,17 +37,17 @@ class PredictionChange(NamedTuple):
 
 
 def prediction_change(
-    net: Network,
+    net: Network | TorchNetwork,
     X: np.ndarray,
     y: np.ndarray,
     units: Sequence[Unit],
     mode: str = "zero",
     reference: np.ndarray | None = None,
 ) -> PredictionChange:
-    """Which rows of ``(X, y)`` ablating ``units`` together fixes and breaks."""
-    base = net.classes[predicted_index(forward(net, X))]
-    ablated_net = ablated_network(net, units, mode, reference)
-    ablated = net.classes[predicted_index(forward(ablated_net, X))]
+    """Which rows of ``(X, y)`` ablating ``units`` together fixes and breaks (units given as
+    (layer, unit); ``reference`` (n_ref, n_features) for ``mean``)."""
+    (before, _), (after, _) = joint_outcomes(net, X, y, units, mode, reference)
+    base, ablated = net.classes[before], net.classes[after]
     right, right_after = base == y, ablated == y
     return PredictionChange(
         base, ablated, np.flatnonzero(~right & right_after), np.flatnonzero(right & ~right_after)
@@ -83,7 +56,7 @@ def prediction_change(
 
 def heldout_pruning(
     df: pd.DataFrame,
-    net: Network,
+    net: Network | TorchNetwork,
     X_test: np.ndarray,
     y_test: np.ndarray,
     mode: str = "zero",

@@ -29,7 +29,7 @@ from analysis.stats import (
     t_interval,
 )
 from analysis.study import NetworkKey, Study
-from sweep.kernels import Flips, hidden_activations
+from sweep.kernels import Flips, unit_outputs
 
 ACROSS_SEEDS: list[str] = ["dataset", "model", "mode", "split", "layer"]
 """Groups compared across seeds."""
@@ -213,7 +213,7 @@ def matching_table(study: Study, neurons: pd.DataFrame) -> pd.DataFrame:
         if len(keys) < 2:
             continue
         X_ref = study.split(keys[0], "test")[0]
-        activations = {k.seed: hidden_activations(study.network(k), X_ref) for k in keys}
+        activations = {k.seed: unit_outputs(study.network(k), X_ref) for k in keys}
         for (mode, split), rows in group.groupby(["mode", "split"], sort=True):
             matched = seed_matching(rows, activations)
             frames.append(matched.assign(dataset=dataset, model=model, mode=mode, split=split))

@@ -11,7 +11,7 @@ from sweep.data.datasets import (
     load_dataset,
     reference_inputs,
 )
-from sweep.data.models import artifact_exists, load_network
+from sweep.data.models import artifact_exists, load_network, read_artifact
 
 __all__ = [
     "DATASETS",
@@ -20,5 +20,6 @@ __all__ = [
     "image_shape",
     "load_dataset",
     "load_network",
+    "read_artifact",
     "reference_inputs",
 ]

@@ -17,13 +17,16 @@ pyarrow or any other part of :mod:`sweep` (an import contract, tested). Every ke
 - :mod:`~sweep.kernels.knockout`: the smallest unit set that knocks one class out
 - :mod:`~sweep.kernels.unitstats` (statistics registry), :mod:`~sweep.kernels.metrics`,
   :mod:`~sweep.kernels.selection`, :mod:`~sweep.kernels.oracle` (the naive reference)
+- :mod:`~sweep.kernels.torchnet`: any PyTorch network's units (sites, modes, the hooked
+  oracle, the resumed-forward kernel); ``neuron_flips``, ``ablate_joint``, ``joint_outcomes``,
+  ``unit_statistics`` and ``unit_outputs`` take a :class:`TorchNetwork` too
 """
 
 from sweep.kernels.backend import network_to_numpy, to_backend, to_numpy
 from sweep.kernels.basestate import TIE_TOLERANCE, BaseState, prepare
 from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumulative_rows, grid
 from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS, Flips
-from sweep.kernels.joint import ablate_joint, as_units
+from sweep.kernels.joint import ablate_joint, as_units, joint_outcomes, running_pass, unit_values
 from sweep.kernels.knockout import KNOCKOUT_COLUMNS, class_knockout
 from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, mcnemar_p
 from sweep.kernels.modes import (
@@ -46,11 +49,25 @@ from sweep.kernels.network import (
 from sweep.kernels.neurons import NEURON_COLUMNS, ablate_neurons, neuron_flips
 from sweep.kernels.orders import ORDER_KEYS, make_order, scope_units
 from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, pair_count
-from sweep.kernels.running import PrunedPass
 from sweep.kernels.pruning import PRUNING_COLUMNS, PRUNING_METHODS, pruning_path, removal_limit
+from sweep.kernels.running import PrunedPass
 from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
 from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network
-from sweep.kernels.unitstats import QUANTIZERS, STATISTICS, UNIT_COLUMNS, unit_statistics
+from sweep.kernels.torchnet import (
+    TorchNetwork,
+    TorchUnitSet,
+    incoming_weights,
+    mode_values,
+    torch_predictions,
+)
+from sweep.kernels.unitstats import (
+    QUANTIZERS,
+    STATISTICS,
+    UNIT_COLUMNS,
+    fire_thresholds,
+    unit_outputs,
+    unit_statistics,
+)
 
 __all__ = [
     "ACTIVATIONS",
@@ -75,38 +92,48 @@ __all__ = [
     "Flips",
     "Network",
     "PrunedPass",
+    "TorchNetwork",
+    "TorchUnitSet",
     "ablate_joint",
     "ablate_neurons",
     "ablate_pairs",
     "ablate_synapses",
-    "ablation_metrics",
     "ablated_neuron_network",
-    "ablated_units_network",
     "ablated_synapse_network",
+    "ablated_units_network",
+    "ablation_metrics",
     "as_units",
     "class_index",
     "class_knockout",
     "cumulative_curve",
     "cumulative_rows",
+    "fire_thresholds",
     "forward",
     "forward_pass",
     "grid",
     "hidden_activations",
+    "incoming_weights",
+    "joint_outcomes",
     "make_order",
     "mcnemar_p",
+    "mode_values",
     "network_to_numpy",
-    "pair_count",
     "neuron_flips",
     "neuron_mode",
+    "pair_count",
     "predicted_index",
     "prepare",
     "pruning_path",
     "removal_limit",
     "replacement_values",
+    "running_pass",
     "scope_units",
     "select_synapses",
     "to_backend",
     "to_numpy",
+    "torch_predictions",
+    "unit_outputs",
     "unit_replacements",
     "unit_statistics",
+    "unit_values",
 ]

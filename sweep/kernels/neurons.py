@@ -40,6 +40,7 @@ from sweep.kernels.engine import (
 from sweep.kernels.modes import ablated_neuron_network, neuron_mode, replacement_values
 from sweep.kernels.network import Network
 from sweep.kernels.screen import Screen, column_chunks, make_screen, may_flip, nonzero_pairs, over
+from sweep.kernels.torchnet import TorchNetwork, torch_unit_flips
 
 NEURON_COLUMNS: dict[str, str] = {"layer": "int64", "unit": "int64"}
 """Identifying columns of :func:`ablate_neurons`, before the metric columns."""
@@ -166,7 +167,7 @@ def ablate_neurons(
 
 
 def neuron_flips(
-    net: Network,
+    net: Network | TorchNetwork,
     X: Any,
     y: np.ndarray,
     layer: int,
@@ -185,7 +186,8 @@ def neuron_flips(
 
     Parameters
     ----------
-    net, X, y, layer, units, mode, reference, base : as for :func:`ablate_neurons`
+    net, X, y, layer, units, mode, reference, base : as for :func:`ablate_neurons`; a torch
+        network's units (``base`` unused) go to :func:`sweep.kernels.torchnet.torch_unit_flips`
 
     Returns
     -------
@@ -202,6 +204,8 @@ def neuron_flips(
     >>> flips.ablation.tolist(), flips.row.tolist(), flips.fixed.tolist()  # unit 0 breaks row 0
     ([0], [0], [False])
     """
+    if isinstance(net, TorchNetwork):
+        return torch_unit_flips(net, X, y, layer, units, mode, reference)
     collected: list[Flips] = []
     ablate_neurons(net, X, y, layer, units, mode, reference, metrics="accuracy", base=base,
                    flips=collected)

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from sweep.kernels.engine import Flips
 from sweep.kernels.metrics import ablation_metrics, sample_log_loss
 
 TIE_TOLERANCE = 1e-9
@@ -269,6 +270,60 @@ def hooked_logits(net: TorchNetwork, x: Any, layer: int, units: Sequence[int], v
     return logits.reshape(len(units), n, -1)
 
 
+def _predicted(logits: Any) -> np.ndarray:
+    """Predicted class index per row of logits ``(..., n, k)``: the argmax of the softmax."""
+    import torch
+
+    return torch.softmax(logits, dim=-1).numpy().argmax(axis=-1)
+
+
+def torch_predictions(net: TorchNetwork, X: Any) -> np.ndarray:
+    """The unablated network's predicted class index per row of ``X`` (n, n_features), shape ``(n,)``."""
+    parts = [_predicted(site_outputs(net.module, net.images(X[lo : lo + 4096]), [])[0])
+             for lo in range(0, len(X), 4096)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def site_activations(net: TorchNetwork, X: Any) -> list[np.ndarray]:
+    """Each unit's output per row of ``X`` (n, n_features): per site an array of shape
+    ``(n, width)``, a convolution channel's output being the mean of its map over positions
+    (the counterpart of :func:`sweep.kernels.network.hidden_activations`)."""
+    per_site: list[list[np.ndarray]] = [[] for _ in net.sites]
+    for lo in range(0, len(X), 4096):
+        _, outputs = site_outputs(net.module, net.images(X[lo : lo + 4096]), net.sites)
+        for layer, (site, out) in enumerate(zip(net.sites, outputs)):
+            out = out.movedim(site.axis, 1)
+            per_site[layer].append(out.reshape(out.shape[0], out.shape[1], -1).mean(dim=2).numpy())
+    return [np.concatenate(chunks) for chunks in per_site]
+
+
+def incoming_weights(net: TorchNetwork, layer: int) -> np.ndarray:
+    """The weights into each unit of site ``layer``: those of the site's module when it has
+    them, else of the last convolution or linear layer registered before it (an activation
+    site's), units first: shape ``(width, C_in, kh, kw)`` for a convolution (its filters),
+    ``(width, n_in)`` for a linear layer.
+
+    Raises
+    ------
+    ValueError
+        If no convolution or linear layer comes before the site, or its output count is not
+        the site's width.
+    """
+    import torch
+
+    site = net.sites[layer]
+    last = None
+    for name, m in net.module.named_modules():
+        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)):
+            last = m
+        if name == site.module:
+            break
+    if last is None or last.weight.shape[0] != net.widths[layer]:
+        raise ValueError(f"unit site {site} has no convolution or linear layer of {net.widths[layer]} outputs "
+                         "before it: its units have no incoming weights to show")
+    return last.weight.detach().double().numpy().copy()
+
+
 def _outcome(logits: Any, y_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Predicted index and clipped log-loss per row, from logits ``(..., n, k)``."""
     import torch
@@ -462,6 +517,7 @@ def ablate_torch_units(
     base: TorchBase | None = None,
     values: Any = None,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+    flips: list[Flips] | None = None,
 ) -> dict[str, np.ndarray]:
     """Ablate each listed unit of site ``layer`` on its own and measure on ``(X, y)``.
 
@@ -478,6 +534,9 @@ def ablate_torch_units(
     values : tensor of shape (width, *unit_shape), optional — the site's
         :func:`mode_values` in ``mode``, when already computed
     chunk_elements : int — about the largest number of elements of one resumed batch
+    flips : list, optional — receives the per-image outcomes (:class:`~sweep.kernels.Flips`,
+        ``ablation`` indexing ``units``): every decision is settled per row here, so they cost
+        one comparison
 
     Returns
     -------
@@ -517,6 +576,10 @@ def ablate_torch_units(
                     logits[lo : lo + len(part)] = hooked_logits(net, base.x, layer, part, values)
         _settle_ties(net, base, layer, units, values, logits)
     pred, loss = _outcome(logits, base.y_index)
+    if flips is not None:
+        right_before, right = base.pred == base.y_index, pred == base.y_index
+        ablation, row = np.nonzero(right != right_before[None])
+        flips.append(Flips.concat([Flips(ablation, row, right[ablation, row])]))
     columns = {"layer": np.full(len(units), layer, dtype=np.int64), "unit": units}
     columns.update(ablation_metrics(base.y_index, base.pred, base.loss, pred, loss, len(net.classes)))
     return columns
@@ -613,30 +676,18 @@ class TorchUnitSet:
         return _outcome(self.logits(), self.base.y_index)
 
 
-def torch_unit_statistics(
-    net: TorchNetwork, X: Any, y: np.ndarray, quantizer: str = "binary", n_bins: int = 2
-) -> dict[str, np.ndarray]:
-    """:data:`~sweep.kernels.unitstats.UNIT_COLUMNS` of every unit of every site on ``(X, y)``.
+def torch_unit_flips(
+    net: TorchNetwork, X: Any, y: np.ndarray, layer: int, units: np.ndarray, mode: str = "zero",
+    reference: Any = None,
+) -> Flips:
+    """The images each unit of site ``layer`` fixes and breaks when ablated alone (the torch
+    counterpart of :func:`sweep.kernels.neuron_flips`, from :func:`ablate_torch_units`).
 
-    A convolution channel's output on an image is the mean of its map over positions (a
-    linear unit's is its value); a unit "fires" when that exceeds its ``zero``-mode value
-    (``act(0)`` at an activation site).
+    Returns
+    -------
+    Flips
+        Arrays of shape ``(m,)``, sorted by (ablation, row); ``ablation`` indexes ``units``.
     """
-    from sweep.kernels.unitstats import UNIT_COLUMNS, layer_statistics
-
-    y_index = class_index_of(net, y)
-    zero = mode_values(net, "zero")
-    per_site: list[list[Any]] = [[] for _ in net.sites]
-    for lo in range(0, len(y), 4096):
-        _, outputs = site_outputs(net.module, net.images(X[lo : lo + 4096]), net.sites)
-        for layer, (site, out) in enumerate(zip(net.sites, outputs)):
-            out = out.movedim(site.axis, 1)
-            per_site[layer].append(out.reshape(out.shape[0], out.shape[1], -1).mean(dim=2).numpy())
-    parts = []
-    for layer, chunks in enumerate(per_site):
-        a = np.concatenate(chunks)
-        stats = layer_statistics(a, y_index, len(net.classes), quantizer, float(zero[layer].flatten()[0]), n_bins)
-        stats["layer"] = np.full(a.shape[1], layer, dtype=np.int64)
-        stats["unit"] = np.arange(a.shape[1], dtype=np.int64)
-        parts.append(stats)
-    return {c: np.concatenate([s[c] for s in parts]) for c in UNIT_COLUMNS}
+    collected: list[Flips] = []
+    ablate_torch_units(net, X, y, layer, units, mode, reference, flips=collected)
+    return collected[0]

@@ -15,7 +15,7 @@ import numpy as np
 
 from sweep.kernels.backend import to_numpy
 from sweep.kernels.network import Network, class_index, hidden_activations
-
+from sweep.kernels.torchnet import TorchNetwork, mode_values, site_activations
 
 # --------------------------------------------------------------------------- information
 
@@ -234,8 +234,27 @@ def layer_statistics(
     return {name: statistic(summary) for name, statistic in STATISTICS.items()}
 
 
+def unit_outputs(net: Network | TorchNetwork, X: Any) -> list[np.ndarray]:
+    """Each hidden unit's output per row of ``X`` (n_samples, n_features), numpy: per layer an
+    array of shape ``(n_samples, hidden_sizes[l])``. An MLP's are its hidden activations; a
+    torch network's are its sites' outputs, a convolution channel's being the mean of its map
+    (:func:`sweep.kernels.torchnet.site_activations`)."""
+    if isinstance(net, TorchNetwork):
+        return site_activations(net, X)
+    return [to_numpy(a) for a in hidden_activations(net, X)]
+
+
+def fire_thresholds(net: Network | TorchNetwork) -> list[float]:
+    """Per hidden layer, the output above which a unit "fires": ``act(0)`` of an MLP's
+    activation (0.5 for logistic); a torch site's ``zero``-mode value (``act(0)`` at an
+    activation site, 0 at a convolution or linear one)."""
+    if isinstance(net, TorchNetwork):
+        return [float(v.flatten()[0]) for v in mode_values(net, "zero")]
+    return [float(net.act.at_zero)] * len(net.hidden_sizes)
+
+
 def unit_statistics(
-    net: Network,
+    net: Network | TorchNetwork,
     X: Any,
     y: np.ndarray,
     quantizer: str = "binary",
@@ -247,12 +266,13 @@ def unit_statistics(
     Parameters
     ----------
     net : Network — numpy or torch weights, same backend as ``X`` (the forward pass runs
-        there; the count tables on the CPU)
+        there; the count tables on the CPU); or a :class:`~sweep.kernels.torchnet.TorchNetwork`
+        (a unit's output on an image: :func:`unit_outputs`)
     X : array of shape (n_samples, n_features)
     y : ndarray of shape (n_samples,) — class labels
     quantizer, n_bins : see :func:`layer_statistics`
-    threshold : float, optional — firing threshold; default ``act(0)`` of the network's
-        activation (0.5 for logistic), so a unit "fires" when its output exceeds it
+    threshold : float, optional — firing threshold; default :func:`fire_thresholds`, so a
+        unit "fires" when its output exceeds its value at zero input weights
 
     Returns
     -------
@@ -263,9 +283,10 @@ def unit_statistics(
     y_index = class_index(net, y)
     n_classes = len(net.classes)
     per_layer = []
-    threshold = net.act.at_zero if threshold is None else threshold
-    for layer, a in enumerate(hidden_activations(net, X)):
-        stats = layer_statistics(to_numpy(a), y_index, n_classes, quantizer, threshold, n_bins)
+    outputs = unit_outputs(net, X)
+    thresholds = fire_thresholds(net) if threshold is None else [threshold] * len(outputs)
+    for layer, (a, at) in enumerate(zip(outputs, thresholds)):
+        stats = layer_statistics(a, y_index, n_classes, quantizer, at, n_bins)
         stats["layer"] = np.full(a.shape[1], layer, dtype=np.int64)
         stats["unit"] = np.arange(a.shape[1], dtype=np.int64)
         per_layer.append(stats)

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sweep.kernels import UNIT_COLUMNS, unit_statistics
-from sweep.kernels.torchnet import TorchNetwork, torch_unit_statistics
 from sweep.kinds.base import Columns, DataArrays, ModelInputs, Plan, PlanInputs, ResultKind
 from sweep.results.shards import Shard
 from sweep.results.store import ResultStore
@@ -41,10 +40,7 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     exceeds ``act(0)`` (0 for ReLU and tanh, 0.5 for logistic)."""
     X, y = data.splits[shard.split]
     settings = model.settings
-    if isinstance(model.net, TorchNetwork):  # a channel's output per image: its map's mean
-        columns = torch_unit_statistics(model.net, X, y, quantizer=settings.quantizer, n_bins=settings.n_bins)
-    else:
-        columns = unit_statistics(model.net, X, y, quantizer=settings.quantizer, n_bins=settings.n_bins)
+    columns = unit_statistics(model.net, X, y, quantizer=settings.quantizer, n_bins=settings.n_bins)
     effects = model.effects.get("zero")
     by_unit = {} if effects is None else dict(zip(zip(effects["layer"], effects["unit"]), effects["effect"]))
     columns["effect"] = np.array([by_unit.get(key, np.nan) for key in zip(columns["layer"], columns["unit"])])
