@@ -23,7 +23,14 @@ from sweep.kernels.basestate import TIE_TOLERANCE, BaseState, prepare
 from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumulative_rows, grid
 from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS, Flips
 from sweep.kernels.joint import ablate_joint, as_units
-from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, mcnemar_p
+from sweep.kernels.metrics import (
+    DRAW_COLUMNS,
+    METRIC_COLUMNS,
+    ablation_metrics,
+    mcnemar_p,
+    mean_over_draws,
+    no_draws,
+)
 from sweep.kernels.modes import (
     NEURON_MODES,
     ablated_neuron_network,
@@ -54,6 +61,7 @@ __all__ = [
     "ACTIVATIONS",
     "CUMULATIVE_COLUMNS",
     "DEFAULT_CHUNK_ELEMENTS",
+    "DRAW_COLUMNS",
     "METRIC_COLUMNS",
     "METRIC_SETS",
     "NEURON_COLUMNS",
@@ -90,7 +98,9 @@ __all__ = [
     "hidden_activations",
     "make_order",
     "mcnemar_p",
+    "mean_over_draws",
     "network_to_numpy",
+    "no_draws",
     "pair_count",
     "neuron_flips",
     "neuron_mode",

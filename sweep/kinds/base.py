@@ -11,22 +11,27 @@ routines to workers, tests call them in-process.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from sweep.data.datasets import DatasetSplits, reference_inputs
-from sweep.kernels import network_to_numpy, neuron_mode, prepare, to_numpy, unit_replacements
-from sweep.kernels.basestate import BaseState
+from sweep.kernels import (
+    NEURON_MODES,
+    network_to_numpy,
+    neuron_mode,
+    prepare,
+    to_numpy,
+    unit_replacements,
+)
 from sweep.kernels.network import Network
 from sweep.kernels.torchnet import TorchNetwork, mode_values, prepare_torch
 from sweep.results.shards import NetworkShape, RunKey, Shard
 from sweep.results.store import ResultStore, StoreError
 from sweep.spec import AblationSettings, RunSpec
-
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
@@ -47,6 +52,17 @@ def check_layers(layers: list[int] | None, count: int, what: str) -> None:
             raise ValueError(f"ablation.layers has {layer}; the model has {count} {what}: 0..{count - 1}")
 
 
+def check_constant_modes(modes: list[str], ablation: str) -> None:
+    """Raise ValueError if ``modes`` has a per-image mode (``resample``): ``ablation`` removes
+    units from a running pass (:class:`~sweep.kernels.PrunedPass`), one value per unit."""
+    per_image = [m for m in modes if neuron_mode(m).per_image]
+    if per_image:
+        constant = ", ".join(m for m in NEURON_MODES if not NEURON_MODES[m].per_image)
+        raise ValueError(f"ablation.modes has {per_image[0]}, which gives every image its own value; "
+                         f"ablation={ablation} takes one value per unit ({constant}): run {per_image[0]} "
+                         "with ablation=neurons")
+
+
 # --------------------------------------------------------------------------- worker inputs
 
 
@@ -63,7 +79,7 @@ class DataArrays:
     splits: dict[str, tuple[Any, np.ndarray]]
 
     @classmethod
-    def from_splits(cls, data: DatasetSplits) -> "DataArrays":
+    def from_splits(cls, data: DatasetSplits) -> DataArrays:
         return cls({"train": (data.X_train, data.y_train), "val": (data.X_val, data.y_val),
                     "test": (data.X_test, data.y_test)})
 
@@ -228,6 +244,9 @@ class ResultKind:
     compute : Routine
     summary : Summary, optional
     summary_title : str — the line above the summary table
+    added_settings : tuple of str — row-changing settings added after parts of the kind were
+        first written: they enter the fingerprint only when set away from their default, so
+        those parts keep theirs
     """
 
     name: str
@@ -238,6 +257,15 @@ class ResultKind:
     compute: Routine
     summary: Summary | None = None
     summary_title: str = ""
+    added_settings: tuple[str, ...] = ()
+
+    def row_settings(self, settings: AblationSettings) -> dict[str, Any]:
+        """The settings of ``settings`` that change this kind's rows (the fingerprint's)."""
+        defaults = {f.name: f.default for f in fields(settings)}
+        chosen = {name: getattr(settings, name) for name in self.settings}
+        chosen.update({name: getattr(settings, name) for name in self.added_settings
+                       if getattr(settings, name) != defaults[name]})
+        return chosen
 
     @property
     def schema(self) -> pa.Schema:

@@ -20,6 +20,7 @@ from sweep.kinds.base import (
     Plan,
     PlanInputs,
     ResultKind,
+    check_constant_modes,
     measured_splits,
     validation_rows,
 )
@@ -58,6 +59,7 @@ class CumulativeSettings(AblationSettings):
     n_bins: int = field(default=2, metadata={"interval": (2, None, True)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
+        check_constant_modes(self.modes, "cumulative")
         scopes = ["network", EVERY_LAYER, *(f"layer{i}" for i in range(len(hidden_sizes)))]
         for scope in self.scopes:
             if scope not in scopes:

@@ -24,6 +24,7 @@ from sweep.kinds.base import (
     Plan,
     PlanInputs,
     ResultKind,
+    check_constant_modes,
     replacements,
 )
 from sweep.kinds.neuron import neuron_cost
@@ -56,6 +57,7 @@ class KnockoutSettings(AblationSettings):
     chance: Optional[float] = field(default=None, metadata={"interval": (0.0, 1.0, True, True)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
+        check_constant_modes(self.modes, "class_knockout")
         if not has_val:
             raise ValueError(f"ablation=class_knockout chooses every unit on the validation split, but {NEEDS_VAL}")
         if self.splits is not None:

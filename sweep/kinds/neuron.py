@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from sweep.kernels import METRIC_COLUMNS, METRIC_SETS, NEURON_COLUMNS, NEURON_MODES, ablate_neurons
+from sweep.kernels import (
+    DRAW_COLUMNS,
+    METRIC_COLUMNS,
+    METRIC_SETS,
+    NEURON_COLUMNS,
+    NEURON_MODES,
+    ablate_neurons,
+    mean_over_draws,
+    neuron_mode,
+    no_draws,
+)
+from sweep.kernels.modes import drawn_values
 from sweep.kernels.torchnet import TorchNetwork, ablate_torch_units
 from sweep.kinds.base import (
     Ablation,
@@ -33,14 +44,18 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class NeuronSettings(AblationSettings):
-    """``ablation=neurons``: ``modes`` (zero: the paper's; remove; mean), ``metrics`` (full:
-    every column exact; accuracy: loss NaN, provably unchanged rows skipped), ``layers``
-    (hidden layers, all when null)."""
+    """``ablation=neurons``: ``modes`` (:data:`~sweep.kernels.NEURON_MODES`; zero: the
+    paper's), ``metrics`` (full: every column exact; accuracy: loss NaN, provably unchanged
+    rows skipped), ``layers`` (hidden layers, all when null), ``resample_draws`` (a per-image
+    mode's draws, averaged; their sd kept) and ``resample_seed`` (their seed; null: the
+    model's seed), both recorded in every row of such a mode."""
 
     kind: str = "neurons"
     metrics: str = field(default="full", metadata={"choices": METRIC_SETS})
     modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
     layers: Optional[list[int]] = None
+    resample_draws: int = field(default=3, metadata={"interval": (1, None, True)})
+    resample_seed: Optional[int] = field(default=None, metadata={"interval": (0, None, True)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
         check_layers(self.layers, len(hidden_sizes), "hidden layers")
@@ -88,11 +103,21 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
             model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
             base=base_state(model, data, shard.split), values=replacements(model, data, shard.mode)[shard.layer],
         )
-    return ablate_neurons(
-        model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
-        metrics=model.settings.metrics, base=base_state(model, data, shard.split),
-        replacement=replacements(model, data, shard.mode)[shard.layer],
-    )
+    values = replacements(model, data, shard.mode)[shard.layer]
+
+    def measured(replacement: np.ndarray) -> Columns:
+        return ablate_neurons(
+            model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
+            metrics=model.settings.metrics, base=base_state(model, data, shard.split), replacement=replacement,
+        )
+
+    if not neuron_mode(shard.mode).per_image:
+        return {**measured(values), **no_draws(shard.stop - shard.start)}
+    settings = model.settings
+    seed = shard.run.seed if settings.resample_seed is None else settings.resample_seed
+    draws = [measured(drawn_values([values], shard.mode, len(y), seed, draw)[0])
+             for draw in range(settings.resample_draws)]
+    return mean_over_draws(draws, seed)
 
 
 def category_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -109,9 +134,10 @@ def category_counts(df: pd.DataFrame) -> pd.DataFrame:
 
 KIND = ResultKind(
     name="neuron",
-    columns={"mode": "str", "split": "str", **NEURON_COLUMNS, **METRIC_COLUMNS},
+    columns={"mode": "str", "split": "str", **NEURON_COLUMNS, **METRIC_COLUMNS, **DRAW_COLUMNS},
     constants=("mode", "split"),
     settings=("metrics",),
+    added_settings=("resample_draws", "resample_seed"),
     plan=plan,
     compute=compute,
     summary=category_counts,

@@ -28,6 +28,7 @@ from sweep.kinds.base import (
     Plan,
     PlanInputs,
     ResultKind,
+    check_constant_modes,
     base_state,
     check_layers,
     measured_splits,
@@ -58,6 +59,7 @@ class PairSettings(AblationSettings):
     shard_cost: float = field(default=1e11, metadata={"interval": (0.0, None, False)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
+        check_constant_modes(self.modes, "pairs")
         check_layers(self.layers, len(hidden_sizes), "hidden layers")
         if self.top_k is None:
             return

@@ -29,6 +29,7 @@ from sweep.kinds.base import (
     Plan,
     PlanInputs,
     ResultKind,
+    check_constant_modes,
     replacements,
 )
 from sweep.kinds.neuron import neuron_cost
@@ -65,6 +66,7 @@ class PruningSettings(AblationSettings):
     repetitions: int = field(default=5, metadata={"interval": (1, None, True)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
+        check_constant_modes(self.modes, "pruning")
         if not has_val:
             raise ValueError(f"ablation=pruning chooses every unit on the validation split, but {NEEDS_VAL}")
         if self.splits is not None:
