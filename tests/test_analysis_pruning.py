@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.sections.heldout import ablated_network, heldout_pruning, prediction_change
-from sweep.kernels import NEURON_MODES, ablate_neurons
+from sweep.kernels import NEURON_MODES, ablate_neurons, constant_modes
 from sweep.data.datasets import DatasetSplits, load_dataset
 from sweep.data.models import load_model
 from sweep.kernels.network import Network, forward, predicted_index
@@ -22,10 +22,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Network, DatasetS
     return train_network(0, path), load_dataset(**DIGITS_PARAMS), path
 
 
-@pytest.mark.parametrize("mode", NEURON_MODES)
+@pytest.mark.parametrize("mode", constant_modes())
 def test_single_unit_matches_the_kernel(trained, mode: str) -> None:
     net, data, _ = trained
-    reference = data.X_train if mode == "mean" else None
+    reference = data.X_train if NEURON_MODES[mode].needs_reference else None
     cols = ablate_neurons(net, data.X_test, data.y_test, 1, np.arange(16), mode, reference)
     for unit in range(16):
         change = prediction_change(net, data.X_test, data.y_test, [(1, unit)], mode, reference)

@@ -79,9 +79,10 @@ POINT_MASS = 0.5
 
 def peak_value(outputs: np.ndarray) -> float:
     """The mode of one unit's outputs: the centre of the fullest bin of a histogram with the
-    Freedman-Diaconis bin rule (``numpy.histogram_bin_edges(..., bins="fd")``; the first
-    fullest bin on ties), unless one exact value holds at least :data:`POINT_MASS` of that
-    bin (a ReLU unit's 0, a constant unit: one bin) — then that value (the smallest on ties).
+    Freedman-Diaconis bin rule (width ``2 IQR / n^(1/3)``, as ``bins="fd"`` of numpy, capped at
+    ``n`` bins; one bin when the IQR is 0; the first fullest bin on ties), unless one exact
+    value holds at least :data:`POINT_MASS` of that bin (a ReLU unit's 0, a constant unit)
+    — then that value (the smallest on ties).
 
     Parameters
     ----------
@@ -94,7 +95,11 @@ def peak_value(outputs: np.ndarray) -> float:
     >>> peak_value(np.full(4, 0.5))  # constant
     0.5
     """
-    edges = np.histogram_bin_edges(outputs, bins="fd")
+    low, high = np.percentile(outputs, [25, 75])
+    width = 2.0 * (high - low) / len(outputs) ** (1 / 3)
+    span = float(outputs.max() - outputs.min())
+    bins = min(int(np.ceil(span / width)), len(outputs)) if width > 0 else 1
+    edges = np.histogram_bin_edges(outputs, bins=max(bins, 1))
     which = np.clip(np.searchsorted(edges, outputs, side="right") - 1, 0, len(edges) - 2)
     fullest = int(np.argmax(np.bincount(which, minlength=len(edges) - 1)))
     values, counts = np.unique(outputs[which == fullest], return_counts=True)
@@ -133,6 +138,12 @@ NEURON_MODES: dict[str, NeuronMode] = {
     ),
 }
 """Neuron modes by name; iterating gives the names."""
+
+
+def constant_modes() -> tuple[str, ...]:
+    """The modes with one value per unit (not :attr:`NeuronMode.per_image`): those the
+    running pass (:class:`~sweep.kernels.running.PrunedPass`) takes."""
+    return tuple(name for name, mode in NEURON_MODES.items() if not mode.per_image)
 
 
 def neuron_mode(name: str) -> NeuronMode:

@@ -62,13 +62,23 @@ class PrunedPass:
     mode: str
     _state: BaseState | None = None
 
+    def __post_init__(self) -> None:
+        self.check(self.mode)
+
+    @staticmethod
+    def check(mode: str) -> None:
+        """Raise ValueError for an unknown mode or a per-image one, before any work."""
+        if neuron_mode(mode).per_image:
+            raise ValueError(f"mode {mode!r} gives every image its own value; the running pass (cumulative, "
+                             "pairs, pruning, class knockout, joint ablations, the explorer) takes one value per unit")
+
     @classmethod
     def start(
         cls, net: Network, X: Any, y: np.ndarray, values: list[np.ndarray], mode: str
     ) -> PrunedPass:
         """The unpruned pass of ``net`` (numpy or torch, same backend as ``X``) on ``(X, y)``."""
         xp = namespace(X)
-        neuron_mode(mode)  # an unknown mode fails here, before any work
+        cls.check(mode)
         inputs, pre = forward_pass(net, X)
         hidden = [xp.asarray(h, copy=True) for h in inputs[1:]]  # identity: never alias pre
         return cls(net, network_to_numpy(net), [X, *hidden], list(pre), np.asarray(y), values, mode)

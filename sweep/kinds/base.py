@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from sweep.data.datasets import DatasetSplits, reference_inputs
 from sweep.kernels import (
-    NEURON_MODES,
+    constant_modes,
     network_to_numpy,
     neuron_mode,
     prepare,
@@ -57,7 +57,7 @@ def check_constant_modes(modes: list[str], ablation: str) -> None:
     units from a running pass (:class:`~sweep.kernels.PrunedPass`), one value per unit."""
     per_image = [m for m in modes if neuron_mode(m).per_image]
     if per_image:
-        constant = ", ".join(m for m in NEURON_MODES if not NEURON_MODES[m].per_image)
+        constant = ", ".join(constant_modes())
         raise ValueError(f"ablation.modes has {per_image[0]}, which gives every image its own value; "
                          f"ablation={ablation} takes one value per unit ({constant}): run {per_image[0]} "
                          "with ablation=neurons")
