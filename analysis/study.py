@@ -31,7 +31,8 @@ from analysis.load import (
     runs_table,
 )
 from sweep.data import DatasetSplits, image_shape, reference_inputs
-from sweep.kernels import NEURON_MODES, Flips, Network, forward, neuron_flips, predicted_index
+from sweep.kernels import NEURON_MODES, Flips, Network, forward, neuron_flips, predicted_index, unit_replacements
+from sweep.kernels.modes import drawn_values
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 """Splits a row may be measured on, as named in the ``split`` column."""
@@ -161,11 +162,12 @@ class Study:
         """The unablated network's predicted class index per row of a split, shape ``(n,)``."""
         return self._predictions(key, split)
 
-    def flips(self, key: NetworkKey, layer: int, mode: str, split: str = "test") -> Flips:
+    def flips(self, key: NetworkKey, layer: int, mode: str, split: str = "test", seed: int = 0) -> Flips:
         """The images each unit of ``layer`` fixes and breaks when removed (every unit, in
         index order: ``ablation`` is the unit), computed once per (network, layer, mode,
-        split) with :func:`sweep.kernels.neuron_flips`."""
-        return self._flips(key, layer, mode, split)
+        split) with :func:`sweep.kernels.neuron_flips`; a per-image mode's draw 0 of
+        ``seed`` (the rows' ``resample_seed``)."""
+        return self._flips(key, layer, mode, split, seed)
 
     # ------------------------------------------------------------------ caches
 
@@ -199,14 +201,16 @@ class Study:
 
         return self._cached(("predictions", key, split), compute)
 
-    def _flips(self, key: NetworkKey, layer: int, mode: str, split: str) -> Flips:
+    def _flips(self, key: NetworkKey, layer: int, mode: str, split: str, seed: int) -> Flips:
         def compute() -> Flips:
             net = self.network(key)
             X, y = self.split(key, split)
             units = np.arange(net.hidden_sizes[layer])
-            return neuron_flips(net, X, y, layer, units, mode, self.reference(key, mode))
+            values = unit_replacements(net, mode, self.reference(key, mode))
+            replacement = drawn_values(values, mode, len(y), seed)[layer]
+            return neuron_flips(net, X, y, layer, units, mode, base=None, replacement=replacement)
 
-        return self._cached(("flips", key, layer, mode, split), compute)
+        return self._cached(("flips", key, layer, mode, split, seed), compute)
 
 
 def network_keys(rows: pd.DataFrame) -> list[NetworkKey]:

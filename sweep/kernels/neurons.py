@@ -186,6 +186,7 @@ def neuron_flips(
     reference: np.ndarray | None = None,
     *,
     base: BaseState | None = None,
+    replacement: np.ndarray | None = None,
 ) -> Flips:
     """The images each unit's removal fixes and breaks: per-image outcomes of
     :func:`ablate_neurons`, exact (near-ties settled as sklearn predicts).
@@ -196,7 +197,7 @@ def neuron_flips(
 
     Parameters
     ----------
-    net, X, y, layer, units, mode, reference, base : as for :func:`ablate_neurons`
+    net, X, y, layer, units, mode, reference, base, replacement : as for :func:`ablate_neurons`
 
     Returns
     -------
@@ -215,5 +216,5 @@ def neuron_flips(
     """
     collected: list[Flips] = []
     ablate_neurons(net, X, y, layer, units, mode, reference, metrics="accuracy", base=base,
-                   flips=collected)
+                   replacement=replacement, flips=collected)
     return collected[0]

@@ -1,0 +1,228 @@
+"""The mode study: does how a neuron is removed (every mode of ``sweep.kernels.NEURON_MODES``)
+change which neurons look helpful or harmful?
+
+Per network and layer, on the test split: the impact distribution under each mode; the rank
+agreement of the per-unit effects between two modes (Spearman), beside each mode's split-half
+reliability (:func:`analysis.noise.split_half_reliability`), whose geometric mean is the
+highest agreement two equally noisy measures of the same per-unit quantity could reach; the
+units whose noise-aware category (:func:`analysis.noise.noise_categories`) differs between the
+two modes; and the cumulative curves by mode when the study has them. Skipped (no section) on
+a study with neuron rows in one mode only.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis import figures as fig
+from analysis.formatting import in_units, value_range
+from analysis.noise import noise_categories, split_half_reliability
+from analysis.sections.base import FAMILY_KEYS, Figure, Page, Section, Table, families, family_label, figure_slug
+from analysis.study import NetworkKey, Study
+from sweep.kernels import NEURON_MODES
+
+SPLIT = "test"
+"""The split every number of the section is measured on."""
+
+N_HALVES = 50
+"""Random halves of the test images behind each split-half reliability."""
+
+UNIT_KEYS: list[str] = ["dataset", "model", "seed", "split", "layer"]
+"""One layer of one network on one split: the units compared across modes."""
+
+
+def mode_order(modes: list[str]) -> list[str]:
+    """``modes`` in the registry's order (:data:`~sweep.kernels.NEURON_MODES`)."""
+    return [m for m in NEURON_MODES if m in set(modes)]
+
+
+def mode_impact(categorized: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and mode: the impact distribution.
+
+    Parameters
+    ----------
+    categorized : DataFrame — neuron rows with ``category`` and ``noise_category``
+        (:func:`~analysis.noise.noise_categories`)
+
+    Returns
+    -------
+    DataFrame
+        ``UNIT_KEYS``, ``mode``, ``n_units``, ``pct_harmful`` / ``pct_helpful`` (sign only),
+        ``n_harmful_noise`` / ``n_helpful_noise`` (distinguishable from noise),
+        ``mean_effect``, ``min_effect``, ``max_effect`` (fractions), ``effect_sd_draws``
+        (the mean sd over a per-image mode's draws; NaN otherwise).
+    """
+    keys = [*UNIT_KEYS, "mode"]
+    sd = categorized["effect_sd"] if "effect_sd" in categorized else pd.Series(np.nan, categorized.index)
+    rows = categorized.assign(
+        harmful=categorized["category"] == "harmful", helpful=categorized["category"] == "helpful",
+        harmful_noise=categorized["noise_category"] == "harmful",
+        helpful_noise=categorized["noise_category"] == "helpful", sd=sd.astype(float))
+    g = rows.groupby(keys, sort=False)
+    table = pd.DataFrame({
+        "n_units": g.size(), "pct_harmful": 100 * g["harmful"].mean(), "pct_helpful": 100 * g["helpful"].mean(),
+        "n_harmful_noise": g["harmful_noise"].sum(), "n_helpful_noise": g["helpful_noise"].sum(),
+        "mean_effect": g["effect"].mean(), "min_effect": g["effect"].min(), "max_effect": g["effect"].max(),
+        "effect_sd_draws": g["sd"].mean(),
+    }).reset_index()
+    table["order"] = table["mode"].map({m: i for i, m in enumerate(NEURON_MODES)})
+    return table.sort_values([*UNIT_KEYS, "order"]).drop(columns="order").reset_index(drop=True)
+
+
+def mode_agreement(categorized: pd.DataFrame, reliability: pd.DataFrame) -> pd.DataFrame:
+    """Per layer and pair of modes: how far the per-unit effects agree.
+
+    Parameters
+    ----------
+    categorized : DataFrame — as for :func:`mode_impact`
+    reliability : DataFrame — ``UNIT_KEYS``, ``mode``, ``reliability`` (split-half,
+        Spearman-Brown corrected, median over halves)
+
+    Returns
+    -------
+    DataFrame
+        ``UNIT_KEYS``, ``mode_a``, ``mode_b``, ``n_units``, ``spearman`` (rho of the two
+        modes' per-unit effects; NaN when one is constant), ``reliability_a``,
+        ``reliability_b``, ``ceiling`` (``sqrt(reliability_a * reliability_b)``),
+        ``n_category_changed`` (units whose noise-aware category differs),
+        ``n_harmful_changed`` (units harmful by sign under one mode only).
+    """
+    rel = reliability.set_index([*UNIT_KEYS, "mode"])["reliability"]
+    out = []
+    for key, layer_rows in categorized.groupby(UNIT_KEYS, sort=True):
+        wide = layer_rows.pivot(index="unit", columns="mode", values=["effect", "noise_category", "category"])
+        for a, b in itertools.combinations(mode_order(list(layer_rows["mode"].unique())), 2):
+            ea, eb = wide["effect"][a].to_numpy(float), wide["effect"][b].to_numpy(float)
+            constant = np.ptp(ea) == 0 or np.ptp(eb) == 0
+            ra, rb = rel.get((*key, a), np.nan), rel.get((*key, b), np.nan)
+            out.append({
+                **dict(zip(UNIT_KEYS, key)), "mode_a": a, "mode_b": b, "n_units": len(ea),
+                "spearman": np.nan if constant else float(stats.spearmanr(ea, eb).statistic),
+                "reliability_a": ra, "reliability_b": rb,
+                "ceiling": float(np.sqrt(ra * rb)) if ra > 0 and rb > 0 else np.nan,
+                "n_category_changed": int((wide["noise_category"][a] != wide["noise_category"][b]).sum()),
+                "n_harmful_changed": int(((wide["category"][a] == "harmful") != (wide["category"][b] == "harmful")).sum()),
+            })
+    return pd.DataFrame(out)
+
+
+def reliabilities(study: Study, rows: pd.DataFrame, n_splits: int = N_HALVES) -> pd.DataFrame:
+    """Split-half reliability of every (layer, mode) of ``rows``' networks on the test split:
+    the median over ``n_splits`` random halves of the Spearman-Brown corrected rho between the
+    halves' per-unit effects (a per-image mode: its first draw, at the rows' seed)."""
+    out = []
+    for key, g in rows.groupby([*UNIT_KEYS, "mode"], sort=True):
+        d = dict(zip([*UNIT_KEYS, "mode"], key))
+        network = NetworkKey(d["dataset"], d["model"], int(d["seed"]))
+        seed = g["resample_seed"].iloc[0] if "resample_seed" in g else None
+        flips = study.flips(network, int(d["layer"]), d["mode"], SPLIT, 0 if pd.isna(seed) else int(seed))
+        halves = split_half_reliability(flips.ablation, flips.row, flips.fixed, int(g["unit"].max()) + 1,
+                                        int(g["n_samples"].iloc[0]), n_splits)
+        out.append({**d, "reliability": float(np.nanmedian(halves["spearman_brown"]))
+                    if halves["spearman_brown"].notna().any() else np.nan})
+    return pd.DataFrame(out, columns=[*UNIT_KEYS, "mode", "reliability"])
+
+
+def cumulative_by_mode(cumulative: pd.DataFrame) -> pd.DataFrame:
+    """The random-order, whole-network cumulative curves on the test split, averaged over
+    seeds and repetitions: ``dataset, model, mode, k, accuracy`` (fraction), ``n_curves``."""
+    rows = cumulative[(cumulative["order"] == "random") & (cumulative["scope"] == "network")
+                      & (cumulative["split"] == SPLIT)]
+    g = rows.groupby(["dataset", "model", "mode", "k"], sort=True)["accuracy"]
+    return pd.DataFrame({"accuracy": g.mean(), "n_curves": g.size()}).reset_index()
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+def _figure(key: dict, rows: pd.DataFrame, curves: pd.DataFrame, page: Page) -> Figure:
+    layers = sorted(rows["layer"].unique())
+    modes = mode_order(list(rows["mode"].unique()))
+    has_curves = not curves.empty
+    figure = fig.new_figure(3.2 * (len(layers) + has_curves), 3.4)
+    axes = figure.subplots(1, len(layers) + has_curves, squeeze=False)[0]
+    for ax, layer in zip(axes, layers):
+        data = [100 * rows[(rows["layer"] == layer) & (rows["mode"] == m)]["effect"].to_numpy() for m in modes]
+        ax.boxplot(data, whis=(0, 100))
+        ax.set_xticks(range(1, len(modes) + 1), modes, rotation=30)
+        ax.axhline(0, color="red", linewidth=0.8)
+        ax.set_title(f"layer {layer}")
+        ax.set_ylabel("effect (pp)")
+    if has_curves:
+        ax = axes[-1]
+        for mode, c in curves.groupby("mode", sort=False):
+            ax.plot(c["k"], 100 * c["accuracy"], label=mode)
+        ax.set_xlabel("units removed (random order)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize="small")
+        ax.set_title("cumulative, by mode")
+    n = int(rows["n_samples"].iloc[0])
+    caption = (f"Single-neuron effects of {family_label(key)} under each mode, every seed pooled: per hidden "
+               f"layer, the spread of the change of {SPLIT} accuracy ({n} images, one image = {100 / n:.2g} pp; "
+               "whiskers: min and max; above the red line: harmful)"
+               + (". Right: test accuracy as random units are removed one by one, mean over seeds and "
+                  "repetitions, one line per mode." if has_curves else "."))
+    path = fig.save_figure(figure, page.figures, figure_slug("modes", *key.values()), page.svg)
+    return Figure(path, caption)
+
+
+def modes_summary(agreement: pd.DataFrame) -> list[str]:
+    """Headline: the rank agreement between modes against the reliability ceiling, and how
+    many units change noise-aware category."""
+    if agreement.empty:
+        return []
+    rho = agreement["spearman"].dropna()
+    ceiling = agreement["ceiling"].dropna()
+    changed = 100 * agreement["n_category_changed"].sum() / agreement["n_units"].sum()
+    below = int((agreement["spearman"] < agreement["ceiling"] - 0.1).sum())
+    against = (f"reliability ceiling {value_range(ceiling, 2)}; {below} of {len(agreement)} layer-and-pair "
+               "comparisons more than 0.1 below it" if len(ceiling) else
+               "no ceiling: no mode's split-half reliability is above 0, the effects are mostly test-image noise")
+    agree = f"Spearman rho {value_range(rho, 2)}" if len(rho) else "no rank correlation (constant effects)"
+    return [f"Mode study: per-unit effects of two modes agree with {agree} ({against}); {changed:.1f} % of "
+            "unit comparisons change noise-aware category when the mode changes."]
+
+
+def build(study: Study, page: Page) -> list[Section]:
+    """The mode study's tables and one figure per network (skipped with fewer than two modes)."""
+    if not study.has("neuron"):
+        return []
+    df = study.rows("neuron")
+    df = df[df["split"] == SPLIT]
+    if df["mode"].nunique() < 2:
+        return []
+    categorized = noise_categories(df, FAMILY_KEYS)
+    impact = mode_impact(categorized)
+    agreement = mode_agreement(categorized, reliabilities(study, df))
+    curves = cumulative_by_mode(study.rows("cumulative")) if study.has("cumulative") else pd.DataFrame()
+    tables = {
+        "mode_impact": Table(
+            in_units(impact, pp=["mean_effect", "min_effect", "max_effect", "effect_sd_draws"]),
+            f"Single-neuron removal per network, layer and mode on the {SPLIT} split: harmful / helpful "
+            "shares by sign, counts distinguishable from test-image noise (exact McNemar, BH q <= 0.05 per "
+            "sweep), the mean, smallest and largest effect, and for a per-image mode the mean sd of the "
+            "effect over its draws."),
+        "mode_agreement": Table(
+            in_units(agreement),
+            "Rank agreement of per-unit effects between two modes (Spearman rho), beside each mode's "
+            f"split-half reliability ({N_HALVES} random halves of the test images, Spearman-Brown corrected, "
+            "median) and their geometric mean, the ceiling two equally noisy measures of one quantity could "
+            "reach; units whose noise-aware category differs between the modes, and units harmful by sign "
+            "under one mode only."),
+    }
+    if not curves.empty:
+        tables["mode_cumulative"] = Table(in_units(curves, pct=["accuracy"]),
+                                          "Cumulative curves by mode (random order, whole network, test): "
+                                          "mean accuracy after k units, over seeds and repetitions.",
+                                          collapsed=True)
+    figures = [_figure(key, g, curves[(curves["dataset"] == key["dataset"]) & (curves["model"] == key["model"])]
+                       if not curves.empty else curves, page)
+               for key, g in families(df, ["dataset", "model"])]
+    paragraphs = [f"Modes compared: {', '.join(mode_order(list(df['mode'].unique())))} "
+                  f"({'; '.join(f'{m}: {NEURON_MODES[m].description}' for m in mode_order(list(df['mode'].unique())))})."]
+    return [Section("Mode study: does the removal method change which neurons are rotten?", paragraphs, tables,
+                    figures, modes_summary(agreement))]
