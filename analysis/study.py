@@ -31,7 +31,15 @@ from analysis.load import (
     runs_table,
 )
 from sweep.data import DatasetSplits, image_shape, reference_inputs
-from sweep.kernels import NEURON_MODES, Flips, Network, forward, neuron_flips, predicted_index, unit_replacements
+from sweep.kernels import (
+    NEURON_MODES,
+    Flips,
+    Network,
+    forward,
+    neuron_flips,
+    predicted_index,
+    unit_replacements,
+)
 from sweep.kernels.modes import drawn_values
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")

@@ -21,7 +21,16 @@ from scipy import stats
 from analysis import figures as fig
 from analysis.formatting import in_units, value_range
 from analysis.noise import noise_categories, split_half_reliability
-from analysis.sections.base import FAMILY_KEYS, Figure, Page, Section, Table, families, family_label, figure_slug
+from analysis.sections.base import (
+    FAMILY_KEYS,
+    Figure,
+    Page,
+    Section,
+    Table,
+    families,
+    family_label,
+    figure_slug,
+)
 from analysis.study import NetworkKey, Study
 from sweep.kernels import NEURON_MODES
 
@@ -183,8 +192,8 @@ def modes_summary(agreement: pd.DataFrame) -> list[str]:
                "comparisons more than 0.1 below it" if len(ceiling) else
                "no ceiling: no mode's split-half reliability is above 0, the effects are mostly test-image noise")
     agree = f"Spearman rho {value_range(rho, 2)}" if len(rho) else "no rank correlation (constant effects)"
-    return [f"Mode study: per-unit effects of two modes agree with {agree} ({against}); {changed:.1f} % of "
-            "unit comparisons change noise-aware category when the mode changes."]
+    return [(f"Mode study: per-unit effects of two modes agree with {agree} ({against}); {changed:.1f} % of "
+            "unit comparisons change noise-aware category when the mode changes.")]
 
 
 def build(study: Study, page: Page) -> list[Section]:
@@ -222,7 +231,7 @@ def build(study: Study, page: Page) -> list[Section]:
     figures = [_figure(key, g, curves[(curves["dataset"] == key["dataset"]) & (curves["model"] == key["model"])]
                        if not curves.empty else curves, page)
                for key, g in families(df, ["dataset", "model"])]
-    paragraphs = [f"Modes compared: {', '.join(mode_order(list(df['mode'].unique())))} "
-                  f"({'; '.join(f'{m}: {NEURON_MODES[m].description}' for m in mode_order(list(df['mode'].unique())))})."]
+    paragraphs = [(f"Modes compared: {', '.join(mode_order(list(df['mode'].unique())))} "
+                  f"({'; '.join(f'{m}: {NEURON_MODES[m].description}' for m in mode_order(list(df['mode'].unique())))}).")]
     return [Section("Mode study: does the removal method change which neurons are rotten?", paragraphs, tables,
                     figures, modes_summary(agreement))]
