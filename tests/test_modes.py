@@ -28,11 +28,14 @@ from sweep.kernels import (
 )
 from sweep.kernels.modes import drawn_values, peak_value, resample_rows
 from sweep.kernels.network import Network, propagate
-from sweep.kernels.oracle import naive_neuron_metrics
+from sweep.kernels import cumulative_curve, make_order
+from sweep.kernels.metrics import sample_log_loss
+from sweep.kernels.oracle import naive_neuron_metrics, per_image_outputs
 from sweep.kinds import KINDS
 from sweep.run import pipeline
 from sweep.spec import SpecError
 from tests.serial_executor import serial_sweeps
+from tests.nets import ACTIVATIONS, digits, trained_mlp
 from tests.test_ablate import assert_same_metrics
 
 NEW = ("resample", "peak")
@@ -185,7 +188,7 @@ def test_resample_settings_enter_the_fingerprint_only_when_changed(run_config) -
 # ------------------------------------------------------------------ refusals, before any work
 
 
-@pytest.mark.parametrize("ablation", ["cumulative", "pairs", "pruning", "class_knockout"])
+@pytest.mark.parametrize("ablation", ["pairs", "pruning", "class_knockout"])
 def test_a_running_pass_kind_refuses_resample_in_one_line(ablation: str, tmp_path) -> None:
     with pytest.raises(SpecError, match=rf"ablation.modes has resample, .*ablation={ablation} takes one value per "
                                         r"unit \(zero, remove, mean, peak\): run resample with ablation=neurons"):
@@ -193,10 +196,31 @@ def test_a_running_pass_kind_refuses_resample_in_one_line(ablation: str, tmp_pat
                      "dataset.val_fraction=0.2"])
 
 
-def test_the_running_pass_refuses_a_per_image_mode() -> None:
+def test_the_running_pass_takes_a_per_image_mode_only_with_one_row_per_image() -> None:
     net = Network((np.ones((2, 3)), np.ones((3, 2))), (np.zeros(3), np.zeros(2)), "relu", "softmax", np.array([0, 1]))
-    with pytest.raises(ValueError, match="mode 'resample' gives every image its own value; the running pass"):
+    with pytest.raises(ValueError, match=r"mode 'resample' gives every image its own value: pass one row per image"):
         PrunedPass.start(net, np.ones((4, 2)), np.zeros(4, dtype=np.int64), [np.zeros((5, 3))], "resample")
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_every_prefix_of_a_resampled_cumulative_curve_is_the_per_image_oracles(activation: str) -> None:
+    """Units removed one layer at a time and several layers at once (a random order mixes
+    them), each image with its own drawn values, against a copy edited per image."""
+    clf = trained_mlp(activation)
+    X, y = digits(150)
+    reference = digits(300)[0][150:]
+    net = Network.from_classifier(clf)
+    order = make_order("random", net, scope="network", seed=1)
+    values = drawn_values(unit_replacements(net, "resample", reference), "resample", len(y), 5, 1)
+    ks = np.array([0, 1, 3, 8, 19])
+    curve = cumulative_curve(net, X, y, order, ks, "resample", reference, draw=1, resample_seed=5)
+    for k, accuracy, loss in zip(ks, curve["accuracy"], curve["loss"]):
+        if k == 0:
+            pred, proba = clf.predict(X), clf.predict_proba(X)
+        else:
+            pred, proba = per_image_outputs(clf, X, [tuple(u) for u in order[:k]], "resample", values)
+        assert accuracy == np.mean(pred == y), k
+        assert loss == pytest.approx(np.mean(sample_log_loss(proba, y)), rel=1e-9)
 
 
 @pytest.mark.parametrize("mode", NEW)

@@ -17,7 +17,7 @@ import numpy as np
 
 from sweep.kernels.backend import network_to_numpy, to_numpy
 from sweep.kernels.metrics import ablation_metrics
-from sweep.kernels.modes import unit_replacements
+from sweep.kernels.modes import drawn_values, unit_replacements
 from sweep.kernels.network import Network, class_index
 from sweep.kernels.running import PrunedPass
 
@@ -59,7 +59,8 @@ def ablate_joint(
     y : ndarray of shape (n_samples,) — class labels
     units : sequence of (layer, unit) or ndarray of shape (k, 2), int — may be empty
     mode : str — a key of :data:`sweep.kernels.modes.NEURON_MODES`
-    reference : ndarray of shape (n_ref, n_features), optional — for ``mode='mean'``
+    reference : ndarray of shape (n_ref, n_features), optional — for a mode that needs one
+        (a per-image mode: draw 0 of seed 0, :func:`~sweep.kernels.modes.drawn_values`)
 
     Returns
     -------
@@ -70,7 +71,8 @@ def ablate_joint(
     """
     units = as_units(units, net)
     y_index = class_index(net, y)
-    values = unit_replacements(network_to_numpy(net), mode, None if reference is None else to_numpy(reference))
+    values = drawn_values(unit_replacements(network_to_numpy(net), mode, None if reference is None else to_numpy(reference)),
+                          mode, len(y))
     running = PrunedPass.start(net, X, y, values, mode)
     base_pred, base_loss = running.outcome()
     running.remove_units(units)

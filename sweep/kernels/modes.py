@@ -244,12 +244,13 @@ def ablated_units_network(
     row : int, optional — the image whose values a per-image mode's edit uses
     """
     units = np.asarray(units, dtype=np.int64).reshape(-1, 2)
-    return _edited(net, units, mode, [image_value(values[layer], unit, row) for layer, unit in units])
+    return _edited(net, units, neuron_mode(mode).zero_incoming,
+                   [image_value(values[layer], unit, row) for layer, unit in units])
 
 
-def _edited(net: Network, units: np.ndarray, mode: str, values: list[float]) -> Network:
-    """``net`` copied with ``units`` (k, 2) ablated, unit ``i`` outputting ``values[i]``."""
-    zero_incoming = neuron_mode(mode).zero_incoming
+def _edited(net: Network, units: np.ndarray, zero_incoming: bool, values: list[float]) -> Network:
+    """``net`` copied with ``units`` (k, 2) ablated, unit ``i`` outputting ``values[i]``
+    (:attr:`NeuronMode.zero_incoming`: zero its incoming weights and bias; else fold)."""
     coefs = [w.copy() for w in net.coefs]
     intercepts = [b.copy() for b in net.intercepts]
     for (layer, unit), value in zip(units, values):
@@ -262,7 +263,14 @@ def _edited(net: Network, units: np.ndarray, mode: str, values: list[float]) -> 
     return net.with_weights(tuple(coefs), tuple(intercepts))
 
 
+def outgoing_zeroed(net: Network, units: np.ndarray) -> Network:
+    """A copy of ``net`` (numpy) with the outgoing weights of ``units`` (k, 2) zeroed and
+    nothing folded: the part of a per-image mode's edit all images share (each image's
+    ``value * outgoing`` is added to the next layer's output row by row)."""
+    return _edited(net, np.asarray(units, dtype=np.int64).reshape(-1, 2), False, [0.0] * len(units))
+
+
 def ablated_neuron_network(net: Network, layer: int, unit: int, mode: str, value: float) -> Network:
     """A copy of ``net`` (numpy) with one hidden unit ablated in its weights
     (:func:`ablated_units_network` of that unit, outputting ``value`` once ablated)."""
-    return _edited(net, np.array([[layer, unit]]), mode, [value])
+    return _edited(net, np.array([[layer, unit]]), neuron_mode(mode).zero_incoming, [value])

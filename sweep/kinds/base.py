@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,30 @@ def check_layers(layers: list[int] | None, count: int, what: str) -> None:
     for layer in layers or []:
         if not 0 <= layer < count:
             raise ValueError(f"ablation.layers has {layer}; the model has {count} {what}: 0..{count - 1}")
+
+
+@dataclass(frozen=True)
+class ResampleSettings:
+    """Settings of a per-image mode (``resample``), for the kinds that take one.
+
+    Attributes
+    ----------
+    resample_draws : int — draws per ablation, averaged (their sd kept in ``effect_sd``)
+    resample_seed : int, optional — the draws' seed (``numpy.random.default_rng([seed,
+        draw])``); null: the model's seed. Both are recorded in every row of such a mode.
+    """
+
+    resample_draws: int = field(default=3, metadata={"interval": (1, None, True)})
+    resample_seed: Optional[int] = field(default=None, metadata={"interval": (0, None, True)})
+
+    def seed_for(self, model_seed: int) -> int:
+        """The draws' seed for the model of seed ``model_seed``."""
+        return model_seed if self.resample_seed is None else self.resample_seed
+
+
+RESAMPLE_SETTINGS = ("resample_draws", "resample_seed")
+""":class:`ResampleSettings`' fields: row-changing settings added after release 0.2 (a
+kind's :attr:`ResultKind.added_settings`)."""
 
 
 def check_constant_modes(modes: list[str], ablation: str) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sweep.kernels import CUMULATIVE_COLUMNS, NEURON_MODES, ORDER_KEYS, QUANTIZERS, cumulative_rows, grid, scope_units
+from sweep.kernels import CUMULATIVE_COLUMNS, DRAW_COLUMNS, NEURON_MODES, ORDER_KEYS, QUANTIZERS, cumulative_rows, grid, scope_units
 from sweep.kinds import unit
 from sweep.kinds.base import (
     Ablation,
@@ -19,8 +19,9 @@ from sweep.kinds.base import (
     ModelInputs,
     Plan,
     PlanInputs,
+    RESAMPLE_SETTINGS,
+    ResampleSettings,
     ResultKind,
-    check_constant_modes,
     measured_splits,
     validation_rows,
 )
@@ -42,12 +43,13 @@ def expand_scopes(scopes: list[str], n_layers: int) -> list[str]:
 
 
 @dataclass(frozen=True)
-class CumulativeSettings(AblationSettings):
+class CumulativeSettings(AblationSettings, ResampleSettings):
     """``ablation=cumulative``: ``orders`` (random; effect_high/low, which need this model's
     neuron sweep on val; ``<statistic>_high/low``), ``scopes`` (network, layer<i>, or layers:
     each hidden layer),
     ``repetitions`` of the random order, ``k_points`` (0: every k), and the ``quantizer`` /
-    ``n_bins`` of the information statistics."""
+    ``n_bins`` of the information statistics; ``resample_draws`` and ``resample_seed`` as for
+    neurons (:class:`~sweep.kinds.base.ResampleSettings`)."""
 
     kind: str = "cumulative"
     modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
@@ -59,7 +61,6 @@ class CumulativeSettings(AblationSettings):
     n_bins: int = field(default=2, metadata={"interval": (2, None, True)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
-        check_constant_modes(self.modes, "cumulative")
         scopes = ["network", EVERY_LAYER, *(f"layer{i}" for i in range(len(hidden_sizes)))]
         for scope in self.scopes:
             if scope not in scopes:
@@ -94,7 +95,8 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     return cumulative_rows(
         model.net, X, y, [order], scopes=[scope], mode=shard.mode, repetitions=settings.repetitions,
         seed=shard.run.seed, stats=model.unit_stats, effects=model.effects.get(shard.mode),
-        n_points=settings.k_points or None, reference=data.reference,
+        n_points=settings.k_points or None, reference=data.reference, draws=settings.resample_draws,
+        resample_seed=settings.seed_for(shard.run.seed),
     )
 
 
@@ -106,9 +108,10 @@ def curve_areas(df: pd.DataFrame) -> pd.DataFrame:
 
 KIND = ResultKind(
     name="cumulative",
-    columns={"mode": "str", "split": "str", **CUMULATIVE_COLUMNS},
+    columns={"mode": "str", "split": "str", **CUMULATIVE_COLUMNS, **DRAW_COLUMNS},
     constants=("mode", "split"),
     settings=("quantizer", "n_bins", "repetitions", "k_points"),
+    added_settings=RESAMPLE_SETTINGS,
     plan=plan,
     compute=compute,
     summary=curve_areas,

@@ -22,6 +22,8 @@ from sweep.kernels import (
 from sweep.kernels.modes import drawn_values
 from sweep.kernels.torchnet import TorchNetwork, ablate_torch_units
 from sweep.kinds.base import (
+    RESAMPLE_SETTINGS,
+    ResampleSettings,
     Ablation,
     AblationSettings,
     Columns,
@@ -43,19 +45,17 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class NeuronSettings(AblationSettings):
+class NeuronSettings(AblationSettings, ResampleSettings):
     """``ablation=neurons``: ``modes`` (:data:`~sweep.kernels.NEURON_MODES`; zero: the
     paper's), ``metrics`` (full: every column exact; accuracy: loss NaN, provably unchanged
-    rows skipped), ``layers`` (hidden layers, all when null), ``resample_draws`` (a per-image
-    mode's draws, averaged; their sd kept) and ``resample_seed`` (their seed; null: the
-    model's seed), both recorded in every row of such a mode."""
+    rows skipped), ``layers`` (hidden layers, all when null), ``resample_draws`` and
+    ``resample_seed`` (a per-image mode's draws, averaged, and their seed:
+    :class:`~sweep.kinds.base.ResampleSettings`)."""
 
     kind: str = "neurons"
     metrics: str = field(default="full", metadata={"choices": METRIC_SETS})
     modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
     layers: Optional[list[int]] = None
-    resample_draws: int = field(default=3, metadata={"interval": (1, None, True)})
-    resample_seed: Optional[int] = field(default=None, metadata={"interval": (0, None, True)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
         check_layers(self.layers, len(hidden_sizes), "hidden layers")
@@ -113,10 +113,9 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
 
     if not neuron_mode(shard.mode).per_image:
         return {**measured(values), **no_draws(shard.stop - shard.start)}
-    settings = model.settings
-    seed = shard.run.seed if settings.resample_seed is None else settings.resample_seed
+    seed = model.settings.seed_for(shard.run.seed)
     draws = [measured(drawn_values([values], shard.mode, len(y), seed, draw)[0])
-             for draw in range(settings.resample_draws)]
+             for draw in range(model.settings.resample_draws)]
     return mean_over_draws(draws, seed)
 
 
@@ -137,7 +136,7 @@ KIND = ResultKind(
     columns={"mode": "str", "split": "str", **NEURON_COLUMNS, **METRIC_COLUMNS, **DRAW_COLUMNS},
     constants=("mode", "split"),
     settings=("metrics",),
-    added_settings=("resample_draws", "resample_seed"),
+    added_settings=RESAMPLE_SETTINGS,
     plan=plan,
     compute=compute,
     summary=category_counts,
