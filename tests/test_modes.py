@@ -23,19 +23,20 @@ from sweep.kernels import (
     PrunedPass,
     ablate_neurons,
     constant_modes,
+    cumulative_curve,
+    make_order,
     mean_over_draws,
     unit_replacements,
 )
+from sweep.kernels.metrics import sample_log_loss
 from sweep.kernels.modes import drawn_values, peak_value, resample_rows
 from sweep.kernels.network import Network, propagate
-from sweep.kernels import cumulative_curve, make_order
-from sweep.kernels.metrics import sample_log_loss
 from sweep.kernels.oracle import naive_neuron_metrics, per_image_outputs
 from sweep.kinds import KINDS
 from sweep.run import pipeline
 from sweep.spec import SpecError
-from tests.serial_executor import serial_sweeps
 from tests.nets import ACTIVATIONS, digits, trained_mlp
+from tests.serial_executor import serial_sweeps
 from tests.test_ablate import assert_same_metrics
 
 NEW = ("resample", "peak")

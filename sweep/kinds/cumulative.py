@@ -8,18 +8,27 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sweep.kernels import CUMULATIVE_COLUMNS, DRAW_COLUMNS, NEURON_MODES, ORDER_KEYS, QUANTIZERS, cumulative_rows, grid, scope_units
+from sweep.kernels import (
+    CUMULATIVE_COLUMNS,
+    DRAW_COLUMNS,
+    NEURON_MODES,
+    ORDER_KEYS,
+    QUANTIZERS,
+    cumulative_rows,
+    grid,
+    scope_units,
+)
 from sweep.kinds import unit
 from sweep.kinds.base import (
+    NEEDS_VAL,
+    RESAMPLE_SETTINGS,
     Ablation,
     AblationSettings,
     Columns,
     DataArrays,
-    NEEDS_VAL,
     ModelInputs,
     Plan,
     PlanInputs,
-    RESAMPLE_SETTINGS,
     ResampleSettings,
     ResultKind,
     measured_splits,

@@ -23,7 +23,6 @@ from sweep.kernels.modes import drawn_values
 from sweep.kernels.torchnet import TorchNetwork, ablate_torch_units
 from sweep.kinds.base import (
     RESAMPLE_SETTINGS,
-    ResampleSettings,
     Ablation,
     AblationSettings,
     Columns,
@@ -31,6 +30,7 @@ from sweep.kinds.base import (
     ModelInputs,
     Plan,
     PlanInputs,
+    ResampleSettings,
     ResultKind,
     base_state,
     check_layers,
