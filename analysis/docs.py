@@ -1,6 +1,7 @@
-"""The generated parts of ``docs/reproductions.md``, written from a stored study:
-``python -m analysis RESULTS --study S --markdown docs``; also the shares figure the README
-shows (``docs/figures/reproduction_paper_shares.png``).
+"""The generated parts of ``docs/reproductions.md`` and ``docs/modes.md``, written from a
+stored study: ``python -m analysis RESULTS --study S --markdown docs``; also the shares figure
+the README shows (``docs/figures/reproduction_paper_shares.png``). A study with neuron rows in
+several modes is a mode study: it writes ``docs/modes.md``'s region (and figures) only.
 
 The page's prose is written by hand; its tables (and the class-knockout figure) sit between
 ``<!-- BEGIN generated: <name> -->`` and ``<!-- END generated: <name> -->`` markers and are
@@ -19,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures as fig
-from analysis.formatting import number
+from analysis.formatting import markdown_table, number
 from analysis.load import AnalysisError
-from analysis.sections import knockout
+from analysis.sections import knockout, modes
 from analysis.sections.reproductions import NOT_RUN, PAPER_MODELS, QUANTITIES, paper_study, plot_shares
 from analysis.study import RUN_KEYS, Study
 
@@ -32,6 +33,12 @@ DOCS_TABLES: tuple[str, ...] = ("paper-table", "paper-noise", "paper-variance")
 
 SHARES_FIGURE = "reproduction_paper_shares"
 """The shares figure of the README and ``docs/reproductions.md`` (``docs/figures/<name>.png``)."""
+
+MODES_PAGE = "modes.md"
+"""The page a mode study's region is written to (``docs/<page>``)."""
+
+MODES_REGION = "modes-table"
+"""Its marked region (``<!-- BEGIN generated: modes-table -->`` ... ``END``)."""
 
 SEEDS_CSV = "reproductions_paper_seeds.csv"
 """Per-seed values beside the docs (one row per network and layer), so that a rerun of any
@@ -49,14 +56,6 @@ def _cell(r: Any) -> str:
     else:
         text = f"{number(r.mean, decimals)} [{number(r.low, decimals)}, {number(r.high, decimals)}]"
     return text + ("" if r.verdict == "-" else f" **{r.verdict}**") + f" ({r.n_seeds})"
-
-
-def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
-    """A GitHub markdown table of ``frame[columns]`` (cells as given, ``|`` escaped)."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in frame[columns].itertuples(index=False):
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
-    return "\n".join(lines)
 
 
 def docs_markdown(tables: dict[str, pd.DataFrame], provenance: str) -> dict[str, str]:
@@ -132,7 +131,9 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
     material for (``python -m analysis RESULTS --study S --markdown docs``): the paper's
     tables (:data:`DOCS_TABLES`) and the per-seed CSV for ``experiment=paper``; the class
     knockout table and figure (:func:`analysis.sections.knockout.docs_table`) for a study
-    with ``kind=knockout``. ``datasets``: as for :func:`paper_runs`.
+    with ``kind=knockout``; for a mode study (neuron rows in several modes:
+    :func:`analysis.sections.modes.is_mode_study`) only ``docs/modes.md``'s region and the mode
+    figures. ``datasets``: as for :func:`paper_runs`.
 
     Raises
     ------
@@ -144,6 +145,11 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
     provenance = (f"runs made with " + ", ".join(f"{k} {v}" for k, v in versions.items())
                   + f"; analysis at commit {_commit()}; study updated {study.manifest.get('updated', '?')}.*")
     regions, written = {}, []
+    if modes.is_mode_study(study):
+        body, figures = modes.docs_region(study, docs / "figures")
+        regions[MODES_REGION] = (f"{body}\n\n*Written by `python -m analysis RESULTS --study {study.name} "
+                                 f"--markdown docs`; " + provenance)
+        return [_rewrite(docs / MODES_PAGE, regions), *figures]
     tables = paper_study(study, datasets)
     if tables:
         seeds = tables["seeds"]
@@ -169,7 +175,11 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
     if not regions:
         raise AnalysisError(f"study {study.name!r} has neither neuron sweeps of the paper's networks "
                             f"({', '.join(PAPER_MODELS)}) nor class-knockout results: nothing to write")
-    path = docs / "reproductions.md"
+    return [_rewrite(docs / "reproductions.md", regions), *written]
+
+
+def _rewrite(path: Path, regions: dict[str, str]) -> Path:
+    """``path`` with each region's text between its markers replaced by ``regions[name]``."""
     text = path.read_text()
     for name, body in regions.items():
         begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
@@ -178,4 +188,4 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
         head, rest = text.split(begin, 1)
         text = head + begin + "\n" + body + "\n" + end + rest.split(end, 1)[1]
     path.write_text(text)
-    return [path, *written]
+    return path

@@ -13,13 +13,14 @@ a study with neuron rows in one mode only.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from analysis import figures as fig
-from analysis.formatting import in_units, value_range
+from analysis.formatting import in_units, markdown_table, number, value_range
 from analysis.noise import noise_categories, split_half_reliability
 from analysis.sections.base import (
     FAMILY_KEYS,
@@ -31,6 +32,7 @@ from analysis.sections.base import (
     family_label,
     figure_slug,
 )
+from analysis.stats import jaccard
 from analysis.study import NetworkKey, Study
 from sweep.kernels import NEURON_MODES
 
@@ -98,7 +100,8 @@ def mode_agreement(categorized: pd.DataFrame, reliability: pd.DataFrame) -> pd.D
         modes' per-unit effects; NaN when one is constant), ``reliability_a``,
         ``reliability_b``, ``ceiling`` (``sqrt(reliability_a * reliability_b)``),
         ``n_category_changed`` (units whose noise-aware category differs),
-        ``n_harmful_changed`` (units harmful by sign under one mode only).
+        ``n_harmful_changed`` (units harmful by sign under one mode only), ``harmful_jaccard``
+        (overlap of the two modes' harmful-by-sign sets; 1 when both are empty).
     """
     rel = reliability.set_index([*UNIT_KEYS, "mode"])["reliability"]
     out = []
@@ -115,6 +118,8 @@ def mode_agreement(categorized: pd.DataFrame, reliability: pd.DataFrame) -> pd.D
                 "ceiling": float(np.sqrt(ra * rb)) if ra > 0 and rb > 0 else np.nan,
                 "n_category_changed": int((wide["noise_category"][a] != wide["noise_category"][b]).sum()),
                 "n_harmful_changed": int(((wide["category"][a] == "harmful") != (wide["category"][b] == "harmful")).sum()),
+                "harmful_jaccard": jaccard(wide.index[wide["category"][a] == "harmful"],
+                                           wide.index[wide["category"][b] == "harmful"]),
             })
     return pd.DataFrame(out)
 
@@ -148,7 +153,8 @@ def cumulative_by_mode(cumulative: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- presentation
 
 
-def _figure(key: dict, rows: pd.DataFrame, curves: pd.DataFrame, page: Page) -> Figure:
+def _figure(key: dict, rows: pd.DataFrame, curves: pd.DataFrame, page: Page, out: Path) -> Path:
+    """The effects of every mode per layer (box plots), and the cumulative curves by mode."""
     layers = sorted(rows["layer"].unique())
     modes = mode_order(list(rows["mode"].unique()))
     has_curves = not curves.empty
@@ -169,14 +175,16 @@ def _figure(key: dict, rows: pd.DataFrame, curves: pd.DataFrame, page: Page) -> 
         ax.set_ylabel("test accuracy (%)")
         ax.legend(fontsize="small")
         ax.set_title("cumulative, by mode")
+    return fig.save_figure(figure, out, figure_slug("modes", *key.values()), page.svg)
+
+
+def _caption(key: dict, rows: pd.DataFrame, curves: pd.DataFrame) -> str:
     n = int(rows["n_samples"].iloc[0])
-    caption = (f"Single-neuron effects of {family_label(key)} under each mode, every seed pooled: per hidden "
-               f"layer, the spread of the change of {SPLIT} accuracy ({n} images, one image = {100 / n:.2g} pp; "
-               "whiskers: min and max; above the red line: harmful)"
-               + (". Right: test accuracy as random units are removed one by one, mean over seeds and "
-                  "repetitions, one line per mode." if has_curves else "."))
-    path = fig.save_figure(figure, page.figures, figure_slug("modes", *key.values()), page.svg)
-    return Figure(path, caption)
+    return (f"Single-neuron effects of {family_label(key)} under each mode, every seed pooled: per hidden "
+            f"layer, the spread of the change of {SPLIT} accuracy ({n} images, one image = {100 / n:.2g} pp; "
+            "whiskers: min and max; above the red line: harmful)"
+            + (". Right: test accuracy as random units are removed one by one, mean over seeds and "
+               "repetitions, one line per mode." if not _network_curves(curves, key).empty else "."))
 
 
 def modes_summary(agreement: pd.DataFrame) -> list[str]:
@@ -196,18 +204,77 @@ def modes_summary(agreement: pd.DataFrame) -> list[str]:
             "unit comparisons change noise-aware category when the mode changes.")]
 
 
+def is_mode_study(study: Study) -> bool:
+    """Whether the study's neuron rows on the test split hold two modes or more."""
+    return study.has("neuron") and study.rows("neuron", SPLIT)["mode"].nunique() > 1
+
+
+def study_tables(study: Study) -> dict[str, pd.DataFrame]:
+    """The section's tables of a mode study (:func:`is_mode_study`): ``rows`` (neuron rows on
+    the test split), ``impact``, ``agreement`` and ``curves`` (empty without cumulative rows)."""
+    df = study.rows("neuron", SPLIT)
+    categorized = noise_categories(df, FAMILY_KEYS)
+    curves = cumulative_by_mode(study.rows("cumulative")) if study.has("cumulative") else pd.DataFrame()
+    return {"rows": df, "impact": mode_impact(categorized),
+            "agreement": mode_agreement(categorized, reliabilities(study, df)), "curves": curves}
+
+
+def _network_curves(curves: pd.DataFrame, key: dict) -> pd.DataFrame:
+    if curves.empty:
+        return curves
+    return curves[(curves["dataset"] == key["dataset"]) & (curves["model"] == key["model"])]
+
+
+def docs_region(study: Study, figures: Path) -> tuple[str, list[Path]]:
+    """The markdown of ``docs/modes.md``'s generated region (:mod:`analysis.docs`): per network
+    and layer, each mode's harmful share and the agreement between modes, averaged over
+    seeds, the findings, and one figure per network (written under ``figures``)."""
+    tables = study_tables(study)
+    impact, agreement = tables["impact"], tables["agreement"]
+    keys = ["dataset", "model", "layer"]
+    per_mode = impact.groupby([*keys, "mode"], sort=False).agg(
+        seeds=("seed", "nunique"), harmful=("pct_harmful", "mean"), harmful_noise=("n_harmful_noise", "mean"),
+        helpful_noise=("n_helpful_noise", "mean"), mean_effect=("mean_effect", "mean"),
+        sd_draws=("effect_sd_draws", "mean")).reset_index()
+    per_mode = per_mode.assign(
+        harmful=per_mode["harmful"].map(lambda v: number(v, 1)),
+        harmful_noise=per_mode["harmful_noise"].map(lambda v: number(v, 1)),
+        helpful_noise=per_mode["helpful_noise"].map(lambda v: number(v, 1)),
+        mean_effect=per_mode["mean_effect"].map(lambda v: number(100 * v, 3)),
+        sd_draws=per_mode["sd_draws"].map(lambda v: "" if pd.isna(v) else number(100 * v, 3)))
+    pairs = agreement.groupby([*keys, "mode_a", "mode_b"], sort=False).agg(
+        spearman=("spearman", "mean"), ceiling=("ceiling", "mean"), jaccard=("harmful_jaccard", "mean"),
+        changed=("n_category_changed", "sum"), units=("n_units", "sum")).reset_index()
+    pairs = pairs.assign(spearman=pairs["spearman"].map(lambda v: number(v, 2)),
+                         ceiling=pairs["ceiling"].map(lambda v: number(v, 2)),
+                         jaccard=pairs["jaccard"].map(lambda v: number(v, 2)),
+                         changed=(100 * pairs["changed"] / pairs["units"]).map(lambda v: number(v, 1)))
+    written = [_figure(key, g, _network_curves(tables["curves"], key), Page(figures.parent), figures)
+               for key, g in families(tables["rows"], ["dataset", "model"])]
+    body = "\n\n".join([
+        *modes_summary(agreement),
+        markdown_table(per_mode.rename(columns={
+            "harmful": "harmful by sign (%)", "harmful_noise": "harmful beyond noise (units)",
+            "helpful_noise": "helpful beyond noise (units)", "mean_effect": "mean effect (pp)",
+            "sd_draws": "sd over draws (pp)"}), [*keys, "mode", "seeds", "harmful by sign (%)",
+                                                 "harmful beyond noise (units)", "helpful beyond noise (units)",
+                                                 "mean effect (pp)", "sd over draws (pp)"]),
+        markdown_table(pairs.rename(columns={
+            "spearman": "Spearman rho", "ceiling": "reliability ceiling", "jaccard": "harmful-set Jaccard",
+            "changed": "units changing noise-aware category (%)"}),
+            [*keys, "mode_a", "mode_b", "Spearman rho", "reliability ceiling", "harmful-set Jaccard",
+             "units changing noise-aware category (%)"]),
+        *(f"![Mode study: {path.stem}]({path.parent.name}/{path.name})" for path in written),
+    ])
+    return body, written
+
+
 def build(study: Study, page: Page) -> list[Section]:
     """The mode study's tables and one figure per network (skipped with fewer than two modes)."""
-    if not study.has("neuron"):
+    if not is_mode_study(study):
         return []
-    df = study.rows("neuron")
-    df = df[df["split"] == SPLIT]
-    if df["mode"].nunique() < 2:
-        return []
-    categorized = noise_categories(df, FAMILY_KEYS)
-    impact = mode_impact(categorized)
-    agreement = mode_agreement(categorized, reliabilities(study, df))
-    curves = cumulative_by_mode(study.rows("cumulative")) if study.has("cumulative") else pd.DataFrame()
+    tables = study_tables(study)
+    df, impact, agreement, curves = (tables[k] for k in ("rows", "impact", "agreement", "curves"))
     tables = {
         "mode_impact": Table(
             in_units(impact, pp=["mean_effect", "min_effect", "max_effect", "effect_sd_draws"]),
@@ -228,8 +295,7 @@ def build(study: Study, page: Page) -> list[Section]:
                                           "Cumulative curves by mode (random order, whole network, test): "
                                           "mean accuracy after k units, over seeds and repetitions.",
                                           collapsed=True)
-    figures = [_figure(key, g, curves[(curves["dataset"] == key["dataset"]) & (curves["model"] == key["model"])]
-                       if not curves.empty else curves, page)
+    figures = [Figure(_figure(key, g, _network_curves(curves, key), page, page.figures), _caption(key, g, curves))
                for key, g in families(df, ["dataset", "model"])]
     paragraphs = [(f"Modes compared: {', '.join(mode_order(list(df['mode'].unique())))} "
                   f"({'; '.join(f'{m}: {NEURON_MODES[m].description}' for m in mode_order(list(df['mode'].unique())))}).")]

@@ -16,7 +16,7 @@ import numpy as np
 
 from sweep.kernels.backend import network_to_numpy, to_numpy
 from sweep.kernels.joint import as_units
-from sweep.kernels.metrics import mean_over_draws, no_draws
+from sweep.kernels.metrics import DRAW_COLUMNS, mean_over_draws, no_draws
 from sweep.kernels.modes import drawn_values, neuron_mode, unit_replacements
 from sweep.kernels.network import Network, class_index
 from sweep.kernels.orders import Table, make_order
@@ -31,8 +31,9 @@ CUMULATIVE_COLUMNS: dict[str, str] = {
     "accuracy": "float64",
     "loss": "float64",
     "accuracy_base": "float64",
+    **DRAW_COLUMNS,
 }
-"""Columns of :func:`cumulative_rows` and their types."""
+"""Columns of :func:`cumulative_rows` and their types (the draw columns null for a constant mode)."""
 
 
 def _start(
@@ -171,7 +172,7 @@ def cumulative_rows(
     dict of str to ndarray of shape (n_rows,)
         :data:`CUMULATIVE_COLUMNS`: ``scope``, ``order`` (object str),
         ``repetition``, ``k`` (int64), ``accuracy``, ``loss``, ``accuracy_base`` (float64),
-        and :data:`~sweep.kernels.metrics.DRAW_COLUMNS` (null for a constant mode;
+        and the :data:`~sweep.kernels.metrics.DRAW_COLUMNS` (null for a constant mode;
         ``effect_sd``: the sd of the accuracy over the draws).
     """
     if not isinstance(net, TorchNetwork) and neuron_mode(mode).per_image:
@@ -209,4 +210,4 @@ def _curves(
                         "accuracy_base": np.full(n, accuracy_base),
                     }
                 )
-    return {c: np.concatenate([p[c] for p in parts]) for c in CUMULATIVE_COLUMNS}
+    return {c: np.concatenate([p[c] for p in parts]) for c in CUMULATIVE_COLUMNS if c not in DRAW_COLUMNS}

@@ -10,7 +10,6 @@ import pandas as pd
 
 from sweep.kernels import (
     CUMULATIVE_COLUMNS,
-    DRAW_COLUMNS,
     NEURON_MODES,
     ORDER_KEYS,
     QUANTIZERS,
@@ -117,7 +116,7 @@ def curve_areas(df: pd.DataFrame) -> pd.DataFrame:
 
 KIND = ResultKind(
     name="cumulative",
-    columns={"mode": "str", "split": "str", **CUMULATIVE_COLUMNS, **DRAW_COLUMNS},
+    columns={"mode": "str", "split": "str", **CUMULATIVE_COLUMNS},
     constants=("mode", "split"),
     settings=("quantizer", "n_bins", "repetitions", "k_points"),
     added_settings=RESAMPLE_SETTINGS,
