@@ -32,7 +32,7 @@ from analysis.sections.base import (
     family_label,
     figure_slug,
 )
-from analysis.stats import jaccard
+from analysis.stats import Q, jaccard
 from analysis.study import NetworkKey, Study
 from sweep.kernels import NEURON_MODES
 
@@ -279,14 +279,15 @@ def build(study: Study, page: Page) -> list[Section]:
         "mode_impact": Table(
             in_units(impact, pp=["mean_effect", "min_effect", "max_effect", "effect_sd_draws"]),
             f"Single-neuron removal per network, layer and mode on the {SPLIT} split: harmful / helpful "
-            "shares by sign, counts distinguishable from test-image noise (exact McNemar, BH q <= 0.05 per "
+            f"shares by sign, counts distinguishable from test-image noise (exact McNemar, BH q <= {Q} per "
             "sweep), the mean, smallest and largest effect, and for a per-image mode the mean sd of the "
             "effect over its draws."),
         "mode_agreement": Table(
             in_units(agreement),
             "Rank agreement of per-unit effects between two modes (Spearman rho), beside each mode's "
             f"split-half reliability ({N_HALVES} random halves of the test images, Spearman-Brown corrected, "
-            "median) and their geometric mean, the ceiling two equally noisy measures of one quantity could "
+            "median; a per-image mode's is its first draw's, a lower bound for the mean of its draws) and their "
+            "geometric mean, the ceiling two equally noisy measures of one quantity could "
             "reach; units whose noise-aware category differs between the modes, and units harmful by sign "
             "under one mode only."),
     }

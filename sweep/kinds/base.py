@@ -20,7 +20,6 @@ import pyarrow as pa
 
 from sweep.data.datasets import DatasetSplits, reference_inputs
 from sweep.kernels import (
-    constant_modes,
     network_to_numpy,
     neuron_mode,
     prepare,
@@ -74,17 +73,6 @@ class ResampleSettings:
 RESAMPLE_SETTINGS = ("resample_draws", "resample_seed")
 """:class:`ResampleSettings`' fields: row-changing settings added after release 0.2 (a
 kind's :attr:`ResultKind.added_settings`)."""
-
-
-def check_constant_modes(modes: list[str], ablation: str) -> None:
-    """Raise ValueError if ``modes`` has a per-image mode (``resample``): ``ablation`` removes
-    units from a running pass (:class:`~sweep.kernels.PrunedPass`), one value per unit."""
-    per_image = [m for m in modes if neuron_mode(m).per_image]
-    if per_image:
-        constant = ", ".join(constant_modes())
-        raise ValueError(f"ablation.modes has {per_image[0]}, which gives every image its own value; "
-                         f"ablation={ablation} takes one value per unit ({constant}): run {per_image[0]} "
-                         "with ablation=neurons")
 
 
 # --------------------------------------------------------------------------- worker inputs

@@ -51,7 +51,7 @@ def expand_scopes(scopes: list[str], n_layers: int) -> list[str]:
 
 
 @dataclass(frozen=True)
-class CumulativeSettings(AblationSettings, ResampleSettings):
+class CumulativeSettings(ResampleSettings, AblationSettings):
     """``ablation=cumulative``: ``orders`` (random; effect_high/low, which need this model's
     neuron sweep on val; ``<statistic>_high/low``), ``scopes`` (network, layer<i>, or layers:
     each hidden layer),

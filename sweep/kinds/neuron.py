@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class NeuronSettings(AblationSettings, ResampleSettings):
+class NeuronSettings(ResampleSettings, AblationSettings):
     """``ablation=neurons``: ``modes`` (:data:`~sweep.kernels.NEURON_MODES`; zero: the
     paper's), ``metrics`` (full: every column exact; accuracy: loss NaN, provably unchanged
     rows skipped), ``layers`` (hidden layers, all when null), ``resample_draws`` and

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sweep.kernels import (
-    NEURON_MODES,
+    constant_modes,
     PRUNING_COLUMNS,
     PRUNING_METHODS,
     pruning_path,
@@ -29,7 +29,6 @@ from sweep.kinds.base import (
     Plan,
     PlanInputs,
     ResultKind,
-    check_constant_modes,
     replacements,
 )
 from sweep.kinds.neuron import neuron_cost
@@ -56,7 +55,7 @@ class PruningSettings(AblationSettings):
     test are recorded after every step (``splits`` does not apply)."""
 
     kind: str = "pruning"
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
+    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": constant_modes()})
     methods: list[str] = field(
         default_factory=lambda: list(PRUNING_METHODS), metadata={"choices": PRUNING_METHODS}
     )
@@ -66,7 +65,6 @@ class PruningSettings(AblationSettings):
     repetitions: int = field(default=5, metadata={"interval": (1, None, True)})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
-        check_constant_modes(self.modes, "pruning")
         if not has_val:
             raise ValueError(f"ablation=pruning chooses every unit on the validation split, but {NEEDS_VAL}")
         if self.splits is not None:
