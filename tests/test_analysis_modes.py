@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from analysis.docs import write_docs
 from analysis.noise import noise_categories, split_half_reliability
 from analysis.sections import SECTIONS
 from analysis.sections.base import FAMILY_KEYS, Page
@@ -133,3 +134,18 @@ def test_reliability_of_resample_uses_the_rows_seed_and_the_kernels_outcomes(fou
     halves = split_half_reliability(flips.ablation, flips.row, flips.fixed, 8, len(y), N_HALVES)
     got = reliabilities(four_modes, rows)
     assert got["reliability"].iloc[0] == pytest.approx(np.nanmedian(halves["spearman_brown"]))
+
+
+def test_markdown_of_a_mode_study_rewrites_only_the_mode_page(four_modes: Study, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    repo = Path(__file__).resolve().parent.parent / "docs"
+    for page in ("modes.md", "reproductions.md"):
+        (docs / page).write_text((repo / page).read_text())
+    written = write_docs(four_modes, docs)
+    assert written[0] == docs / "modes.md" and all(p.exists() for p in written)
+    assert (docs / "reproductions.md").read_text() == (repo / "reproductions.md").read_text()
+    text = (docs / "modes.md").read_text()
+    region = text.split("<!-- BEGIN generated: modes-table -->")[1].split("<!-- END generated: modes-table -->")[0]
+    assert "| digits | small | 0 | zero | resample |" in region  # layer 0, a pair of modes
+    assert "--study modes --markdown docs" in region and "![Mode study" in region

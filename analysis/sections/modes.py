@@ -161,15 +161,18 @@ def _figure(key: dict, rows: pd.DataFrame, curves: pd.DataFrame, page: Page, out
     figure = fig.new_figure(3.2 * (len(layers) + has_curves), 3.4)
     axes = figure.subplots(1, len(layers) + has_curves, squeeze=False)[0]
     for ax, layer in zip(axes, layers):
-        data = [100 * rows[(rows["layer"] == layer) & (rows["mode"] == m)]["effect"].to_numpy() for m in modes]
-        ax.boxplot(data, whis=(0, 100))
-        ax.set_xticks(range(1, len(modes) + 1), modes, rotation=30)
+        for mode in modes:
+            effects = np.sort(100 * rows[(rows["layer"] == layer) & (rows["mode"] == mode)]["effect"].to_numpy())
+            ax.plot(np.linspace(0, 100, len(effects)), effects, label=mode, drawstyle="steps-mid")
         ax.axhline(0, color="red", linewidth=0.8)
         ax.set_title(f"layer {layer}")
+        ax.set_xlabel("units, sorted by effect (%)")
         ax.set_ylabel("effect (pp)")
+        ax.legend(fontsize="small")
     if has_curves:
         ax = axes[-1]
-        for mode, c in curves.groupby("mode", sort=False):
+        for mode in [m for m in modes if m in set(curves["mode"])]:
+            c = curves[curves["mode"] == mode]
             ax.plot(c["k"], 100 * c["accuracy"], label=mode)
         ax.set_xlabel("units removed (random order)")
         ax.set_ylabel("test accuracy (%)")
@@ -181,8 +184,8 @@ def _figure(key: dict, rows: pd.DataFrame, curves: pd.DataFrame, page: Page, out
 def _caption(key: dict, rows: pd.DataFrame, curves: pd.DataFrame) -> str:
     n = int(rows["n_samples"].iloc[0])
     return (f"Single-neuron effects of {family_label(key)} under each mode, every seed pooled: per hidden "
-            f"layer, the spread of the change of {SPLIT} accuracy ({n} images, one image = {100 / n:.2g} pp; "
-            "whiskers: min and max; above the red line: harmful)"
+            f"layer, each unit's change of {SPLIT} accuracy ({n} images, one image = {100 / n:.2g} pp), sorted, "
+            "one line per mode (above the red line: harmful)"
             + (". Right: test accuracy as random units are removed one by one, mean over seeds and "
                "repetitions, one line per mode." if not _network_curves(curves, key).empty else "."))
 
@@ -196,8 +199,8 @@ def modes_summary(agreement: pd.DataFrame) -> list[str]:
     ceiling = agreement["ceiling"].dropna()
     changed = 100 * agreement["n_category_changed"].sum() / agreement["n_units"].sum()
     below = int((agreement["spearman"] < agreement["ceiling"] - 0.1).sum())
-    against = (f"reliability ceiling {value_range(ceiling, 2)}; {below} of {len(agreement)} layer-and-pair "
-               "comparisons more than 0.1 below it" if len(ceiling) else
+    against = (f"reliability ceiling {value_range(ceiling, 2)} where both modes have a positive reliability; "
+               f"{below} of those {len(ceiling)} comparisons more than 0.1 below it" if len(ceiling) else
                "no ceiling: no mode's split-half reliability is above 0, the effects are mostly test-image noise")
     agree = f"Spearman rho {value_range(rho, 2)}" if len(rho) else "no rank correlation (constant effects)"
     return [(f"Mode study: per-unit effects of two modes agree with {agree} ({against}); {changed:.1f} % of "
@@ -288,7 +291,8 @@ def build(study: Study, page: Page) -> list[Section]:
             f"split-half reliability ({N_HALVES} random halves of the test images, Spearman-Brown corrected, "
             "median; a per-image mode's is its first draw's, a lower bound for the mean of its draws) and their "
             "geometric mean, the ceiling two equally noisy measures of one quantity could "
-            "reach; units whose noise-aware category differs between the modes, and units harmful by sign "
+            "reach on independent images (both modes are measured on the same images, so they share that "
+            "noise too, and rho may exceed it); units whose noise-aware category differs between the modes, and units harmful by sign "
             "under one mode only."),
     }
     if not curves.empty:
