@@ -20,6 +20,7 @@ from sweep.kernels import (
     Network,
     ablate_joint,
     ablated_neuron_network,
+    constant_modes,
     forward,
     predicted_index,
     unit_replacements,
@@ -127,7 +128,9 @@ def heldout_pruning(
 
 
 def heldout_table(study: Study, neurons: pd.DataFrame) -> pd.DataFrame:
-    """:func:`heldout_pruning` of every network and mode with validation rows.
+    """:func:`heldout_pruning` of every network and mode with validation rows (the modes with
+    one value per unit, ``sweep.kernels.constant_modes``: a per-image mode's rows average
+    draws that one joint ablation would not repeat).
 
     Returns
     -------
@@ -135,7 +138,8 @@ def heldout_table(study: Study, neurons: pd.DataFrame) -> pd.DataFrame:
         ``dataset, model, seed, mode`` and the keys of :func:`heldout_pruning` (fractions).
     """
     rows = []
-    for (dataset, model, seed, mode), family in neurons.groupby(
+    constant = neurons[neurons["mode"].isin(constant_modes())]
+    for (dataset, model, seed, mode), family in constant.groupby(
             ["dataset", "model", "seed", "mode"], sort=True):
         key = NetworkKey(dataset, model, int(seed))
         if study.run(key) is None:
