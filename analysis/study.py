@@ -221,6 +221,13 @@ class Study:
         return self._cached(("flips", key, layer, mode, split, seed), compute)
 
 
+def resample_seed(rows: pd.DataFrame) -> int:
+    """The seed a per-image mode's rows were drawn with (their ``resample_seed``; 0 for a
+    constant mode's rows or a study written before the column existed), for :meth:`Study.flips`."""
+    seeds = rows["resample_seed"].dropna() if "resample_seed" in rows else pd.Series(dtype=float)
+    return int(seeds.iloc[0]) if len(seeds) else 0
+
+
 def network_keys(rows: pd.DataFrame) -> list[NetworkKey]:
     """The distinct networks of some rows, sorted."""
     if rows.empty:

@@ -33,7 +33,7 @@ from analysis.sections.base import (
     figure_slug,
 )
 from analysis.stats import Q, jaccard
-from analysis.study import NetworkKey, Study
+from analysis.study import NetworkKey, Study, resample_seed
 from sweep.kernels import NEURON_MODES
 
 SPLIT = "test"
@@ -132,8 +132,7 @@ def reliabilities(study: Study, rows: pd.DataFrame, n_splits: int = N_HALVES) ->
     for key, g in rows.groupby([*UNIT_KEYS, "mode"], sort=True):
         d = dict(zip([*UNIT_KEYS, "mode"], key))
         network = NetworkKey(d["dataset"], d["model"], int(d["seed"]))
-        seed = g["resample_seed"].iloc[0] if "resample_seed" in g else None
-        flips = study.flips(network, int(d["layer"]), d["mode"], SPLIT, 0 if pd.isna(seed) else int(seed))
+        flips = study.flips(network, int(d["layer"]), d["mode"], SPLIT, resample_seed(g))
         halves = split_half_reliability(flips.ablation, flips.row, flips.fixed, int(g["unit"].max()) + 1,
                                         int(g["n_samples"].iloc[0]), n_splits)
         out.append({**d, "reliability": float(np.nanmedian(halves["spearman_brown"]))
