@@ -111,11 +111,10 @@ def _classifier(net: Network) -> MLPClassifier:
     return clf
 
 
-@pytest.mark.parametrize("mode", NEW)
-@pytest.mark.parametrize("seed", range(8))
-def test_a_near_tie_under_the_images_own_value_is_settled_as_the_oracle(mode: str, seed: int) -> None:
+def _tied(mode: str, seed: int) -> tuple[Network, np.ndarray, np.ndarray, int]:
     """A tanh net whose logits 0 and 1 of row 0 (almost) tie once unit j of the last hidden
-    layer outputs row 0's replacement value (its drawn donor's output, or the peak)."""
+    layer outputs row 0's replacement value (its drawn donor's output, or the peak); returns
+    (net, X, reference, j)."""
     rng = np.random.default_rng(seed)
     coefs = (rng.normal(size=(5, 6)), rng.normal(size=(6, 4)), rng.normal(size=(4, 3)))
     intercepts = (rng.normal(size=6), rng.normal(size=4), rng.normal(size=3))
@@ -134,6 +133,13 @@ def test_a_near_tie_under_the_images_own_value_is_settled_as_the_oracle(mode: st
     h[:, j] = 0.0
     tied = propagate(net, h, 1) + column[:, None] * coefs[2][j]
     assert abs(tied[0, 0] - tied[0, 1]) < TIE_TOLERANCE[np.dtype(np.float64)]  # really a near-tie
+    return net, X, reference, j
+
+
+@pytest.mark.parametrize("mode", NEW)
+@pytest.mark.parametrize("seed", range(8))
+def test_a_near_tie_under_the_images_own_value_is_settled_as_the_oracle(mode: str, seed: int) -> None:
+    net, X, reference, _ = _tied(mode, seed)
     y = np.zeros(8, dtype=np.int64)
     naive = naive_neuron_metrics(_classifier(net), X, y, 1, np.arange(4), mode, reference)
     for metrics in ("full", "accuracy"):
@@ -201,6 +207,17 @@ def test_the_running_pass_takes_a_per_image_mode_only_with_one_row_per_image() -
     net = Network((np.ones((2, 3)), np.ones((3, 2))), (np.zeros(3), np.zeros(2)), "relu", "softmax", np.array([0, 1]))
     with pytest.raises(ValueError, match=r"mode 'resample' gives every image its own value: pass one row per image"):
         PrunedPass.start(net, np.ones((4, 2)), np.zeros(4, dtype=np.int64), [np.zeros((5, 3))], "resample")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_running_pass_settles_a_near_tie_under_an_images_own_value_as_the_oracle(seed: int) -> None:
+    net, X, reference, j = _tied("resample", seed)
+    y = np.zeros(8, dtype=np.int64)
+    values = drawn_values(unit_replacements(net, "resample", reference), "resample", len(X))
+    pred, proba = per_image_outputs(_classifier(net), X, [(1, j)], "resample", values)
+    curve = cumulative_curve(net, X, y, [(1, j)], mode="resample", reference=reference)
+    assert curve["accuracy"][1] == np.mean(pred == y)
+    assert curve["loss"][1] == pytest.approx(np.mean(sample_log_loss(proba, y)), rel=1e-12)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
