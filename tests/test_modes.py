@@ -247,3 +247,20 @@ def test_a_torch_model_refuses_the_new_modes_naming_the_mode_and_the_model(mode:
     with pytest.raises(SpecError, match=rf"ablation.modes has {mode}, which torch models do not take yet "
                                         r"\(model=small_cnn\); they take zero, remove, mean"):
         compose_run([f"paths.results={tmp_path}", "model=small_cnn", f"ablation.modes=[zero,{mode}]"])
+
+
+def test_a_study_written_before_the_draw_columns_still_reads(tmp_path) -> None:
+    """Release 0.1's parts lack ``draws``, ``resample_seed`` and ``effect_sd``: they read
+    without them (or null, beside newer parts), and analysis takes them as a constant mode's
+    (the fingerprint's default settings are unchanged: ``tests/test_compat.py`` resumes it)."""
+    import shutil
+
+    import analysis
+    from analysis.study import resample_seed
+
+    root = tmp_path / "results"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "release_0_1", root)
+    for kind in ("neuron", "cumulative"):
+        rows = analysis.load(root, "compat", kind)
+        new = [c for c in ("draws", "resample_seed", "effect_sd") if c in rows]
+        assert len(rows) and rows[new].isna().all().all() and resample_seed(rows) == 0
