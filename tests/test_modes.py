@@ -264,3 +264,20 @@ def test_a_study_written_before_the_draw_columns_still_reads(tmp_path) -> None:
         rows = analysis.load(root, "compat", kind)
         new = [c for c in ("draws", "resample_seed", "effect_sd") if c in rows]
         assert len(rows) and rows[new].isna().all().all() and resample_seed(rows) == 0
+
+
+def test_pairs_pruning_and_knockout_kernels_refuse_a_per_image_mode() -> None:
+    from sweep.kernels import ablate_pairs, pruning_path
+    from sweep.kernels.knockout import class_knockout
+
+    clf = trained_mlp("relu")
+    net, (X, y) = Network.from_classifier(clf), digits(100)
+    splits = {"val": (X, y), "test": (X, y)}
+    values = unit_replacements(net, "resample", X)
+    with pytest.raises(ValueError, match=r"^a pair sweep takes one value per unit \(zero, remove, mean, peak\), "
+                                         r"not mode 'resample'$"):
+        ablate_pairs(net, X, y, np.array([[0, 0], [0, 1]]), mode="resample", reference=X)
+    with pytest.raises(ValueError, match=r"^a pruning path takes one value per unit .*not mode 'resample'$"):
+        pruning_path(net, splits, "random", values, mode="resample")
+    with pytest.raises(ValueError, match=r"^a class knockout takes one value per unit .*not mode 'resample'$"):
+        class_knockout(net, splits, 0, values, mode="resample")

@@ -146,6 +146,13 @@ def constant_modes() -> tuple[str, ...]:
     return tuple(name for name, mode in NEURON_MODES.items() if not mode.per_image)
 
 
+def check_constant_mode(mode: str, what: str) -> None:
+    """Raise ValueError unless ``mode`` is one of :func:`constant_modes` (``what``: the kernel
+    that needs one value per unit, e.g. its near-ties settled on weights edited once)."""
+    if mode not in constant_modes():
+        raise ValueError(f"{what} takes one value per unit ({', '.join(constant_modes())}), not mode {mode!r}")
+
+
 def neuron_mode(name: str) -> NeuronMode:
     """The record of mode ``name``.
 
