@@ -15,11 +15,10 @@ from sklearn.neural_network import MLPClassifier
 
 from sweep.kernels import (
     CUMULATIVE_COLUMNS,
-    NEURON_MODES,
-    constant_modes,
     ORDER_KEYS,
     ablate_joint,
     as_units,
+    constant_modes,
     cumulative_curve,
     cumulative_rows,
     grid,
