@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis import figures as fig
-from analysis.formatting import in_units, markdown_table, number, value_range
+from analysis.formatting import MISSING, in_units, markdown_table, number, value_range
 from analysis.noise import noise_categories, split_half_reliability
 from analysis.sections.base import (
     FAMILY_KEYS,
@@ -202,8 +202,11 @@ def modes_summary(agreement: pd.DataFrame) -> list[str]:
                f"{below} of those {len(ceiling)} comparisons more than 0.1 below it" if len(ceiling) else
                "no ceiling: no mode's split-half reliability is above 0, the effects are mostly test-image noise")
     agree = f"Spearman rho {value_range(rho, 2)}" if len(rho) else "no rank correlation (constant effects)"
-    return [(f"Mode study: per-unit effects of two modes agree with {agree} ({against}); {changed:.1f} % of "
-            "unit comparisons change noise-aware category when the mode changes.")]
+    networks = agreement[["dataset", "model"]].drop_duplicates()
+    where = (f"{networks['dataset'].iloc[0]}/{networks['model'].iloc[0]}" if len(networks) == 1
+             else f"{len(networks)} networks")
+    return [(f"Mode study ({where}): per-unit effects of two modes agree with {agree} ({against}); "
+             f"{changed:.1f} % of unit comparisons change noise-aware category when the mode changes.")]
 
 
 def is_mode_study(study: Study) -> bool:
@@ -227,6 +230,11 @@ def _network_curves(curves: pd.DataFrame, key: dict) -> pd.DataFrame:
     return curves[(curves["dataset"] == key["dataset"]) & (curves["model"] == key["model"])]
 
 
+def _cell(value: float, decimals: int) -> str:
+    """A docs table cell: the number, or :data:`~analysis.formatting.MISSING` for NaN."""
+    return MISSING if pd.isna(value) else number(value, decimals)
+
+
 def docs_region(study: Study, figures: Path) -> tuple[str, list[Path]]:
     """The markdown of ``docs/modes.md``'s generated region (:mod:`analysis.docs`): per network
     and layer, each mode's harmful share and the agreement between modes, averaged over
@@ -239,22 +247,22 @@ def docs_region(study: Study, figures: Path) -> tuple[str, list[Path]]:
         helpful_noise=("n_helpful_noise", "mean"), mean_effect=("mean_effect", "mean"),
         sd_draws=("effect_sd_draws", "mean")).reset_index()
     per_mode = per_mode.assign(
-        harmful=per_mode["harmful"].map(lambda v: number(v, 1)),
-        harmful_noise=per_mode["harmful_noise"].map(lambda v: number(v, 1)),
-        helpful_noise=per_mode["helpful_noise"].map(lambda v: number(v, 1)),
-        mean_effect=per_mode["mean_effect"].map(lambda v: number(100 * v, 3)),
-        sd_draws=per_mode["sd_draws"].map(lambda v: "" if pd.isna(v) else number(100 * v, 3)))
+        harmful=per_mode["harmful"].map(lambda v: _cell(v, 1)),
+        harmful_noise=per_mode["harmful_noise"].map(lambda v: _cell(v, 1)),
+        helpful_noise=per_mode["helpful_noise"].map(lambda v: _cell(v, 1)),
+        mean_effect=per_mode["mean_effect"].map(lambda v: _cell(100 * v, 3)),
+        sd_draws=per_mode["sd_draws"].map(lambda v: _cell(100 * v, 3)))
     pairs = agreement.groupby([*keys, "mode_a", "mode_b"], sort=False).agg(
         spearman=("spearman", "mean"), ceiling=("ceiling", "mean"), jaccard=("harmful_jaccard", "mean"),
         changed=("n_category_changed", "sum"), units=("n_units", "sum")).reset_index()
-    pairs = pairs.assign(spearman=pairs["spearman"].map(lambda v: number(v, 2)),
-                         ceiling=pairs["ceiling"].map(lambda v: number(v, 2)),
-                         jaccard=pairs["jaccard"].map(lambda v: number(v, 2)),
-                         changed=(100 * pairs["changed"] / pairs["units"]).map(lambda v: number(v, 1)))
+    pairs = pairs.assign(spearman=pairs["spearman"].map(lambda v: _cell(v, 2)),
+                         ceiling=pairs["ceiling"].map(lambda v: _cell(v, 2)),
+                         jaccard=pairs["jaccard"].map(lambda v: _cell(v, 2)),
+                         changed=(100 * pairs["changed"] / pairs["units"]).map(lambda v: _cell(v, 1)))
     written = [_figure(key, g, _network_curves(tables["curves"], key), Page(figures.parent), figures)
                for key, g in families(tables["rows"], ["dataset", "model"])]
     body = "\n\n".join([
-        *modes_summary(agreement),
+        *(line for _, g in agreement.groupby(["dataset", "model"], sort=True) for line in modes_summary(g)),
         markdown_table(per_mode.rename(columns={
             "harmful": "harmful by sign (%)", "harmful_noise": "harmful beyond noise (units)",
             "helpful_noise": "helpful beyond noise (units)", "mean_effect": "mean effect (pp)",
