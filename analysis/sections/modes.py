@@ -259,6 +259,11 @@ def docs_region(study: Study, figures: Path) -> tuple[str, list[Path]]:
                          ceiling=pairs["ceiling"].map(lambda v: _cell(v, 2)),
                          jaccard=pairs["jaccard"].map(lambda v: _cell(v, 2)),
                          changed=(100 * pairs["changed"] / pairs["units"]).map(lambda v: _cell(v, 1)))
+    curves = tables["curves"]
+    areas = ("" if curves.empty else markdown_table(
+        curves.groupby(["dataset", "model", "mode"], sort=True)["accuracy"].mean().map(lambda v: _cell(100 * v, 1))
+        .unstack("mode").reindex(columns=mode_order(list(curves["mode"].unique()))).reset_index(),
+        ["dataset", "model", *mode_order(list(curves["mode"].unique()))]))
     written = [_figure(key, g, _network_curves(tables["curves"], key), Page(figures.parent), figures)
                for key, g in families(tables["rows"], ["dataset", "model"])]
     body = "\n\n".join([
@@ -274,6 +279,8 @@ def docs_region(study: Study, figures: Path) -> tuple[str, list[Path]]:
             "changed": "units changing noise-aware category (%)"}),
             [*keys, "mode_a", "mode_b", "Spearman rho", "reliability ceiling", "harmful-set Jaccard",
              "units changing noise-aware category (%)"]),
+        *([f"Mean test accuracy (%) over the random-order cumulative curve, whole network, by mode:\n\n{areas}"]
+          if areas else []),
         *(f"![Mode study: {path.stem}]({path.parent.name}/{path.name})" for path in written),
     ])
     return body, written
