@@ -1,7 +1,8 @@
-"""The generated parts of ``docs/reproductions.md`` and ``docs/torch.md``, written from a
-stored study: ``python -m analysis RESULTS --study S --markdown docs``; also the shares figure
-the README shows (``docs/figures/reproduction_paper_shares.png``) and a torch study's sites
-figure (``docs/figures/torch_<model>_sites.png``).
+"""The generated parts of ``docs/reproductions.md``, ``docs/torch.md`` and ``docs/modes.md``,
+written from a stored study: ``python -m analysis RESULTS --study S --markdown docs``; also the
+shares figure the README shows (``docs/figures/reproduction_paper_shares.png``) and a torch
+study's sites figure (``docs/figures/torch_<model>_sites.png``). A study with neuron rows in
+several modes is a mode study: it writes ``docs/modes.md``'s region (and figures) only.
 
 The page's prose is written by hand; its tables (and the class-knockout figure) sit between
 ``<!-- BEGIN generated: <name> -->`` and ``<!-- END generated: <name> -->`` markers and are
@@ -20,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures as fig
-from analysis.formatting import number
+from analysis.formatting import markdown_table, number
 from analysis.load import AnalysisError
-from analysis.sections import channels, knockout
+from analysis.sections import channels, knockout, modes
 from analysis.sections.reproductions import (
     NOT_RUN,
     PAPER_MODELS,
@@ -46,6 +47,12 @@ SHARES_FIGURE = "reproduction_paper_shares"
 TORCH_TABLES: tuple[str, ...] = ("torch-runs", "torch-sites", "torch-cumulative")
 """Marked regions of ``docs/torch.md`` that :func:`write_docs` rewrites from a torch study."""
 
+MODES_PAGE = "modes.md"
+"""The page a mode study's region is written to (``docs/<page>``)."""
+
+MODES_REGION = "modes-table"
+"""Its marked region (``<!-- BEGIN generated: modes-table -->`` ... ``END``)."""
+
 SEEDS_CSV = "reproductions_paper_seeds.csv"
 """Per-seed values beside the docs (one row per network and layer), so that a rerun of any
 seed can be compared."""
@@ -62,14 +69,6 @@ def _cell(r: Any) -> str:
     else:
         text = f"{number(r.mean, decimals)} [{number(r.low, decimals)}, {number(r.high, decimals)}]"
     return text + ("" if r.verdict == "-" else f" **{r.verdict}**") + f" ({r.n_seeds})"
-
-
-def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
-    """A GitHub markdown table of ``frame[columns]`` (cells as given, ``|`` escaped)."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in frame[columns].itertuples(index=False):
-        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
-    return "\n".join(lines)
 
 
 def docs_markdown(tables: dict[str, pd.DataFrame], stamp: str) -> dict[str, str]:
@@ -249,8 +248,9 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
     docs``): the paper's tables (:data:`DOCS_TABLES`) and the per-seed CSV for
     ``experiment=paper``; the class knockout table and figure
     (:func:`analysis.sections.knockout.docs_table`) for a study with ``kind=knockout``; the
-    torch tables and figures (:func:`torch_markdown`) for a study of torch networks.
-    ``datasets``: as for :func:`paper_runs`.
+    torch tables and figures (:func:`torch_markdown`) for a study of torch networks; for a mode
+    study (neuron rows in several modes: :func:`analysis.sections.modes.is_mode_study`) only
+    ``docs/modes.md``'s region and the mode figures. ``datasets``: as for :func:`paper_runs`.
 
     Raises
     ------
@@ -260,6 +260,12 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
     """
     stamp = provenance(study)
     regions, written = {}, []
+    if modes.is_mode_study(study):
+        body, figures = modes.docs_region(study, docs / "figures")
+        regions[MODES_REGION] = (f"{body}\n\n*Written by `python -m analysis RESULTS --study {study.name} "
+                                 f"--markdown docs`; " + stamp)
+        rewrite_regions(docs / MODES_PAGE, regions)
+        return [docs / MODES_PAGE, *figures]
     tables = paper_study(study, datasets)
     if tables:
         seeds = tables["seeds"]

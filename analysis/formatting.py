@@ -151,3 +151,11 @@ def units_named(units: Sequence[int], noun: str = "unit") -> str:
     if len(units) == 1:
         return f"{noun} {units[0]}"
     return f"{noun}s {listing(units)} (a {len(units)}-way tie)"
+
+
+def markdown_table(frame: pd.DataFrame, columns: list[str]) -> str:
+    """A GitHub markdown table of ``frame[columns]`` (cells as given, ``|`` escaped)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame[columns].itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines)

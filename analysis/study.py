@@ -40,7 +40,9 @@ from sweep.kernels import (
     neuron_flips,
     predicted_index,
     torch_predictions,
+    unit_replacements,
 )
+from sweep.kernels.modes import drawn_values
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 """Splits a row may be measured on, as named in the ``split`` column."""
@@ -171,12 +173,13 @@ class Study:
         """The unablated network's predicted class index per row of a split, shape ``(n,)``."""
         return self._predictions(key, split)
 
-    def flips(self, key: NetworkKey, layer: int, mode: str, split: str = "test") -> Flips:
+    def flips(self, key: NetworkKey, layer: int, mode: str, split: str = "test", seed: int = 0) -> Flips:
         """The images each unit of ``layer`` fixes and breaks when removed (every unit, in
         index order: ``ablation`` is the unit), computed once per (network, layer, mode,
         split) with :func:`sweep.kernels.neuron_flips` (a torch network's: from its resumed-forward
-        kernel, which settles every row's decision)."""
-        return self._flips(key, layer, mode, split)
+        kernel, which settles every row's decision); a per-image mode's draw 0 of ``seed`` (the
+        rows' ``resample_seed``)."""
+        return self._flips(key, layer, mode, split, seed)
 
     # ------------------------------------------------------------------ caches
 
@@ -211,14 +214,26 @@ class Study:
 
         return self._cached(("predictions", key, split), compute)
 
-    def _flips(self, key: NetworkKey, layer: int, mode: str, split: str) -> Flips:
+    def _flips(self, key: NetworkKey, layer: int, mode: str, split: str, seed: int) -> Flips:
         def compute() -> Flips:
             net = self.network(key)
             X, y = self.split(key, split)
             units = np.arange(net.hidden_sizes[layer])
-            return neuron_flips(net, X, y, layer, units, mode, self.reference(key, mode))
+            reference = self.reference(key, mode)
+            if isinstance(net, TorchNetwork):  # constant modes only: torch models refuse per-image ones
+                return neuron_flips(net, X, y, layer, units, mode, reference)
+            values = unit_replacements(net, mode, reference)
+            replacement = drawn_values(values, mode, len(y), seed)[layer]
+            return neuron_flips(net, X, y, layer, units, mode, base=None, replacement=replacement)
 
-        return self._cached(("flips", key, layer, mode, split), compute)
+        return self._cached(("flips", key, layer, mode, split, seed), compute)
+
+
+def resample_seed(rows: pd.DataFrame) -> int:
+    """The seed a per-image mode's rows were drawn with (their ``resample_seed``; 0 for a
+    constant mode's rows or a study written before the column existed), for :meth:`Study.flips`."""
+    seeds = rows["resample_seed"].dropna() if "resample_seed" in rows else pd.Series(dtype=float)
+    return int(seeds.iloc[0]) if len(seeds) else 0
 
 
 def network_keys(rows: pd.DataFrame) -> list[NetworkKey]:

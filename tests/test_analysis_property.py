@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from analysis import Study, write_report
 from sweep.hydra_config import compose_run
-from sweep.kernels import NEURON_MODES
+from sweep.kernels import constant_modes
 from sweep.run.pipeline import run
 from tests.serial_executor import serial_sweeps
 
@@ -61,7 +61,7 @@ def studies(draw: st.DrawFn) -> dict:
         "seeds": list(range(draw(st.integers(1, 5)))),
         "kinds": sorted(kinds),
         "val": val,
-        "mode": draw(st.sampled_from(list(NEURON_MODES))),
+        "mode": draw(st.sampled_from(constant_modes())),  # every kind drawn takes it
         "max_iter": draw(st.sampled_from([1, 3, 40])),  # 1: silent units, big effects, ties
         "labels": draw(st.sampled_from([["digits"], ["digits", "digits-b"]])),
     }

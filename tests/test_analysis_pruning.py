@@ -11,7 +11,7 @@ import pytest
 from analysis.sections.heldout import heldout_pruning, prediction_change
 from sweep.data.datasets import DatasetSplits, load_dataset
 from sweep.data.models import load_model
-from sweep.kernels import NEURON_MODES, ablate_neurons, ablated_units_network, unit_replacements
+from sweep.kernels import NEURON_MODES, ablate_neurons, ablated_units_network, constant_modes, unit_replacements
 from sweep.kernels.network import Network, forward, predicted_index
 from tests.test_analysis_fixtures import DIGITS_PARAMS, neuron_rows, train_network
 
@@ -22,10 +22,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Network, DatasetS
     return train_network(0, path), load_dataset(**DIGITS_PARAMS), path
 
 
-@pytest.mark.parametrize("mode", NEURON_MODES)
+@pytest.mark.parametrize("mode", constant_modes())
 def test_single_unit_matches_the_kernel(trained, mode: str) -> None:
     net, data, _ = trained
-    reference = data.X_train if mode == "mean" else None
+    reference = data.X_train if NEURON_MODES[mode].needs_reference else None
     cols = ablate_neurons(net, data.X_test, data.y_test, 1, np.arange(16), mode, reference)
     for unit in range(16):
         change = prediction_change(net, data.X_test, data.y_test, [(1, unit)], mode, reference)

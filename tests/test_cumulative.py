@@ -15,10 +15,10 @@ from sklearn.neural_network import MLPClassifier
 
 from sweep.kernels import (
     CUMULATIVE_COLUMNS,
-    NEURON_MODES,
     ORDER_KEYS,
     ablate_joint,
     as_units,
+    constant_modes,
     cumulative_curve,
     cumulative_rows,
     grid,
@@ -84,7 +84,7 @@ def random_units(clf: MLPClassifier, k: int, seed: int) -> np.ndarray:
     return units[np.random.default_rng(seed).permutation(len(units))[:k]]
 
 
-@pytest.mark.parametrize("mode", NEURON_MODES)
+@pytest.mark.parametrize("mode", constant_modes())
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_joint_ablation_matches_set_oracle(activation: str, mode: str) -> None:
     clf, X, y, ref = fitted(activation)
@@ -105,7 +105,7 @@ def test_joint_ablation_matches_set_oracle(activation: str, mode: str) -> None:
         assert got["fixed"][0] == np.sum(~right_base & right)
 
 
-@pytest.mark.parametrize("mode", NEURON_MODES)
+@pytest.mark.parametrize("mode", constant_modes())
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_cumulative_prefixes_equal_joint_ablations_and_oracle(activation: str, mode: str) -> None:
     clf, X, y, ref = fitted(activation)

@@ -33,7 +33,7 @@ from analysis.explore.session import (
 )
 from analysis.load import AnalysisError
 from sweep.data.datasets import image_shape, reference_inputs
-from sweep.kernels import NEURON_MODES, ablate_joint, hidden_activations
+from sweep.kernels import NEURON_MODES, ablate_joint, constant_modes, hidden_activations
 from tests.test_analysis_fixtures import trained_study
 from tests.test_s3 import s3_root  # noqa: F401  (fixture)
 
@@ -94,7 +94,7 @@ def test_malformed_unit_lists_are_one_message(text: str | None, message: str) ->
 # --------------------------------------------------------------------------- live answers
 
 
-@pytest.mark.parametrize("mode", list(NEURON_MODES))
+@pytest.mark.parametrize("mode", constant_modes())
 def test_answers_equal_ablate_joint_on_val_and_test(explorer: Explorer, mode: str) -> None:
     view = explorer.view(KEY)
     units = [(0, 3), (0, 17), (1, 5)]
@@ -326,8 +326,9 @@ def test_a_mode_that_needs_reference_inputs_gets_them(explorer: Explorer, monkey
 def test_one_mode_selector_offers_every_mode(explorer: Explorer) -> None:
     app = app_module()
     options, first = app.mode_options(explorer)
-    assert [o["value"] for o in options] == list(NEURON_MODES) and first == "zero"
-    assert [o["label"] for o in options] == ["zero", "remove (live only: not swept)", "mean (live only: not swept)"]
+    assert [o["value"] for o in options] == list(constant_modes()) and first == "zero"
+    assert "peak" in constant_modes() and "resample" not in constant_modes()  # one value per image: not live
+    assert [o["label"] for o in options] == ["zero", *(f"{m} (live only: not swept)" for m in constant_modes()[1:])]
     page = str(app.layout(explorer))
     dropdowns = re.findall(r"Dropdown\((?:[^()]|\([^()]*\))*?id='([\w-]+)'", page)
     assert sorted(dropdowns) == ["knockout-class", "mode", "model"] and "ask-mode" not in page

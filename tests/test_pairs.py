@@ -13,7 +13,7 @@ import pytest
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import LabelBinarizer
 
-from sweep.kernels import NEURON_MODES
+from sweep.kernels import constant_modes
 from sweep.kernels.network import Network
 from sweep.kernels.oracle import naive_neuron_metrics, naive_pair_metrics, units_ablated_classifier
 from sweep.kernels.pairs import PAIR_COLUMNS, ablate_pairs, check_units, pair_count
@@ -41,7 +41,7 @@ def assert_equals_oracle(clf, X, y, columns, mode: str, metrics: str) -> None:
 
 
 @pytest.mark.parametrize("metrics", ["accuracy", "full"])
-@pytest.mark.parametrize("mode", NEURON_MODES)
+@pytest.mark.parametrize("mode", constant_modes())
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_every_pair_within_and_across_layers_equals_the_oracle(activation: str, mode: str, metrics: str) -> None:
     clf = trained_mlp(activation)

@@ -13,7 +13,7 @@ import pytest
 from sklearn.metrics import log_loss
 from sklearn.neural_network import MLPClassifier
 
-from sweep.kernels import NEURON_MODES, unit_replacements
+from sweep.kernels import NEURON_MODES, constant_modes, unit_replacements
 from sweep.kernels.network import Network
 from sweep.kernels.pruning import (
     PRUNING_COLUMNS,
@@ -78,7 +78,7 @@ def assert_path_matches_oracle(clf, columns, data, mode, values) -> None:
             assert columns["fixed"][row][0] == np.sum(~right_base & right)
 
 
-@pytest.mark.parametrize("mode", NEURON_MODES)
+@pytest.mark.parametrize("mode", constant_modes())
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_every_step_of_every_method_equals_the_oracle(activation: str, mode: str) -> None:
     clf = trained_mlp(activation)
@@ -123,7 +123,7 @@ def test_greedy_equals_brute_force_greedy_on_sklearn(activation: str, mode: str)
         remaining.remove(unit)
 
 
-@pytest.mark.parametrize("mode", NEURON_MODES)
+@pytest.mark.parametrize("mode", constant_modes())
 def test_screening_tables_of_the_unpruned_net_bound_every_pruned_copys(mode: str) -> None:
     clf = trained_mlp("tanh")
     net, data = Network.from_classifier(clf), splits()

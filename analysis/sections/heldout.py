@@ -17,7 +17,7 @@ import pandas as pd
 from analysis.formatting import count, in_units, value_range
 from analysis.sections.base import Page, Section, Table
 from analysis.study import NetworkKey, Study
-from sweep.kernels import Network, TorchNetwork, ablate_joint, joint_outcomes
+from sweep.kernels import Network, TorchNetwork, ablate_joint, constant_modes, joint_outcomes
 
 Unit = tuple[int, int]
 """(hidden layer, unit index)."""
@@ -100,7 +100,9 @@ def heldout_pruning(
 
 
 def heldout_table(study: Study, neurons: pd.DataFrame) -> pd.DataFrame:
-    """:func:`heldout_pruning` of every network and mode with validation rows.
+    """:func:`heldout_pruning` of every network and mode with validation rows (the modes with
+    one value per unit, ``sweep.kernels.constant_modes``: a per-image mode's rows average
+    draws that one joint ablation would not repeat).
 
     Returns
     -------
@@ -108,7 +110,8 @@ def heldout_table(study: Study, neurons: pd.DataFrame) -> pd.DataFrame:
         ``dataset, model, seed, mode`` and the keys of :func:`heldout_pruning` (fractions).
     """
     rows = []
-    for (dataset, model, seed, mode), family in neurons.groupby(
+    constant = neurons[neurons["mode"].isin(constant_modes())]
+    for (dataset, model, seed, mode), family in constant.groupby(
             ["dataset", "model", "seed", "mode"], sort=True):
         key = NetworkKey(dataset, model, int(seed))
         if study.run(key) is None:

@@ -28,7 +28,7 @@ from analysis.stats import (
     resample_effects,
     t_interval,
 )
-from analysis.study import NetworkKey, Study
+from analysis.study import NetworkKey, Study, resample_seed
 from sweep.kernels import Flips, unit_outputs
 
 ACROSS_SEEDS: list[str] = ["dataset", "model", "mode", "split", "layer"]
@@ -186,14 +186,14 @@ def bootstrap_table(study: Study, neurons: pd.DataFrame) -> pd.DataFrame:
     split; ``mean_jaccard`` is NaN where the full harmful set is empty."""
     rows = []
     test = neurons[neurons["split"] == "test"]
-    for (dataset, model, seed, mode), _ in test.groupby(["dataset", "model", "seed", "mode"], sort=True):
+    for (dataset, model, seed, mode), family in test.groupby(["dataset", "model", "seed", "mode"], sort=True):
         key = NetworkKey(dataset, model, int(seed))
         if study.run(key) is None:
             continue
         net = study.network(key)
         n_rows = len(study.split(key, "test")[1])
         for layer, width in enumerate(net.hidden_sizes):
-            result = bootstrap_harmful(study.flips(key, layer, mode), width, n_rows)
+            result = bootstrap_harmful(study.flips(key, layer, mode, "test", resample_seed(family)), width, n_rows)
             harmful = result.units[result.units["harmful"]]
             rows.append({"dataset": dataset, "model": model, "seed": int(seed), "mode": mode,
                          "layer": layer, "n_harmful": len(harmful),

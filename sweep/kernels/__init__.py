@@ -28,11 +28,19 @@ from sweep.kernels.cumulative import CUMULATIVE_COLUMNS, cumulative_curve, cumul
 from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, METRIC_SETS, Flips
 from sweep.kernels.joint import ablate_joint, as_units, joint_outcomes, running_pass, unit_values
 from sweep.kernels.knockout import KNOCKOUT_COLUMNS, class_knockout
-from sweep.kernels.metrics import METRIC_COLUMNS, ablation_metrics, mcnemar_p
+from sweep.kernels.metrics import (
+    DRAW_COLUMNS,
+    METRIC_COLUMNS,
+    ablation_metrics,
+    mcnemar_p,
+    mean_over_draws,
+    no_draws,
+)
 from sweep.kernels.modes import (
     NEURON_MODES,
     ablated_neuron_network,
     ablated_units_network,
+    constant_modes,
     neuron_mode,
     replacement_values,
     unit_replacements,
@@ -73,6 +81,7 @@ __all__ = [
     "ACTIVATIONS",
     "CUMULATIVE_COLUMNS",
     "DEFAULT_CHUNK_ELEMENTS",
+    "DRAW_COLUMNS",
     "KNOCKOUT_COLUMNS",
     "METRIC_COLUMNS",
     "METRIC_SETS",
@@ -105,6 +114,7 @@ __all__ = [
     "as_units",
     "class_index",
     "class_knockout",
+    "constant_modes",
     "cumulative_curve",
     "cumulative_rows",
     "fire_thresholds",
@@ -116,8 +126,10 @@ __all__ = [
     "joint_outcomes",
     "make_order",
     "mcnemar_p",
+    "mean_over_draws",
     "mode_values",
     "network_to_numpy",
+    "no_draws",
     "neuron_flips",
     "neuron_mode",
     "pair_count",

@@ -16,7 +16,8 @@ import numpy as np
 
 from sweep.kernels.backend import network_to_numpy, to_numpy
 from sweep.kernels.joint import as_units
-from sweep.kernels.modes import unit_replacements
+from sweep.kernels.metrics import DRAW_COLUMNS, mean_over_draws, no_draws
+from sweep.kernels.modes import drawn_values, neuron_mode, unit_replacements
 from sweep.kernels.network import Network, class_index
 from sweep.kernels.orders import Table, make_order
 from sweep.kernels.running import PrunedPass
@@ -30,20 +31,22 @@ CUMULATIVE_COLUMNS: dict[str, str] = {
     "accuracy": "float64",
     "loss": "float64",
     "accuracy_base": "float64",
+    **DRAW_COLUMNS,
 }
-"""Columns of :func:`cumulative_rows` and their types."""
+"""Columns of :func:`cumulative_rows` and their types (the draw columns null for a constant mode)."""
 
 
 def _start(
-    net: Network | TorchNetwork, X: Any, y: np.ndarray, mode: str, reference: Any
+    net: Network | TorchNetwork, X: Any, y: np.ndarray, mode: str, reference: Any, seed: int = 0, draw: int = 0
 ) -> tuple[PrunedPass | TorchUnitSet, np.ndarray]:
     """The unablated running state of ``net`` on ``(X, y)`` whose removed units take their
-    ``mode`` values, and the true class index of each row: a :class:`PrunedPass`, or a
-    :class:`~sweep.kernels.torchnet.TorchUnitSet` for a torch network."""
+    ``mode`` values (a per-image mode's draw ``draw`` of ``seed``), and the true class index of
+    each row: a :class:`PrunedPass`, or a :class:`~sweep.kernels.torchnet.TorchUnitSet` for a
+    torch network."""
     reference = None if reference is None else to_numpy(reference)
     if isinstance(net, TorchNetwork):
         return TorchUnitSet.start(net, X, y, mode_values(net, mode, reference)), class_index_of(net, y)
-    values = unit_replacements(network_to_numpy(net), mode, reference)
+    values = drawn_values(unit_replacements(network_to_numpy(net), mode, reference), mode, len(y), seed, draw)
     return PrunedPass.start(net, X, y, values, mode), class_index(net, y)
 
 
@@ -82,6 +85,8 @@ def cumulative_curve(
     ks: np.ndarray | None = None,
     mode: str = "zero",
     reference: np.ndarray | None = None,
+    draw: int = 0,
+    resample_seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Accuracy and loss after ablating the first ``k`` units of ``order``, for each ``k``.
 
@@ -97,7 +102,8 @@ def cumulative_curve(
     ks : ndarray of shape (n_points,), int, optional — prefix lengths in ``0..K``
         (sorted and deduplicated); default every ``k`` in ``0..K``
     mode : str — one of :data:`sweep.kernels.modes.NEURON_MODES`
-    reference : ndarray of shape (n_ref, n_features), optional — for ``mode='mean'``
+    reference : ndarray of shape (n_ref, n_features), optional — for a mode that needs one
+    draw, resample_seed : int — a per-image mode's draw (:func:`~sweep.kernels.modes.drawn_values`)
 
     Returns
     -------
@@ -106,7 +112,7 @@ def cumulative_curve(
         (the unablated accuracy, repeated).
     """
     order = as_units(order, net)
-    state, y_index = _start(net, X, y, mode, reference)
+    state, y_index = _start(net, X, y, mode, reference, resample_seed, draw)
     base_pred, _ = state.outcome()
     curve = _curve_from_state(state, y_index, order, _check_ks(ks, len(order)))
     curve["accuracy_base"] = np.full(len(curve["k"]), np.mean(base_pred == y_index))
@@ -135,12 +141,15 @@ def cumulative_rows(
     effects: Table | None = None,
     n_points: int | None = None,
     reference: np.ndarray | None = None,
+    draws: int = 1,
+    resample_seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """Cumulative-ablation curves of several orders and scopes, as ``kind=cumulative`` columns.
 
     The unablated forward pass is computed once and shared by every curve. ``random`` is
     drawn ``repetitions`` times (repetition ``0..R-1``); every other order is deterministic
-    and has the single repetition 0.
+    and has the single repetition 0. A per-image mode's curves are the mean over ``draws``
+    draws of ``resample_seed`` (:func:`~sweep.kernels.metrics.mean_over_draws`).
 
     Parameters
     ----------
@@ -155,15 +164,34 @@ def cumulative_rows(
     stats, effects : see :func:`make_order` (chosen on the validation split; curves are
         then measured on the split given here)
     n_points : int, optional — prefix lengths per curve (:func:`grid`); default every ``k``
-    reference : ndarray of shape (n_ref, n_features), optional — for ``mode='mean'``
+    reference : ndarray of shape (n_ref, n_features), optional — for a mode that needs one
+    draws, resample_seed : int — a per-image mode's draws and their seed (else unused)
 
     Returns
     -------
     dict of str to ndarray of shape (n_rows,)
         :data:`CUMULATIVE_COLUMNS`: ``scope``, ``order`` (object str),
-        ``repetition``, ``k`` (int64), ``accuracy``, ``loss``, ``accuracy_base`` (float64).
+        ``repetition``, ``k`` (int64), ``accuracy``, ``loss``, ``accuracy_base`` (float64),
+        and the :data:`~sweep.kernels.metrics.DRAW_COLUMNS` (null for a constant mode;
+        ``effect_sd``: the sd of the accuracy over the draws).
     """
-    base, y_index = _start(net, X, y, mode, reference)
+    if not isinstance(net, TorchNetwork) and neuron_mode(mode).per_image:
+        tables = [_curves(_start(net, X, y, mode, reference, resample_seed, draw), net, orders, scopes, repetitions,
+                          seed, stats, effects, n_points) for draw in range(draws)]
+        return mean_over_draws(tables, resample_seed, spread="accuracy")
+    columns = _curves(_start(net, X, y, mode, reference), net, orders, scopes, repetitions, seed, stats, effects,
+                      n_points)
+    return {**columns, **no_draws(len(columns["k"]))}
+
+
+def _curves(
+    started: tuple[PrunedPass | TorchUnitSet, np.ndarray], net: Network | TorchNetwork, orders: Sequence[str],
+    scopes: Sequence[str], repetitions: int, seed: int, stats: Table | None, effects: Table | None,
+    n_points: int | None,
+) -> dict[str, np.ndarray]:
+    """:data:`CUMULATIVE_COLUMNS` of every curve from one unablated running state (see
+    :func:`cumulative_rows`)."""
+    base, y_index = started
     base_pred, _ = base.outcome()
     accuracy_base = float(np.mean(base_pred == y_index))
     parts: list[dict[str, np.ndarray]] = []
@@ -182,4 +210,4 @@ def cumulative_rows(
                         "accuracy_base": np.full(n, accuracy_base),
                     }
                 )
-    return {c: np.concatenate([p[c] for p in parts]) for c in CUMULATIVE_COLUMNS}
+    return {c: np.concatenate([p[c] for p in parts]) for c in CUMULATIVE_COLUMNS if c not in DRAW_COLUMNS}

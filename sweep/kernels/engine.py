@@ -196,11 +196,13 @@ def _accumulate(
     return np.stack([to_numpy(ch.seg[~keep]), to_numpy(ch.rows[~keep])]).astype(np.int64)
 
 
+Edit = Callable[[Network, int, "int | None"], Network]
+"""``(numpy network, ablation, row or None) -> the network with its weights edited`` (the
+row: whose values a per-image mode's edit uses; None when every row's edit is the same)."""
+
+
 def _settle_ties(
-    base: BaseState,
-    pairs: np.ndarray,
-    edited: Callable[[Network, int], Network],
-    totals: _Totals,
+    base: BaseState, pairs: np.ndarray, edited: Edit, totals: _Totals, per_row: bool = False
 ) -> None:
     """Recompute (ablation, row) pairs exactly as sklearn would and add their changes.
 
@@ -210,7 +212,8 @@ def _settle_ties(
     Parameters
     ----------
     pairs : ndarray of shape (2, m), int — unique (ablation, row) pairs
-    edited : callable ``(numpy network, ablation) -> network with its weights edited``
+    edited : :data:`Edit`
+    per_row : bool — each row has its own edit (a per-image mode): one pass per row
     """
     if pairs.shape[1] == 0:
         return
@@ -218,9 +221,8 @@ def _settle_ties(
     X = to_numpy(base.inputs[0])
     base_pred = to_numpy(base.pred)
     base_loss = to_numpy(base.loss)
-    for a in np.unique(pairs[0]):
-        rows = pairs[1, pairs[0] == a]
-        prob = forward(edited(net, int(a)), X)[rows]
+    for a, rows in _edit_groups(pairs, per_row):
+        prob = forward(edited(net, a, int(rows[0]) if per_row else None), X)[rows]
         y = base.y_np[rows]
         was = base_pred[rows] == y
         now = predicted_index(prob) == y
@@ -231,14 +233,24 @@ def _settle_ties(
         totals.record(np.full(len(rows), a, dtype=np.int64), rows, was, now)
 
 
+def _edit_groups(pairs: np.ndarray, per_row: bool) -> Iterator[tuple[int, np.ndarray]]:
+    """The (ablation, rows) groups of (ablation, row) ``pairs`` (2, m) that share an edit:
+    every row of an ablation, or (``per_row``) each row alone."""
+    for a in np.unique(pairs[0]):
+        rows = pairs[1, pairs[0] == a]
+        for group in (rows[:, None] if per_row else [rows]):
+            yield int(a), group
+
+
 def run_ablations(
     base: BaseState,
     batches: Iterator[_Batch],
     n_ablations: int,
-    edited: Callable[[Network, int], Network],
+    edited: Edit,
     recheck_base_ties: bool,
     metrics: str,
     flips: list[Flips] | None = None,
+    per_row: bool = False,
 ) -> dict[str, np.ndarray]:
     """Drive the batches, settle the near-ties, and build the metric columns.
 
@@ -250,6 +262,9 @@ def run_ablations(
     moves the unit's value into the next bias), so rows that are near-ties before the
     ablation are recomputed for every ablation. Otherwise a row whose unit output does not
     change is bit-identical in sklearn's pass and needs nothing.
+
+    ``per_row``: every row has its own edit (a per-image mode), so near-ties are settled one
+    row at a time (:data:`Edit` receives the row).
     """
     C = len(base.net.classes)
     totals = _Totals.zeros(n_ablations, C, record_flips=flips is not None)
@@ -261,7 +276,7 @@ def run_ablations(
         np.stack([np.repeat(np.arange(n_ablations), len(always)), np.tile(always, n_ablations)])
     )
     pairs = np.unique(np.concatenate(ties, axis=1), axis=1)
-    _settle_ties(base, pairs, edited, totals)
+    _settle_ties(base, pairs, edited, totals, per_row)
     if flips is not None:
         flips.append(Flips.concat(totals.flips))
     loss_change = totals.loss_change if metrics == "full" else np.full(n_ablations, np.nan)

@@ -18,7 +18,7 @@ import numpy as np
 
 from sweep.kernels.backend import network_to_numpy, to_numpy
 from sweep.kernels.metrics import ablation_metrics
-from sweep.kernels.modes import unit_replacements
+from sweep.kernels.modes import drawn_values, unit_replacements
 from sweep.kernels.network import Network, class_index
 from sweep.kernels.running import PrunedPass
 from sweep.kernels.torchnet import TorchNetwork, TorchUnitSet, mode_values
@@ -78,7 +78,10 @@ def joint_outcomes(
     of hidden units all at once: ``((base_pred, base_loss), (pred, loss))``, each of shape
     ``(n_samples,)``. Parameters as for :func:`ablate_joint`."""
     units = as_units(units, net)
-    running = running_pass(net, X, y, unit_values(net, mode, reference), mode)
+    values = unit_values(net, mode, reference)
+    if not isinstance(net, TorchNetwork):  # a per-image mode: draw 0 of seed 0 (torch: constant modes only)
+        values = drawn_values(values, mode, len(y))
+    running = running_pass(net, X, y, values, mode)
     before = running.outcome()
     running.remove_units(units)
     return before, running.outcome()
@@ -102,7 +105,8 @@ def ablate_joint(
     y : ndarray of shape (n_samples,) — class labels
     units : sequence of (layer, unit) or ndarray of shape (k, 2), int — may be empty
     mode : str — a key of :data:`sweep.kernels.modes.NEURON_MODES`
-    reference : ndarray of shape (n_ref, n_features), optional — for ``mode='mean'``
+    reference : ndarray of shape (n_ref, n_features), optional — for a mode that needs one
+        (a per-image mode: draw 0 of seed 0, :func:`~sweep.kernels.modes.drawn_values`)
 
     Returns
     -------

@@ -23,6 +23,7 @@ import numpy as np
 
 from sweep.kernels.backend import network_to_numpy
 from sweep.kernels.metrics import METRIC_COLUMNS
+from sweep.kernels.modes import check_constant_mode
 from sweep.kernels.network import Network, class_index
 from sweep.kernels.neurons import ablate_neurons
 from sweep.kernels.orders import scope_units
@@ -94,6 +95,7 @@ def class_knockout(
     """
     if SELECTION_SPLIT not in splits:
         raise ValueError("class knockout chooses on the validation split: splits needs a 'val' entry")
+    check_constant_mode(mode, "a class knockout")
     net_np = network_to_numpy(net)
     n_classes = len(net_np.classes)
     if not 0 <= target < n_classes:

@@ -156,3 +156,44 @@ def ablation_metrics(
         (row_loss - base_row_loss).sum(axis=1),
         n_classes,
     )
+
+
+DRAW_COLUMNS: dict[str, str] = {"draws": "int64", "resample_seed": "int64", "effect_sd": "float64"}
+"""Columns of an ablation averaged over the draws of a per-image mode (:func:`mean_over_draws`):
+how many, their seed, and the standard deviation of ``effect`` over them (ddof 1; 0 for one
+draw). Null for a constant mode (:func:`no_draws`)."""
+
+
+def mean_over_draws(draws: list[dict[str, np.ndarray]], seed: int, spread: str = "effect") -> dict[str, np.ndarray]:
+    """One table of ablations from the tables of several draws of a per-image mode.
+
+    Every float column (``accuracy``, ``effect``, ``loss``, ``class_effect``, ...) is the mean
+    over the draws; ``broken`` and ``fixed`` (where present) are the rounded means and
+    ``p_mcnemar`` is the exact McNemar p-value of those; identifying and int columns are draw
+    0's; plus :data:`DRAW_COLUMNS` (``effect_sd``: the sd of column ``spread``).
+
+    Parameters
+    ----------
+    draws : list of dict of str to ndarray — tables of the same ablations, one per draw
+    seed : int — the seed the draws were made with
+    spread : str — the column whose sd over the draws is kept (``accuracy``: the same as the
+        effect's when the unablated accuracy is one number)
+    """
+    first = draws[0]
+    table = {name: (np.mean([d[name] for d in draws], axis=0) if first[name].dtype.kind == "f" else first[name])
+             for name in first}
+    if "broken" in first:
+        for name in ("broken", "fixed"):
+            table[name] = np.rint(np.mean([d[name] for d in draws], axis=0)).astype(np.int64)
+        table["p_mcnemar"] = mcnemar_p(table["broken"], table["fixed"])
+    effects = np.array([d[spread] for d in draws], dtype=np.float64)
+    n = effects.shape[1]
+    table["draws"] = np.full(n, len(draws), dtype=np.int64)
+    table["resample_seed"] = np.full(n, seed, dtype=np.int64)
+    table["effect_sd"] = effects.std(axis=0, ddof=1) if len(draws) > 1 else np.zeros(n)
+    return table
+
+
+def no_draws(n: int) -> dict[str, np.ndarray]:
+    """:data:`DRAW_COLUMNS` of ``n`` ablations of a constant mode: all null (object arrays of None)."""
+    return {name: np.full(n, None, dtype=object) for name in DRAW_COLUMNS}

@@ -141,7 +141,7 @@ held at ``values`` (an ablation); ``None`` entries or an empty sequence replace 
 
 
 def forward_pass(
-    net: Network, X: Any, replaced: Replacement | None = None, start: int = 0
+    net: Network, X: Any, replaced: Replacement | None = None, start: int = 0, offsets: list[Any] | None = None
 ) -> tuple[list[Any], list[Any]]:
     """THE forward pass: every weight matrix's input and output, on any backend.
 
@@ -152,6 +152,8 @@ def forward_pass(
     replaced : see :data:`Replacement`, optional — hidden units held at given values
     start : int — first weight matrix applied (0: ``X`` is the network's input; ``l + 1``:
         ``X`` holds hidden layer ``l``'s outputs)
+    offsets : list, optional — per weight matrix from ``start`` on, None or an array of shape
+        ``(n, n_out)`` added to its output (a per-image mode's folds, row by row)
 
     Returns
     -------
@@ -165,6 +167,8 @@ def forward_pass(
     inputs, pre = [X], []
     for m in range(start, last + 1):
         pre.append(inputs[-1] @ net.coefs[m] + net.intercepts[m])
+        if offsets and offsets[m - start] is not None:
+            pre[-1] = pre[-1] + offsets[m - start]
         if m == last:
             break
         h = act(pre[-1])

@@ -37,7 +37,13 @@ from sweep.kernels.engine import (
     run_ablations,
     split_batches,
 )
-from sweep.kernels.modes import ablated_neuron_network, neuron_mode, replacement_values
+from sweep.kernels.modes import (
+    ablated_neuron_network,
+    drawn_values,
+    image_value,
+    neuron_mode,
+    unit_replacements,
+)
 from sweep.kernels.network import Network
 from sweep.kernels.screen import Screen, column_chunks, make_screen, may_flip, nonzero_pairs, over
 from sweep.kernels.torchnet import TorchNetwork, torch_unit_flips
@@ -55,7 +61,7 @@ def _neuron_changes(
     h = base.inputs[layer + 1]
     for lo, hi in column_chunks(int(units.shape[0]), base.n):
         part = units[lo:hi]
-        delta = values[part][None, :] - h[:, part]
+        delta = (values[:, part] if values.ndim == 2 else values[part][None, :]) - h[:, part]
         if screen is None:
             mask = delta != 0
         else:
@@ -102,8 +108,10 @@ def ablate_neurons(
     metrics : str — one of :data:`METRIC_SETS`
     base : BaseState, optional — ``prepare(net, X, y)``, computed when not given
     chunk_elements : int — size of the largest temporary array of one pass
-    replacement : ndarray of shape (hidden_sizes[layer],), optional — the layer's
-        :func:`unit_replacements` for ``mode``, when already computed (else from ``reference``)
+    replacement : ndarray of shape (hidden_sizes[layer],) or (n_samples, hidden_sizes[layer]),
+        optional — the layer's :func:`unit_replacements` for ``mode``, when already computed
+        (else from ``reference``); for a per-image mode (``resample``) the matrix of each
+        image's value (:func:`~sweep.kernels.modes.drawn_values`; else draw 0 of seed 0)
     screen_tables : tuple of ndarray, optional — the layer's
         :func:`~sweep.kernels.screen.gain_tables` (``metrics="accuracy"``), when already
         computed: of ``net``, or of a network ``net`` only zeroes weights of (before pruning)
@@ -142,10 +150,13 @@ def ablate_neurons(
     units = np.asarray(units, dtype=np.int64)
     base = prepare(net, X, y) if base is None else base
     net_np = network_to_numpy(net)
+    record = neuron_mode(mode)
     if replacement is None:
         ref = None if reference is None else to_numpy(reference)
-        replacement = replacement_values(net_np, layer, mode, ref)
+        replacement = drawn_values(unit_replacements(net_np, mode, ref), mode, base.n)[layer]
     values_np = np.asarray(replacement)
+    if values_np.ndim == 2 and values_np.shape[0] != base.n:
+        raise ValueError(f"a per-image replacement needs one row per image: {values_np.shape[0]} rows for {base.n} images")
     values = base.asarray(values_np, dtype=base.pre[0].dtype)
     screen = make_screen(base, layer, screen_tables) if metrics == "accuracy" else None
     budget = row_budget(base, layer + 1, chunk_elements)
@@ -156,13 +167,13 @@ def ablate_neurons(
         for batch in split_batches(ch, budget)
     )
 
-    def edited(numpy_net: Network, a: int) -> Network:
+    def edited(numpy_net: Network, a: int, row: int | None) -> Network:
         unit = int(units[a])
-        return ablated_neuron_network(numpy_net, layer, unit, mode, values_np[unit])
+        return ablated_neuron_network(numpy_net, layer, unit, mode, image_value(values_np, unit, row))
 
     columns = {"layer": np.full(len(units), layer, dtype=np.int64), "unit": units}
-    columns.update(run_ablations(base, batches, len(units), edited,
-                                 neuron_mode(mode).recheck_base_ties, metrics, flips))
+    columns.update(run_ablations(base, batches, len(units), edited, record.recheck_base_ties, metrics, flips,
+                                 per_row=values_np.ndim == 2))
     return columns
 
 
@@ -176,6 +187,7 @@ def neuron_flips(
     reference: np.ndarray | None = None,
     *,
     base: BaseState | None = None,
+    replacement: np.ndarray | None = None,
 ) -> Flips:
     """The images each unit's removal fixes and breaks: per-image outcomes of
     :func:`ablate_neurons`, exact (near-ties settled as sklearn predicts).
@@ -186,8 +198,9 @@ def neuron_flips(
 
     Parameters
     ----------
-    net, X, y, layer, units, mode, reference, base : as for :func:`ablate_neurons`; a torch
-        network's units (``base`` unused) go to :func:`sweep.kernels.torchnet.torch_unit_flips`
+    net, X, y, layer, units, mode, reference, base, replacement : as for :func:`ablate_neurons`;
+        a torch network's units (``base`` and ``replacement`` unused: torch models take the
+        constant modes) go to :func:`sweep.kernels.torchnet.torch_unit_flips`
 
     Returns
     -------
@@ -208,5 +221,5 @@ def neuron_flips(
         return torch_unit_flips(net, X, y, layer, units, mode, reference)
     collected: list[Flips] = []
     ablate_neurons(net, X, y, layer, units, mode, reference, metrics="accuracy", base=base,
-                   flips=collected)
+                   replacement=replacement, flips=collected)
     return collected[0]

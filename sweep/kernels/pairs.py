@@ -32,7 +32,7 @@ from sweep.kernels.backend import network_to_numpy, to_numpy
 from sweep.kernels.basestate import BaseState, prepare
 from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, check_metrics
 from sweep.kernels.metrics import METRIC_COLUMNS
-from sweep.kernels.modes import unit_replacements
+from sweep.kernels.modes import check_constant_mode, unit_replacements
 from sweep.kernels.network import Network
 from sweep.kernels.neurons import ablate_neurons
 from sweep.kernels.pruning import Tables
@@ -131,7 +131,8 @@ def ablate_pairs(
     Raises
     ------
     ValueError
-        If no pair starts in ``[start, stop)``, or ``units`` are not distinct and sorted.
+        If no pair starts in ``[start, stop)``, ``units`` are not distinct and sorted, or the
+        mode is per-image (:func:`~sweep.kernels.modes.check_constant_mode`).
 
     Returns
     -------
@@ -140,6 +141,7 @@ def ablate_pairs(
         unit, then the second; ``class_effect`` of shape (n_pairs, n_classes).
     """
     check_metrics(metrics)
+    check_constant_mode(mode, "a pair sweep")
     units = check_units(units)
     stop = len(units) if stop is None else stop
     if pair_count(len(units), start, stop) == 0:

@@ -28,6 +28,7 @@ import numpy as np
 from sweep.kernels.backend import network_to_numpy, to_numpy
 from sweep.kernels.basestate import BaseState
 from sweep.kernels.metrics import METRIC_COLUMNS
+from sweep.kernels.modes import check_constant_mode
 from sweep.kernels.network import Network
 from sweep.kernels.neurons import ablate_neurons
 from sweep.kernels.orders import make_order, scope_units
@@ -226,6 +227,7 @@ def pruning_path(
     """
     if method not in PRUNING_METHODS:
         raise ValueError(f"unknown pruning method {method!r}; expected one of {PRUNING_METHODS}")
+    check_constant_mode(mode, "a pruning path")
     if SELECTION_SPLIT not in splits:
         raise ValueError("pruning chooses on the validation split: splits needs a 'val' entry")
     units = scope_units(network_to_numpy(net), scope)

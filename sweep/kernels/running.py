@@ -27,11 +27,46 @@ from array_api_compat import device as array_device
 from sweep.kernels.backend import CONVERTERS, namespace, network_to_numpy, to_numpy
 from sweep.kernels.basestate import BaseState, state_from_pass
 from sweep.kernels.metrics import ablation_metrics, sample_log_loss
-from sweep.kernels.modes import ablated_units_network, neuron_mode
+from sweep.kernels.modes import ablated_units_network, neuron_mode, outgoing_zeroed
 from sweep.kernels.network import Network, class_index, forward, forward_pass, predicted_index
 
 SPARSE_ROWS = 0.5
 """Recompute only the changed rows when they are at most this share of all rows."""
+
+
+@dataclass(frozen=True)
+class PerImageFolds:
+    """A per-image mode's removals in a :class:`PrunedPass`: the weights only zero the
+    removed units' outgoing rows, and each row's values times those rows are added to the
+    next layer's output (what the oracle folds into the bias, image by image).
+
+    Attributes
+    ----------
+    original : Network — the unpruned weights, numpy (the oracle's starting point)
+    removed : ndarray of shape (k, 2), int — ``(layer, unit)`` in removal order
+    offsets : list — per weight matrix, ``None`` or the ``(n, n_out)`` array added to its output
+    """
+
+    original: Network
+    removed: np.ndarray
+    offsets: list[Any]
+
+    def adding(self, units: np.ndarray, values: list[np.ndarray], net: Network, xp: Any, device: Any,
+               dtype: Any) -> PerImageFolds:
+        """These folds with ``units`` (k, 2) removed too: ``values[l][:, units] @ W[l + 1][units]``
+        (outgoing rows of ``net`` before the edit) added to weight matrix ``l + 1``'s offsets."""
+        offsets = list(self.offsets)
+        for layer in np.unique(units[:, 0]):
+            cols = units[units[:, 0] == layer, 1]
+            rows = np.asarray(values[layer], dtype=dtype)[:, cols]
+            added = xp.asarray(rows, device=device) @ net.coefs[layer + 1][xp.asarray(cols, device=device), :]
+            offsets[layer + 1] = added if offsets[layer + 1] is None else offsets[layer + 1] + added
+        return PerImageFolds(self.original, np.concatenate([self.removed, units]), offsets)
+
+    def edited(self, mode: str, values: list[np.ndarray], row: int) -> Network:
+        """The unpruned weights with every removed unit ablated as the oracle does it for image
+        ``row`` (:func:`~sweep.kernels.modes.ablated_units_network`)."""
+        return ablated_units_network(self.original, self.removed, mode, values, row)
 
 
 @dataclass
@@ -48,9 +83,12 @@ class PrunedPass:
         recomputed exactly by :meth:`state`)
     y : ndarray of shape (n,) — class labels
     values : list of ndarray — each hidden layer's replacement values, shape ``(width_l,)``
-        (computed on the unpruned network)
+        (computed on the unpruned network), or ``(n, width_l)`` of a per-image mode
+        (:func:`~sweep.kernels.modes.drawn_values`: one row per row of ``X``)
     mode : str — a key of :data:`~sweep.kernels.modes.NEURON_MODES`
     _state : BaseState, optional — :meth:`state`, until the next removal
+    folds : PerImageFolds, optional — a per-image mode's removals (its values cannot be
+        folded into one bias: they are added row by row)
     """
 
     net: Network
@@ -61,6 +99,17 @@ class PrunedPass:
     values: list[np.ndarray]
     mode: str
     _state: BaseState | None = None
+    folds: PerImageFolds | None = None
+
+    def __post_init__(self) -> None:
+        n = int(self.inputs[0].shape[0])
+        if not neuron_mode(self.mode).per_image:  # an unknown mode fails here, before any work
+            return
+        if any(np.ndim(v) != 2 or len(v) != n for v in self.values):
+            raise ValueError(f"mode {self.mode!r} gives every image its own value: pass one row per image "
+                             "(sweep.kernels.modes.drawn_values)")
+        if self.folds is None:
+            self.folds = PerImageFolds(self.net_np, np.zeros((0, 2), dtype=np.int64), [None] * len(self.pre))
 
     @classmethod
     def start(
@@ -68,7 +117,6 @@ class PrunedPass:
     ) -> PrunedPass:
         """The unpruned pass of ``net`` (numpy or torch, same backend as ``X``) on ``(X, y)``."""
         xp = namespace(X)
-        neuron_mode(mode)  # an unknown mode fails here, before any work
         inputs, pre = forward_pass(net, X)
         hidden = [xp.asarray(h, copy=True) for h in inputs[1:]]  # identity: never alias pre
         return cls(net, network_to_numpy(net), [X, *hidden], list(pre), np.asarray(y), values, mode)
@@ -102,13 +150,19 @@ class PrunedPass:
         device = array_device(h)
         cols_np = units[units[:, 0] == first, 1]
         cols = xp.asarray(cols_np, device=device)
-        values = xp.asarray(np.asarray(self.values[first], dtype=to_numpy(h[:0]).dtype)[cols_np], device=device)
-        d = values[None, :] - h[:, cols]  # (n, k)
+        dtype = to_numpy(h[:0]).dtype
+        values = xp.asarray(np.asarray(self.values[first], dtype=dtype)[..., cols_np], device=device)
+        values = values if values.ndim == 2 else values[None, :]  # (n or 1, k)
+        d = values - h[:, cols]  # (n, k)
         w = self.net.coefs[level][cols, :]  # outgoing weights before the edit, (k, n_out)
         if neuron_mode(self.mode).zero_incoming:  # the units now output act(0) = value
             self.pre[first][:, cols] = 0.0
-            h[:, cols] = values[None, :]
-        self.net_np = ablated_units_network(self.net_np, units, self.mode, self.values)
+            h[:, cols] = values
+        if self.folds is None:
+            self.net_np = ablated_units_network(self.net_np, units, self.mode, self.values)
+        else:
+            self.folds = self.folds.adding(units, self.values, self.net, xp, device, dtype)
+            self.net_np = outgoing_zeroed(self.net_np, units)
         self.net = self._on_backend(self.net_np)
         if np.any(units[:, 0] > first):
             self._recompute(level, h, slice(None))
@@ -125,7 +179,8 @@ class PrunedPass:
     def _recompute(self, start: int, X: Any, rows: Any) -> None:
         """Weight matrices ``start`` on of the edited net applied to ``X`` (the input of matrix
         ``start`` on ``rows``), written into ``inputs`` and ``pre`` on those rows."""
-        later_inputs, later_pre = forward_pass(self.net, X, start=start)
+        offsets = None if self.folds is None else [o if o is None else o[rows] for o in self.folds.offsets[start:]]
+        later_inputs, later_pre = forward_pass(self.net, X, start=start, offsets=offsets)
         for offset, (a, z) in enumerate(zip(later_inputs, later_pre)):
             if offset:
                 self.inputs[start + offset][rows] = a
@@ -138,7 +193,7 @@ class PrunedPass:
         xp = namespace(self.inputs[0])
         inputs = [self.inputs[0], *(xp.asarray(a, copy=True) for a in self.inputs[1:])]
         pre = [xp.asarray(z, copy=True) for z in self.pre]
-        return PrunedPass(self.net, self.net_np, inputs, pre, self.y, self.values, self.mode, self._state)
+        return PrunedPass(self.net, self.net_np, inputs, pre, self.y, self.values, self.mode, self._state, self.folds)
 
     def without(self, layer: int, unit: int) -> PrunedPass:
         """A copy with hidden unit ``unit`` of hidden layer ``layer`` removed too; the arrays
@@ -146,7 +201,7 @@ class PrunedPass:
         xp = namespace(self.inputs[0])
         inputs = [*self.inputs[: layer + 1], *(xp.asarray(a, copy=True) for a in self.inputs[layer + 1 :])]
         pre = [*self.pre[:layer], *(xp.asarray(z, copy=True) for z in self.pre[layer:])]
-        copy = PrunedPass(self.net, self.net_np, inputs, pre, self.y, self.values, self.mode)
+        copy = PrunedPass(self.net, self.net_np, inputs, pre, self.y, self.values, self.mode, folds=self.folds)
         copy.remove(layer, unit)
         return copy
 
@@ -163,7 +218,12 @@ class PrunedPass:
         if not tie.any():
             return base
         rows = np.flatnonzero(tie)
-        prob = forward(self.net_np, to_numpy(self.inputs[0]))[rows]
+        X = to_numpy(self.inputs[0])
+        if self.folds is None:
+            prob = forward(self.net_np, X)[rows]
+        else:  # each row with its own values folded, as the oracle edits the weights per image
+            prob = np.concatenate([forward(self.folds.edited(self.mode, self.values, int(r)), X)[r : r + 1]
+                                   for r in rows])
         pred, probabilities, loss = (
             base.xp.asarray(a, copy=True) for a in (base.pred, base.probabilities, base.loss)
         )

@@ -157,7 +157,7 @@ def ablate_synapses(
         changes = _screened_rows(base, layer, by_source, to, make_screen(base, layer))
     batches = (batch for ch in changes for batch in split_batches(ch, budget))
 
-    def edited(numpy_net: Network, a: int) -> Network:
+    def edited(numpy_net: Network, a: int, row: int | None) -> Network:
         return ablated_synapse_network(numpy_net, layer, int(by_source[a]), int(to[a]))
 
     measured = run_ablations(base, batches, len(sources), edited, False, metrics)

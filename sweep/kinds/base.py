@@ -11,7 +11,7 @@ routines to workers, tests call them in-process.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Optional
 
 import numpy as np
@@ -19,14 +19,18 @@ import pandas as pd
 import pyarrow as pa
 
 from sweep.data.datasets import DatasetSplits, reference_inputs
-from sweep.kernels import network_to_numpy, neuron_mode, prepare, to_numpy, unit_replacements
-from sweep.kernels.basestate import BaseState
+from sweep.kernels import (
+    network_to_numpy,
+    neuron_mode,
+    prepare,
+    to_numpy,
+    unit_replacements,
+)
 from sweep.kernels.network import Network
 from sweep.kernels.torchnet import TorchNetwork, mode_values, prepare_torch
 from sweep.results.shards import NetworkShape, RunKey, Shard
 from sweep.results.store import ResultStore, StoreError
 from sweep.spec import AblationSettings, RunSpec
-
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(),
@@ -47,6 +51,30 @@ def check_layers(layers: list[int] | None, count: int, what: str) -> None:
             raise ValueError(f"ablation.layers has {layer}; the model has {count} {what}: 0..{count - 1}")
 
 
+@dataclass(frozen=True)
+class ResampleSettings:
+    """Settings of a per-image mode (``resample``), for the kinds that take one.
+
+    Attributes
+    ----------
+    resample_draws : int — draws per ablation, averaged (their sd kept in ``effect_sd``)
+    resample_seed : int, optional — the draws' seed (``numpy.random.default_rng([seed,
+        draw])``); null: the model's seed. Both are recorded in every row of such a mode.
+    """
+
+    resample_draws: int = field(default=3, metadata={"interval": (1, None, True)})
+    resample_seed: Optional[int] = field(default=None, metadata={"interval": (0, None, True)})
+
+    def seed_for(self, model_seed: int) -> int:
+        """The draws' seed for the model of seed ``model_seed``."""
+        return model_seed if self.resample_seed is None else self.resample_seed
+
+
+RESAMPLE_SETTINGS = ("resample_draws", "resample_seed")
+""":class:`ResampleSettings`' fields: row-changing settings added after release 0.2 (a
+kind's :attr:`ResultKind.added_settings`)."""
+
+
 # --------------------------------------------------------------------------- worker inputs
 
 
@@ -63,7 +91,7 @@ class DataArrays:
     splits: dict[str, tuple[Any, np.ndarray]]
 
     @classmethod
-    def from_splits(cls, data: DatasetSplits) -> "DataArrays":
+    def from_splits(cls, data: DatasetSplits) -> DataArrays:
         return cls({"train": (data.X_train, data.y_train), "val": (data.X_val, data.y_val),
                     "test": (data.X_test, data.y_test)})
 
@@ -228,6 +256,9 @@ class ResultKind:
     compute : Routine
     summary : Summary, optional
     summary_title : str — the line above the summary table
+    added_settings : tuple of str — row-changing settings added after parts of the kind were
+        first written: they enter the fingerprint only when set away from their default, so
+        those parts keep theirs
     """
 
     name: str
@@ -238,6 +269,15 @@ class ResultKind:
     compute: Routine
     summary: Summary | None = None
     summary_title: str = ""
+    added_settings: tuple[str, ...] = ()
+
+    def row_settings(self, settings: AblationSettings) -> dict[str, Any]:
+        """The settings of ``settings`` that change this kind's rows (the fingerprint's)."""
+        defaults = {f.name: f.default for f in fields(settings)}
+        chosen = {name: getattr(settings, name) for name in self.settings}
+        chosen.update({name: getattr(settings, name) for name in self.added_settings
+                       if getattr(settings, name) != defaults[name]})
+        return chosen
 
     @property
     def schema(self) -> pa.Schema:

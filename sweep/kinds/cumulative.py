@@ -8,17 +8,27 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sweep.kernels import CUMULATIVE_COLUMNS, NEURON_MODES, ORDER_KEYS, QUANTIZERS, cumulative_rows, grid, scope_units
+from sweep.kernels import (
+    CUMULATIVE_COLUMNS,
+    NEURON_MODES,
+    ORDER_KEYS,
+    QUANTIZERS,
+    cumulative_rows,
+    grid,
+    scope_units,
+)
 from sweep.kinds import unit
 from sweep.kinds.base import (
+    NEEDS_VAL,
+    RESAMPLE_SETTINGS,
     Ablation,
     AblationSettings,
     Columns,
     DataArrays,
-    NEEDS_VAL,
     ModelInputs,
     Plan,
     PlanInputs,
+    ResampleSettings,
     ResultKind,
     measured_splits,
     validation_rows,
@@ -41,12 +51,13 @@ def expand_scopes(scopes: list[str], n_layers: int) -> list[str]:
 
 
 @dataclass(frozen=True)
-class CumulativeSettings(AblationSettings):
+class CumulativeSettings(ResampleSettings, AblationSettings):
     """``ablation=cumulative``: ``orders`` (random; effect_high/low, which need this model's
     neuron sweep on val; ``<statistic>_high/low``), ``scopes`` (network, layer<i>, or layers:
     each hidden layer),
     ``repetitions`` of the random order, ``k_points`` (0: every k), and the ``quantizer`` /
-    ``n_bins`` of the information statistics."""
+    ``n_bins`` of the information statistics; ``resample_draws`` and ``resample_seed`` as for
+    neurons (:class:`~sweep.kinds.base.ResampleSettings`)."""
 
     kind: str = "cumulative"
     modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
@@ -92,7 +103,8 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     return cumulative_rows(
         model.net, X, y, [order], scopes=[scope], mode=shard.mode, repetitions=settings.repetitions,
         seed=shard.run.seed, stats=model.unit_stats, effects=model.effects.get(shard.mode),
-        n_points=settings.k_points or None, reference=data.reference,
+        n_points=settings.k_points or None, reference=data.reference, draws=settings.resample_draws,
+        resample_seed=settings.seed_for(shard.run.seed),
     )
 
 
@@ -107,6 +119,7 @@ KIND = ResultKind(
     columns={"mode": "str", "split": "str", **CUMULATIVE_COLUMNS},
     constants=("mode", "split"),
     settings=("quantizer", "n_bins", "repetitions", "k_points"),
+    added_settings=RESAMPLE_SETTINGS,
     plan=plan,
     compute=compute,
     summary=curve_areas,

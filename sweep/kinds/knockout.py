@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from sweep.kernels import NEURON_MODES, removal_limit, scope_units
+from sweep.kernels import constant_modes, removal_limit, scope_units
 from sweep.kernels.knockout import KNOCKOUT_COLUMNS, class_knockout
 from sweep.kernels.pruning import SELECTION_SPLIT
 from sweep.kinds.base import (
@@ -48,7 +48,7 @@ class KnockoutSettings(AblationSettings):
     Chosen on val; val and test are recorded after every step (``splits`` does not apply)."""
 
     kind: str = "class_knockout"
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
+    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": constant_modes()})
     scopes: Optional[list[str]] = None
     classes: Optional[list[int]] = None
     max_units: Optional[float] = field(default=None, metadata={"interval": (0.0, None, False)})

@@ -8,9 +8,21 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from sweep.kernels import METRIC_COLUMNS, METRIC_SETS, NEURON_COLUMNS, NEURON_MODES, ablate_neurons
+from sweep.kernels import (
+    DRAW_COLUMNS,
+    METRIC_COLUMNS,
+    METRIC_SETS,
+    NEURON_COLUMNS,
+    NEURON_MODES,
+    ablate_neurons,
+    mean_over_draws,
+    neuron_mode,
+    no_draws,
+)
+from sweep.kernels.modes import drawn_values
 from sweep.kernels.torchnet import TorchNetwork, ablate_torch_units
 from sweep.kinds.base import (
+    RESAMPLE_SETTINGS,
     Ablation,
     AblationSettings,
     Columns,
@@ -18,6 +30,7 @@ from sweep.kinds.base import (
     ModelInputs,
     Plan,
     PlanInputs,
+    ResampleSettings,
     ResultKind,
     base_state,
     check_layers,
@@ -32,10 +45,12 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class NeuronSettings(AblationSettings):
-    """``ablation=neurons``: ``modes`` (zero: the paper's; remove; mean), ``metrics`` (full:
-    every column exact; accuracy: loss NaN, provably unchanged rows skipped), ``layers``
-    (hidden layers, all when null)."""
+class NeuronSettings(ResampleSettings, AblationSettings):
+    """``ablation=neurons``: ``modes`` (:data:`~sweep.kernels.NEURON_MODES`; zero: the
+    paper's), ``metrics`` (full: every column exact; accuracy: loss NaN, provably unchanged
+    rows skipped), ``layers`` (hidden layers, all when null), ``resample_draws`` and
+    ``resample_seed`` (a per-image mode's draws, averaged, and their seed:
+    :class:`~sweep.kinds.base.ResampleSettings`)."""
 
     kind: str = "neurons"
     metrics: str = field(default="full", metadata={"choices": METRIC_SETS})
@@ -88,11 +103,20 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
             model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
             base=base_state(model, data, shard.split), values=replacements(model, data, shard.mode)[shard.layer],
         )
-    return ablate_neurons(
-        model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
-        metrics=model.settings.metrics, base=base_state(model, data, shard.split),
-        replacement=replacements(model, data, shard.mode)[shard.layer],
-    )
+    values = replacements(model, data, shard.mode)[shard.layer]
+
+    def measured(replacement: np.ndarray) -> Columns:
+        return ablate_neurons(
+            model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
+            metrics=model.settings.metrics, base=base_state(model, data, shard.split), replacement=replacement,
+        )
+
+    if not neuron_mode(shard.mode).per_image:
+        return {**measured(values), **no_draws(shard.stop - shard.start)}
+    seed = model.settings.seed_for(shard.run.seed)
+    draws = [measured(drawn_values([values], shard.mode, len(y), seed, draw)[0])
+             for draw in range(model.settings.resample_draws)]
+    return mean_over_draws(draws, seed)
 
 
 def category_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -109,9 +133,10 @@ def category_counts(df: pd.DataFrame) -> pd.DataFrame:
 
 KIND = ResultKind(
     name="neuron",
-    columns={"mode": "str", "split": "str", **NEURON_COLUMNS, **METRIC_COLUMNS},
+    columns={"mode": "str", "split": "str", **NEURON_COLUMNS, **METRIC_COLUMNS, **DRAW_COLUMNS},
     constants=("mode", "split"),
     settings=("metrics",),
+    added_settings=RESAMPLE_SETTINGS,
     plan=plan,
     compute=compute,
     summary=category_counts,

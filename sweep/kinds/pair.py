@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from sweep.kernels import METRIC_SETS, NEURON_MODES, PAIR_COLUMNS, ablate_pairs, pair_count
+from sweep.kernels import METRIC_SETS, PAIR_COLUMNS, ablate_pairs, constant_modes, pair_count
 from sweep.kernels.engine import ranges
 from sweep.kernels.screen import gain_tables
 from sweep.kinds.base import (
@@ -52,7 +52,7 @@ class PairSettings(AblationSettings):
 
     kind: str = "pairs"
     metrics: str = field(default="accuracy", metadata={"choices": METRIC_SETS})
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
+    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": constant_modes()})
     layers: Optional[list[int]] = None
     top_k: Optional[int] = field(default=None, metadata={"interval": (2, None, True)})
     shard_cost: float = field(default=1e11, metadata={"interval": (0.0, None, False)})

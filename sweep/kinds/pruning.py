@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sweep.kernels import (
-    NEURON_MODES,
+    constant_modes,
     PRUNING_COLUMNS,
     PRUNING_METHODS,
     pruning_path,
@@ -55,7 +55,7 @@ class PruningSettings(AblationSettings):
     test are recorded after every step (``splits`` does not apply)."""
 
     kind: str = "pruning"
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
+    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": constant_modes()})
     methods: list[str] = field(
         default_factory=lambda: list(PRUNING_METHODS), metadata={"choices": PRUNING_METHODS}
     )

@@ -19,9 +19,9 @@ from sweep.data.datasets import DatasetError, DatasetSplits, check_files, load_d
 from sweep.kernels.network import Network
 from sweep.kinds import ABLATIONS, SCHEMAS, ResultKind
 from sweep.kinds.base import DataArrays, PlanInputs, measured_splits
-from sweep.results.shards import RunKey
 from sweep.results import storage
 from sweep.results.provenance import environment, versions
+from sweep.results.shards import RunKey
 from sweep.results.store import ResultStore, StoreError, check_writable
 from sweep.run import executor as executors
 from sweep.run.executor import ExecutionError, Executor, ShardInputs, TrainJob
@@ -42,7 +42,7 @@ def result_metadata(cfg: RunSpec, seed: int) -> dict[str, Any]:
 def fingerprint(cfg: RunSpec, artifact: models.ModelArtifact, kind: ResultKind, seed: int) -> str:
     """What a run's parts of ``kind`` are computed from: the model's weights, the data
     settings of model ``seed`` and the kind's row-changing ablation settings (16 hex digits)."""
-    settings = {name: getattr(cfg.ablation, name) for name in kind.settings}
+    settings = kind.row_settings(cfg.ablation)
     payload = {"weights": artifact.meta["sha256"], "dataset": cfg.dataset.for_seed(seed).content_params(),
                "settings": settings}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
