@@ -36,13 +36,13 @@ from sweep.kernels import (
     Flips,
     Network,
     TorchNetwork,
+    drawn_values,
     forward,
     neuron_flips,
     predicted_index,
     torch_predictions,
     unit_replacements,
 )
-from sweep.kernels.modes import drawn_values
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 """Splits a row may be measured on, as named in the ``split`` column."""

@@ -98,11 +98,11 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     """Columns of a neuron shard: each unit of ``[start, stop)`` ablated alone (a torch
     model's: each unit of unit site ``layer``, exact loss whatever ``metrics``)."""
     X, y = data.splits[shard.split]
-    if isinstance(model.net, TorchNetwork):
-        return ablate_torch_units(
+    if isinstance(model.net, TorchNetwork):  # constant modes only (per-image ones are refused up front)
+        return {**ablate_torch_units(
             model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
             base=base_state(model, data, shard.split), values=replacements(model, data, shard.mode)[shard.layer],
-        )
+        ), **no_draws(shard.stop - shard.start)}
     values = replacements(model, data, shard.mode)[shard.layer]
 
     def measured(replacement: np.ndarray) -> Columns:
