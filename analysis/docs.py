@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures as fig
-from analysis.formatting import markdown_table, number
+from analysis.formatting import count, markdown_table, number
 from analysis.load import AnalysisError
 from analysis.sections import channels, knockout, modes
 from analysis.sections.reproductions import (
@@ -86,12 +86,11 @@ def docs_markdown(tables: dict[str, pd.DataFrame], stamp: str) -> dict[str, str]
         paper = ("" if pd.isna(first["paper"])
                  else number(first["paper"], 2) + (" (derived)" if first["derived"] else ""))
         margin = "" if pd.isna(first["margin"]) else f"±{number(first['margin'], 2)}"
-        cells = {s: "" for s in scalings}
+        judged = pd.notna(first["paper"])
+        cells = {s: NOT_RUN if judged else "" for s in scalings}  # a scaling this network was not run in
         for r in rows.itertuples():
             if r.scaling in cells:
                 cells[r.scaling] = _cell(r)
-        if (rows["verdict"] == NOT_RUN).all():
-            cells = {s: NOT_RUN for s in scalings}
         wide.append({"dataset": dataset, "network": model, "layer": layer, "quantity": f"{quantity} ({unit})",
                      "paper": paper, "margin": margin, **cells})
     paper_md = markdown_table(pd.DataFrame(wide), ["dataset", "network", "layer", "quantity", "paper", "margin",
@@ -273,7 +272,7 @@ def write_docs(study: Study, docs: Path, datasets: dict[str, str] | None = None)
         regions.update(docs_markdown(tables, (
             f"*Written by `python -m analysis RESULTS --study {study.name} --markdown docs` from "
             f"{len(seeds[RUN_KEYS].drop_duplicates())} networks ("
-            + ", ".join(f"{m} {s}: {k} seeds" for (m, s), k in n.items()) + "); "
+            + ", ".join(f"{m} {s}: {count(k, 'seed')}" for (m, s), k in n.items()) + "); "
             + training_costs(paper_runs(study.manifest, datasets)) + stamp)))
         seeds.drop(columns=["paper_dataset"]).to_csv(docs / SEEDS_CSV, index=False, float_format="%.10g")
         written.append(docs / SEEDS_CSV)

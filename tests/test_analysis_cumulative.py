@@ -14,6 +14,7 @@ import pytest
 from analysis.sections import cumulative as ac
 from analysis import figures as fig
 from sweep.kinds import SCHEMAS
+from sweep.kernels import no_draws
 from sweep.results.store import to_table
 
 KEY = {
@@ -190,6 +191,8 @@ def write_kind(study: Path, kind: str, df: pd.DataFrame, constants: dict[str, st
             c: np.stack(rows[c].to_numpy()) if c == "class_effect" else rows[c].to_numpy()
             for c in rows.columns
         }
+        drawless = {c: v for c, v in no_draws(len(rows)).items() if c in SCHEMAS[kind].names}
+        columns = {**drawless, **columns}  # constant-mode rows: the draw columns null
         pq.write_table(to_table(SCHEMAS[kind], columns, constants), folder / "part-0.parquet")
 
 

@@ -79,7 +79,7 @@ def test_hydra_names_the_job_sweep(tmp_path):
     (("ablation.orders=[random]",), "error: ablation.orders is not a setting; did you mean ablation.modes? "
                                     "(settings of ablation=neurons:"),
     (("experiment=amjod",), "error: In 'config': Could not find 'experiment/amjod' Available options in 'experiment': "
-                            "amjad modes morcos paper"),
+                            + " ".join(sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml")))),
     (("dataset.label=mnist/raw",), "error: dataset.label='mnist/raw' is invalid; expected a name of letters, digits"),
     (("model.name=../x",), "error: model.name='../x' is invalid; expected a name of letters, digits"),
     (("seeds=abc",), "error: seeds=abc is invalid: seeds takes a list of integers, e.g. seeds=[0,1,2]"),

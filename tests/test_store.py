@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
 
+from sweep.kernels import no_draws
 from sweep.kinds import KINDS, SCHEMAS, STUDY_SCHEMA
 from sweep.results.shards import RunKey, Shard
 from sweep.results.store import ResultStore, StoreError, to_table
@@ -23,7 +24,7 @@ def neuron_columns(units: np.ndarray, n_classes: int = 3) -> dict[str, np.ndarra
         "accuracy_base": np.full(k, 0.9), "accuracy": 0.9 + rng.integers(-2, 3, k) / 50,
         "effect": rng.integers(-2, 3, k) / 50, "loss_base": np.full(k, 0.3), "loss": rng.random(k),
         "broken": rng.integers(0, 3, k), "fixed": rng.integers(0, 3, k), "p_mcnemar": rng.random(k),
-        "class_effect": rng.random((k, n_classes)),
+        "class_effect": rng.random((k, n_classes)), **no_draws(k),
     }
 
 

@@ -98,7 +98,9 @@ def peak_value(outputs: np.ndarray) -> float:
     low, high = np.percentile(outputs, [25, 75])
     width = 2.0 * (high - low) / len(outputs) ** (1 / 3)
     span = float(outputs.max() - outputs.min())
-    bins = min(int(np.ceil(span / width)), len(outputs)) if width > 0 else 1
+    with np.errstate(over="ignore"):  # a subnormal width overflows the ratio: n bins, as capped
+        ratio = span / width if width > 0 else 1.0
+    bins = int(min(np.ceil(ratio), len(outputs))) if np.isfinite(ratio) else len(outputs)
     edges = np.histogram_bin_edges(outputs, bins=max(bins, 1))
     which = np.clip(np.searchsorted(edges, outputs, side="right") - 1, 0, len(edges) - 2)
     fullest = int(np.argmax(np.bincount(which, minlength=len(edges) - 1)))
