@@ -94,7 +94,7 @@ def test_malformed_unit_lists_are_one_message(text: str | None, message: str) ->
 # --------------------------------------------------------------------------- live answers
 
 
-@pytest.mark.parametrize("mode", constant_modes())
+@pytest.mark.parametrize("mode", NEURON_MODES)
 def test_answers_equal_ablate_joint_on_val_and_test(explorer: Explorer, mode: str) -> None:
     view = explorer.view(KEY)
     units = [(0, 3), (0, 17), (1, 5)]
@@ -326,9 +326,9 @@ def test_a_mode_that_needs_reference_inputs_gets_them(explorer: Explorer, monkey
 def test_one_mode_selector_offers_every_mode(explorer: Explorer) -> None:
     app = app_module()
     options, first = app.mode_options(explorer)
-    assert [o["value"] for o in options] == list(constant_modes()) and first == "zero"
-    assert "peak" in constant_modes() and "resample" not in constant_modes()  # one value per image: not live
-    assert [o["label"] for o in options] == ["zero", *(f"{m} (live only: not swept)" for m in constant_modes()[1:])]
+    assert [o["value"] for o in options] == list(NEURON_MODES) and first == "zero"
+    assert "resample" in NEURON_MODES and "resample" not in constant_modes()  # per image, live as one draw
+    assert [o["label"] for o in options] == ["zero", *(f"{m} (live only: not swept)" for m in list(NEURON_MODES)[1:])]
     page = str(app.layout(explorer))
     dropdowns = re.findall(r"Dropdown\((?:[^()]|\([^()]*\))*?id='([\w-]+)'", page)
     assert sorted(dropdowns) == ["knockout-class", "mode", "model"] and "ask-mode" not in page
@@ -555,6 +555,8 @@ def test_knockout_sets_are_chosen_on_val_by_the_kernel_and_stored_sets_are_reuse
         view.knockout(10, "zero")
     with pytest.raises(ExploreError, match="^the other classes' largest loss must be 0-100 pp, not 150"):
         view.knockout(3, "zero", 1.5)
+    with pytest.raises(ExploreError, match="^class knockout takes one value per unit .*, not mode resample"):
+        view.knockout(3, "resample", 0.1)
 
 
 def test_the_knockout_button_fills_the_question_with_the_set(explorer: Explorer) -> None:

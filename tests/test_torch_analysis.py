@@ -190,3 +190,5 @@ def test_the_explorer_refuses_class_knockout_on_a_torch_network(study_root: Path
     view = Explorer(study_root, "cnn").view(ModelKey("digits", "small_cnn", SEEDS[0]))
     with pytest.raises(ExploreError, match="^class knockout runs on scikit-learn networks only"):
         view.knockout(0, "zero")
+    with pytest.raises(ExploreError, match="^torch networks take the modes zero, remove, mean; mode peak is for"):
+        view.ask([(0, 1)], "peak")

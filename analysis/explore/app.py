@@ -56,7 +56,7 @@ from analysis.figures import DIVERGING, image_grid
 from analysis.formatting import count
 from analysis.sections.base import interval_note
 from analysis.stats import Q
-from sweep.kernels import constant_modes
+from sweep.kernels import NEURON_MODES
 
 HOST = "127.0.0.1"
 """The only interface the explorer listens on."""
@@ -359,11 +359,12 @@ def profile_view(view: ModelView, profile: UnitProfile, mode: str,
 
 
 def mode_options(explorer: Explorer) -> tuple[list[dict[str, str]], str]:
-    """The one mode selector's options (every mode of ``sweep.kernels.NEURON_MODES`` with one
-    value per unit, which joint ablations take: ``constant_modes``; those without
-    neuron-sweep rows marked "live only") and its first value (``zero`` when swept)."""
+    """The one mode selector's options (every mode of ``sweep.kernels.NEURON_MODES``; those
+    without neuron-sweep rows marked "live only"; a per-image mode's live answers are one draw,
+    draw 0 of seed 0, as ``sweep.kernels.ablate_joint``) and its first value (``zero`` when
+    swept)."""
     swept = set(explorer.neurons["mode"].unique())
-    options = [{"label": m if m in swept else f"{m} (live only: not swept)", "value": m} for m in constant_modes()]
+    options = [{"label": m if m in swept else f"{m} (live only: not swept)", "value": m} for m in NEURON_MODES]
     first = "zero" if "zero" in swept else sorted(swept)[0]
     return options, first
 

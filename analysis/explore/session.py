@@ -45,6 +45,7 @@ from analysis.sections.stability import share_intervals
 from sweep.data import DATASETS, DatasetSplits, image_shape, reference_inputs
 from sweep.kernels import (
     NEURON_MODES,
+    TORCH_MODES,
     Network,
     PrunedPass,
     TorchNetwork,
@@ -53,6 +54,8 @@ from sweep.kernels import (
     as_units,
     class_index,
     class_knockout,
+    constant_modes,
+    drawn_values,
     fire_thresholds,
     running_pass,
     unit_outputs,
@@ -447,6 +450,8 @@ class LiveSplit:
         """The unablated running state whose ablated units take ``values`` (those of ``mode``;
         ``sweep.kernels.running_pass``)."""
         if mode not in self._base:
+            if NEURON_MODES[mode].per_image:  # draw 0 of seed 0, as sweep.kernels.ablate_joint
+                values = drawn_values(values, mode, len(self.y))
             self._base[mode] = running_pass(self.net, self.X, self.y, values, mode)
         return self._base[mode]
 
@@ -555,6 +560,9 @@ class ModelView:
         ``sweep.data.datasets.reference_inputs``)."""
         if mode not in NEURON_MODES:
             raise ExploreError(f"unknown mode {mode!r}; expected one of {', '.join(NEURON_MODES)}")
+        if isinstance(self.net, TorchNetwork) and mode not in TORCH_MODES:
+            raise ExploreError(f"torch networks take the modes {', '.join(TORCH_MODES)}; mode {mode} is for "
+                               "scikit-learn networks")
         if mode not in self._values:
             reference = (reference_inputs(self.data.X_train, self.data.X_val)
                          if NEURON_MODES[mode].needs_reference else None)
@@ -721,6 +729,9 @@ class ModelView:
         if isinstance(self.net, TorchNetwork):
             raise ExploreError("class knockout runs on scikit-learn networks only: a torch network has no "
                                "pruned running pass yet (as ablation=class_knockout refuses torch models)")
+        if NEURON_MODES[mode].per_image:
+            raise ExploreError(f"class knockout takes one value per unit ({', '.join(constant_modes())}), "
+                               f"not mode {mode}: choose another mode")
         if "val" not in self.splits:
             raise ExploreError("class knockout chooses units on val: this network has no val split "
                                "(rerun the sweep with dataset.val_fraction=0.1)")

@@ -63,6 +63,7 @@ from sweep.kernels.running import PrunedPass
 from sweep.kernels.selection import SYNAPSE_DIRECTIONS, select_synapses
 from sweep.kernels.synapses import SYNAPSE_COLUMNS, ablate_synapses, ablated_synapse_network
 from sweep.kernels.torchnet import (
+    TORCH_MODES,
     TorchNetwork,
     TorchUnitSet,
     incoming_weights,
@@ -97,6 +98,7 @@ __all__ = [
     "SYNAPSE_COLUMNS",
     "SYNAPSE_DIRECTIONS",
     "TIE_TOLERANCE",
+    "TORCH_MODES",
     "UNIT_COLUMNS",
     "BaseState",
     "Flips",
