@@ -55,7 +55,6 @@ from sweep.kernels import (
     class_index,
     class_knockout,
     constant_modes,
-    drawn_values,
     fire_thresholds,
     running_pass,
     unit_outputs,
@@ -449,9 +448,7 @@ class LiveSplit:
     def base(self, mode: str, values: list[Any]) -> PrunedPass | TorchUnitSet:
         """The unablated running state whose ablated units take ``values`` (those of ``mode``;
         ``sweep.kernels.running_pass``)."""
-        if mode not in self._base:
-            if NEURON_MODES[mode].per_image:  # draw 0 of seed 0, as sweep.kernels.ablate_joint
-                values = drawn_values(values, mode, len(self.y))
+        if mode not in self._base:  # a per-image mode: draw 0 of seed 0, as sweep.kernels.ablate_joint
             self._base[mode] = running_pass(self.net, self.X, self.y, values, mode)
         return self._base[mode]
 

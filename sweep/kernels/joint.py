@@ -60,10 +60,11 @@ def running_pass(net: Network | TorchNetwork, X: Any, y: np.ndarray, values: lis
     """The unablated running state of ``net`` on ``(X, y)`` that units are removed into
     (``remove_units``, ``outcome``, ``copy``): :class:`~sweep.kernels.running.PrunedPass` for
     an MLP, :class:`~sweep.kernels.torchnet.TorchUnitSet` for a torch network; ``values``
-    from :func:`unit_values` of ``mode``."""
+    from :func:`unit_values` of ``mode`` (a per-image mode's pools: each row takes draw 0 of
+    seed 0, :func:`~sweep.kernels.modes.drawn_values`; torch networks take constant modes only)."""
     if isinstance(net, TorchNetwork):
         return TorchUnitSet.start(net, X, y, values)
-    return PrunedPass.start(net, X, y, values, mode)
+    return PrunedPass.start(net, X, y, drawn_values(values, mode, len(y)), mode)
 
 
 def joint_outcomes(
@@ -78,10 +79,7 @@ def joint_outcomes(
     of hidden units all at once: ``((base_pred, base_loss), (pred, loss))``, each of shape
     ``(n_samples,)``. Parameters as for :func:`ablate_joint`."""
     units = as_units(units, net)
-    values = unit_values(net, mode, reference)
-    if not isinstance(net, TorchNetwork):  # a per-image mode: draw 0 of seed 0 (torch: constant modes only)
-        values = drawn_values(values, mode, len(y))
-    running = running_pass(net, X, y, values, mode)
+    running = running_pass(net, X, y, unit_values(net, mode, reference), mode)
     before = running.outcome()
     running.remove_units(units)
     return before, running.outcome()
