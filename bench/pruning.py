@@ -17,7 +17,7 @@ Timed, with 2 BLAS threads:
   ``K (K + 1) / 2`` candidates (its cost per candidate does not depend on the step); its choices
   there are compared with the path's;
 - ``fresh_base_s``: the kernel's sweep (screening tables recomputed too), but with the pruned
-  network's forward pass recomputed (``prepare``) at every step instead of updated by rank-1
+  network's forward pass recomputed (a fresh ``PrunedPass``) at every step instead of updated by rank-1
   changes; timed on ``--fresh-steps`` seeded steps, their mean times the number of steps.
 
 Exactness: on ``--check-steps`` seeded steps (plus the first and last) the recorded val and test
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.mnist_model import model_and_data  # noqa: E402
-from sweep.kernels import prepare, unit_replacements
+from sweep.kernels import PrunedPass, unit_replacements
 from sweep.kernels.network import Network
 from sweep.kernels.pruning import greedy_choice, pruning_path
 
@@ -76,13 +76,13 @@ def naive_step(clf: Any, removed: list[tuple[int, int]], remaining: list[tuple[i
 
 
 def fresh_step(net: Network, removed: list[tuple[int, int]], remaining: np.ndarray, X, y, values) -> float:
-    """One greedy step with the pruned net's forward pass recomputed (``prepare``): seconds."""
+    """One greedy step with the pruned net's forward pass recomputed (a fresh ``PrunedPass``): seconds."""
     start = time.perf_counter()
     coefs, intercepts = [w.copy() for w in net.coefs], [b.copy() for b in net.intercepts]
     for layer, unit in removed:  # zero mode, as ablated_neuron_network, in one copy
         coefs[layer][:, unit] = 0.0
         intercepts[layer][unit] = 0.0
-    greedy_choice(prepare(net.with_weights(tuple(coefs), tuple(intercepts)), X, y), remaining, values, MODE)
+    greedy_choice([PrunedPass.start(net.with_weights(tuple(coefs), tuple(intercepts)), X, y, values, MODE)], remaining)
     return time.perf_counter() - start
 
 

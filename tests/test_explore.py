@@ -555,8 +555,11 @@ def test_knockout_sets_are_chosen_on_val_by_the_kernel_and_stored_sets_are_reuse
         view.knockout(10, "zero")
     with pytest.raises(ExploreError, match="^the other classes' largest loss must be 0-100 pp, not 150"):
         view.knockout(3, "zero", 1.5)
-    with pytest.raises(ExploreError, match="^class knockout takes one value per unit .*, not mode resample"):
-        view.knockout(3, "resample", 0.1)
+    resampled = view.knockout(3, "resample", 0.1)  # draw 0 of seed 0, as the explorer's other answers
+    drawn = class_knockout(view.net, {"val": (val.X, val.y)}, 3, view.values("resample"), mode="resample",
+                           max_other_loss=0.1)
+    assert resampled.units == list(zip(drawn["layer"][1:].tolist(), drawn["unit"][1:].tolist()))
+    assert not resampled.stored and resampled.accuracy == pytest.approx(drawn["target_accuracy"][-1])
 
 
 def test_the_knockout_button_fills_the_question_with_the_set(explorer: Explorer) -> None:

@@ -195,14 +195,6 @@ def test_resample_settings_enter_the_fingerprint_only_when_changed(run_config) -
 # ------------------------------------------------------------------ refusals, before any work
 
 
-@pytest.mark.parametrize("ablation", ["pairs", "pruning", "class_knockout"])
-def test_pairs_pruning_and_knockout_refuse_resample_in_one_line(ablation: str, tmp_path) -> None:
-    with pytest.raises(SpecError, match=r"^ablation.modes='resample' is not allowed; choose one of zero, remove, mean, "
-                                        r"peak$"):
-        compose_run([f"paths.results={tmp_path}", f"ablation={ablation}", "ablation.modes=[peak,resample]",
-                     "dataset.val_fraction=0.2"])
-
-
 def test_the_running_pass_takes_a_per_image_mode_only_with_one_row_per_image() -> None:
     net = Network((np.ones((2, 3)), np.ones((3, 2))), (np.zeros(3), np.zeros(2)), "relu", "softmax", np.array([0, 1]))
     with pytest.raises(ValueError, match=r"mode 'resample' gives every image its own value: pass one row per image"):
@@ -264,20 +256,3 @@ def test_a_study_written_before_the_draw_columns_still_reads(tmp_path) -> None:
         rows = analysis.load(root, "compat", kind)
         new = [c for c in ("draws", "resample_seed", "effect_sd") if c in rows]
         assert len(rows) and rows[new].isna().all().all() and resample_seed(rows) == 0
-
-
-def test_pairs_pruning_and_knockout_kernels_refuse_a_per_image_mode() -> None:
-    from sweep.kernels import ablate_pairs, pruning_path
-    from sweep.kernels.knockout import class_knockout
-
-    clf = trained_mlp("relu")
-    net, (X, y) = Network.from_classifier(clf), digits(100)
-    splits = {"val": (X, y), "test": (X, y)}
-    values = unit_replacements(net, "resample", X)
-    with pytest.raises(ValueError, match=r"^a pair sweep takes one value per unit \(zero, remove, mean, peak\), "
-                                         r"not mode 'resample'$"):
-        ablate_pairs(net, X, y, np.array([[0, 0], [0, 1]]), mode="resample", reference=X)
-    with pytest.raises(ValueError, match=r"^a pruning path takes one value per unit .*not mode 'resample'$"):
-        pruning_path(net, splits, "random", values, mode="resample")
-    with pytest.raises(ValueError, match=r"^a class knockout takes one value per unit .*not mode 'resample'$"):
-        class_knockout(net, splits, 0, values, mode="resample")

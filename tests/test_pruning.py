@@ -155,11 +155,11 @@ def test_greedy_removes_exactly_equal_units_lowest_index_first() -> None:
     clf.intercepts_[0][[5, 11]] = -1e3
     net, data = Network.from_classifier(clf), splits()
     values = unit_replacements(net, "zero")
-    state = PrunedPass.start(net, *data["val"], values, "zero").state()
+    selection = [PrunedPass.start(net, *data["val"], values, "zero")]
     twins = [oracle(edited(clf, [(0, u)], "zero", values), *data["val"]) for u in (9, 2)]
     assert twins[0] == twins[1]
-    assert greedy_choice(state, np.array([[0, 9], [0, 2]]), values, "zero") == 1
-    assert greedy_choice(state, np.array([[0, 11], [0, 5]]), values, "zero") == 1
+    assert greedy_choice(selection, np.array([[0, 9], [0, 2]])) == 1
+    assert greedy_choice(selection, np.array([[0, 11], [0, 5]])) == 1
 
 
 def test_stop_rules_max_removed_count_fraction_and_tolerance() -> None:

@@ -54,7 +54,6 @@ from sweep.kernels import (
     as_units,
     class_index,
     class_knockout,
-    constant_modes,
     fire_thresholds,
     running_pass,
     unit_outputs,
@@ -726,9 +725,6 @@ class ModelView:
         if isinstance(self.net, TorchNetwork):
             raise ExploreError("class knockout runs on scikit-learn networks only: a torch network has no "
                                "pruned running pass yet (as ablation=class_knockout refuses torch models)")
-        if NEURON_MODES[mode].per_image:
-            raise ExploreError(f"class knockout takes one value per unit ({', '.join(constant_modes())}), "
-                               f"not mode {mode}: choose another mode")
         if "val" not in self.splits:
             raise ExploreError("class knockout chooses units on val: this network has no val split "
                                "(rerun the sweep with dataset.val_fraction=0.1)")

@@ -56,6 +56,11 @@ class BaseState:
     right : array of shape (n,), bool — ``pred == y``
     class_counts : ndarray of shape (n_classes,), int64 — rows of each true class
     tolerance : float — the relative tie tolerance of the model's dtype
+    folds : PerImageFolds, optional — a pruned pass's per-image removals
+        (:class:`~sweep.kernels.running.PerImageFolds`): each row's values times the removed
+        units' outgoing weights, added to later weight matrices' outputs row by row; an
+        ablation on this state recomputes later layers with them and settles its near-ties
+        with the weights edited for that row
     """
 
     net: Network
@@ -74,6 +79,7 @@ class BaseState:
     right: Any
     class_counts: np.ndarray
     tolerance: float
+    folds: Any = None
 
     @property
     def activations(self) -> tuple[Any, ...]:
@@ -160,7 +166,9 @@ def prepare(net: Network, X: Any, y: np.ndarray) -> BaseState:
     return state_from_pass(net, inputs, pre, y)
 
 
-def state_from_pass(net: Network, inputs: list[Any], pre: list[Any], y: np.ndarray) -> BaseState:
+def state_from_pass(
+    net: Network, inputs: list[Any], pre: list[Any], y: np.ndarray, folds: Any = None
+) -> BaseState:
     """The :class:`BaseState` of a forward pass already computed (:func:`prepare` runs it;
     :mod:`sweep.kernels.pruning` keeps one up to date as units are removed).
 
@@ -170,6 +178,7 @@ def state_from_pass(net: Network, inputs: list[Any], pre: list[Any], y: np.ndarr
     inputs, pre : lists of arrays — as :func:`sweep.kernels.network.forward_pass` returns
         them: ``inputs[m]`` of shape ``(n, n_in_m)``, ``pre[m]`` of shape ``(n, n_out_m)``
     y : ndarray of shape (n_samples,) — class labels
+    folds : PerImageFolds, optional — the pass's per-image removals (:attr:`BaseState.folds`)
 
     Returns
     -------
@@ -188,5 +197,5 @@ def state_from_pass(net: Network, inputs: list[Any], pre: list[Any], y: np.ndarr
     return BaseState(
         net, xp, ops, tuple(inputs), tuple(pre), prob, pred, margin, scale,
         margin < tolerance * scale, loss, y_b, y_np, pred == y_b,
-        np.bincount(y_np, minlength=len(net.classes)), tolerance,
+        np.bincount(y_np, minlength=len(net.classes)), tolerance, folds,
     )

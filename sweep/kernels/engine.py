@@ -143,18 +143,24 @@ def _decide(xp: Any, s: Any, tolerance: float) -> tuple[Any, Any]:
 
 def _new_logits(base: BaseState, ch: Changes) -> Any:
     """Class-major logits of the changed rows, shape ``(n_outputs, m)``: only the layers
-    after the change are recomputed."""
+    after the change are recomputed (a pruned pass's per-image folds added row by row)."""
     xp, net = base.xp, base.net
     z = xp.take(base.pre[ch.level], ch.rows, axis=0)
     if ch.units.shape[0] == 1:
         z = base.ops.add_outer(z, ch.d, ch.directions[ch.units[0]])
     else:
         z += ch.d[:, None] * ch.directions[ch.units]
+    offsets = [None] * (base.last + 1) if base.folds is None else base.folds.offsets
     if ch.level == base.last:
         return base.ops.contiguous(z.T)
     for m in range(ch.level + 1, base.last):
         z = base.activate(z) @ net.coefs[m] + net.intercepts[m]
-    return net.coefs[base.last].T @ base.activate(z).T + net.intercepts[base.last][:, None]
+        if offsets[m] is not None:
+            z += xp.take(offsets[m], ch.rows, axis=0)
+    logits = net.coefs[base.last].T @ base.activate(z).T + net.intercepts[base.last][:, None]
+    if offsets[base.last] is not None:
+        logits += xp.take(offsets[base.last], ch.rows, axis=0).T
+    return logits
 
 
 def _accumulate(

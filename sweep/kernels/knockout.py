@@ -22,12 +22,17 @@ from typing import Any
 import numpy as np
 
 from sweep.kernels.backend import network_to_numpy
-from sweep.kernels.metrics import METRIC_COLUMNS
-from sweep.kernels.modes import check_constant_mode
+from sweep.kernels.metrics import DRAW_COLUMNS, METRIC_COLUMNS
 from sweep.kernels.network import Network, class_index
 from sweep.kernels.neurons import ablate_neurons
 from sweep.kernels.orders import scope_units
-from sweep.kernels.pruning import SELECTION_SPLIT, PrunedPass, removal_limit
+from sweep.kernels.pruning import (
+    SELECTION_SPLIT,
+    PrunedPass,
+    drawn_passes,
+    measured_over_draws,
+    removal_limit,
+)
 from sweep.kernels.screen import gain_tables
 
 KNOCKOUT_COLUMNS: dict[str, str] = {
@@ -41,6 +46,7 @@ KNOCKOUT_COLUMNS: dict[str, str] = {
     "target_accuracy": "float64",
     "other_max_loss": "float64",
     **METRIC_COLUMNS,
+    **DRAW_COLUMNS,
 }
 """Columns of :func:`class_knockout`: one row per step and split; ``target`` the class index
 (into the network's classes) being knocked out; ``step`` 0 is the unablated network (``layer =
@@ -48,7 +54,9 @@ unit = -1``), step ``k`` the network with the first ``k`` units of the set remov
 ``knocked_out`` 1 on every row of a search that reached chance on val; ``target_accuracy`` the
 target class's accuracy on that split after the step and ``other_max_loss`` the largest
 accuracy loss of another class against the unablated network (fractions); the metric columns
-compare with the unablated network on that split (``class_effect``: every class's change)."""
+compare with the unablated network on that split (``class_effect``: every class's change); a
+per-image mode's are the mean over its draws (:data:`~sweep.kernels.metrics.DRAW_COLUMNS`, null
+for a constant mode)."""
 
 
 def class_accuracies(pred: np.ndarray, y_index: np.ndarray, n_classes: int) -> np.ndarray:
@@ -68,8 +76,14 @@ def class_knockout(
     max_units: float | None = None,
     max_other_loss: float = 0.01,
     chance: float | None = None,
+    draws: int = 1,
+    resample_seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """The greedy knockout set of one class, chosen on ``splits["val"]``, every split measured.
+
+    A per-image mode (``resample``) runs ``draws`` draws of ``resample_seed`` side by side:
+    every quantity the search compares (class accuracies, the target's rows right and loss)
+    is the mean over the draws, and so are the rows' metrics (their sd kept).
 
     Parameters
     ----------
@@ -78,7 +92,8 @@ def class_knockout(
         of shape (n, n_features), ``y`` of shape (n,) class labels
     target : int — index of the class to knock out (into ``net.classes``)
     values : list of ndarray — replacement values per hidden layer
-        (:func:`~sweep.kernels.modes.unit_replacements` of the unablated network in ``mode``)
+        (:func:`~sweep.kernels.modes.unit_replacements` of the unablated network in ``mode``;
+        a per-image mode's pools, drawn here for each split)
     mode : str — a key of :data:`~sweep.kernels.modes.NEURON_MODES`
     scope : str — ``"network"`` or ``"layer<l>"``: the units that may be removed
     max_units : float, optional — the most units removed (see
@@ -86,6 +101,7 @@ def class_knockout(
     max_other_loss : float — the most val accuracy any other class may lose (fraction)
     chance : float, optional — the target class's val accuracy that counts as knocked out;
         None: ``1 / n_classes``
+    draws, resample_seed : int — a per-image mode's draws and their seed (else unused)
 
     Returns
     -------
@@ -95,7 +111,6 @@ def class_knockout(
     """
     if SELECTION_SPLIT not in splits:
         raise ValueError("class knockout chooses on the validation split: splits needs a 'val' entry")
-    check_constant_mode(mode, "a class knockout")
     net_np = network_to_numpy(net)
     n_classes = len(net_np.classes)
     if not 0 <= target < n_classes:
@@ -103,26 +118,33 @@ def class_knockout(
     chance = 1.0 / n_classes if chance is None else chance
     units = scope_units(net_np, scope)
     limit = removal_limit(max_units, len(units))
-    passes = {name: PrunedPass.start(net, X, y, values, mode) for name, (X, y) in splits.items()}
+    passes = {name: drawn_passes(net, X, y, values, mode, draws, resample_seed) for name, (X, y) in splits.items()}
     labels = {name: class_index(net_np, np.asarray(y)) for name, (_, y) in splits.items()}
-    unablated = {name: p.outcome() for name, p in passes.items()}
+    unablated = {name: p[0].outcome() for name, p in passes.items()}
     base_accuracy = {name: class_accuracies(unablated[name][0], labels[name], n_classes) for name in passes}
     selection = passes[SELECTION_SPLIT]
     X_val, y_val_labels = splits[SELECTION_SPLIT]
     y_val = labels[SELECTION_SPLIT]
     on_target = np.flatnonzero(y_val == target)
-    target_pass = PrunedPass.start(net, X_val[on_target], np.asarray(y_val_labels)[on_target], values, mode)
+    target_passes = [  # the target class's val rows alone, each with its draw's values
+        PrunedPass.start(net, X_val[on_target], np.asarray(y_val_labels)[on_target],
+                         [v[on_target] if np.ndim(v) == 2 else v for v in p.values], mode)
+        for p in selection
+    ]
     val_counts = np.bincount(y_val, minlength=n_classes)
     others = np.arange(n_classes) != target
     tables = {layer: gain_tables(net, layer) for layer in np.unique(units[:, 0]).tolist()}
 
+    def accuracies(name: str) -> np.ndarray:
+        """Each class's accuracy on split ``name``, the mean over the draws, shape (n_classes,)."""
+        return np.mean([class_accuracies(p.outcome()[0], labels[name], n_classes) for p in passes[name]], axis=0)
+
     def measure() -> dict[str, dict[str, np.ndarray]]:
         out = {}
         for name, p in passes.items():
-            pred, loss = p.outcome()
-            accuracy = class_accuracies(pred, labels[name], n_classes)
+            accuracy = accuracies(name)
             lost = base_accuracy[name][others] - accuracy[others]
-            out[name] = {**p.metrics(*unablated[name], pred, loss),
+            out[name] = {**measured_over_draws(p, unablated[name], resample_seed),
                          "target_accuracy": np.array([accuracy[target]]),
                          "other_max_loss": np.array([lost.max() if lost.size else 0.0])}
         return out
@@ -132,28 +154,31 @@ def class_knockout(
     remaining = units
     knocked_out = steps[0][SELECTION_SPLIT]["target_accuracy"][0] <= chance
     while not knocked_out and len(removed) - 1 < limit:
-        base, target_base = selection.state(), target_pass.state()
-        current = class_accuracies(np.asarray(selection.outcome()[0]), y_val, n_classes)
-        after = np.empty((len(remaining), n_classes))
-        target_right = np.empty(len(remaining))
-        target_loss = np.empty(len(remaining))
-        for layer in np.unique(remaining[:, 0]):
-            at = np.flatnonzero(remaining[:, 0] == layer)
-            columns = ablate_neurons(base.net, base.inputs[0], base.y_np, int(layer), remaining[at, 1], mode,
-                                     metrics="accuracy", base=base, replacement=values[layer],
-                                     screen_tables=tables[int(layer)])
-            after[at] = current + columns["class_effect"]
-            exact = ablate_neurons(target_base.net, target_base.inputs[0], target_base.y_np, int(layer),
-                                   remaining[at, 1], mode, base=target_base, replacement=values[layer])
-            target_right[at] = np.rint(exact["accuracy"] * len(on_target))
-            target_loss[at] = exact["loss"]
-        lost = base_accuracy[SELECTION_SPLIT][None, others] - after[:, others]
-        now_right, now_loss = np.rint(current[target] * len(on_target)), float(target_pass.outcome()[1].mean())
-        progress = (target_right < now_right) | (target_loss > now_loss + 1e-12)
+        after = np.zeros((len(remaining), n_classes))  # val class accuracies, summed over the draws
+        target_right = np.zeros(len(remaining))  # target rows right, summed over the draws
+        target_loss = np.zeros(len(remaining))  # the target's mean loss, summed over the draws
+        for p, target_pass in zip(selection, target_passes):
+            base, target_base = p.state(), target_pass.state()
+            current = class_accuracies(np.asarray(p.outcome()[0]), y_val, n_classes)
+            for layer in np.unique(remaining[:, 0]):
+                at = np.flatnonzero(remaining[:, 0] == layer)
+                columns = ablate_neurons(base.net, base.inputs[0], base.y_np, int(layer), remaining[at, 1], mode,
+                                         metrics="accuracy", base=base, replacement=p.values[layer],
+                                         screen_tables=tables[int(layer)])
+                after[at] += current + columns["class_effect"]
+                exact = ablate_neurons(target_base.net, target_base.inputs[0], target_base.y_np, int(layer),
+                                       remaining[at, 1], mode, base=target_base, replacement=target_pass.values[layer])
+                target_right[at] += np.rint(exact["accuracy"] * len(on_target))
+                target_loss[at] += exact["loss"]
+        lost = base_accuracy[SELECTION_SPLIT][None, others] - after[:, others] / len(selection)
+        now_right = sum(np.rint(class_accuracies(p.outcome()[0], y_val, n_classes)[target] * len(on_target))
+                        for p in selection)
+        now_loss = sum(float(t.outcome()[1].mean()) for t in target_passes)
+        progress = (target_right < now_right) | (target_loss > now_loss + 1e-12 * len(selection))
         feasible = np.flatnonzero((lost <= max_other_loss + 1e-12).all(axis=1) & progress)
         if not len(feasible):
             break
-        rows_lost = np.rint((np.clip(lost[feasible], 0, None) * val_counts[others]).sum(axis=1))
+        rows_lost = np.rint((np.clip(lost[feasible], 0, None) * val_counts[others] * len(selection)).sum(axis=1))
         candidates = remaining[feasible]
         order = np.lexsort((candidates[:, 1], candidates[:, 0], rows_lost, -target_loss[feasible],
                             target_right[feasible]))
@@ -161,7 +186,7 @@ def class_knockout(
         layer, unit = (int(v) for v in remaining[pick])
         remaining = np.delete(remaining, pick, axis=0)
         removed.append((layer, unit))
-        for p in (*passes.values(), target_pass):
+        for p in (*(q for draw_passes in passes.values() for q in draw_passes), *target_passes):
             p.remove(layer, unit)
         steps.append(measure())
         knocked_out = steps[-1][SELECTION_SPLIT]["target_accuracy"][0] <= chance
@@ -176,6 +201,6 @@ def class_knockout(
         "unit": where[:, 1],
         "knocked_out": np.full(len(rows), int(knocked_out), dtype=np.int64),
     }
-    for column in ("target_accuracy", "other_max_loss", *METRIC_COLUMNS):
+    for column in ("target_accuracy", "other_max_loss", *METRIC_COLUMNS, *DRAW_COLUMNS):
         columns[column] = np.concatenate([steps[k][name][column] for k, name in rows])
     return columns

@@ -143,16 +143,8 @@ NEURON_MODES: dict[str, NeuronMode] = {
 
 
 def constant_modes() -> tuple[str, ...]:
-    """The modes with one value per unit (not :attr:`NeuronMode.per_image`): those the
-    running pass (:class:`~sweep.kernels.running.PrunedPass`) takes."""
+    """The modes with one value per unit (not :attr:`NeuronMode.per_image`)."""
     return tuple(name for name, mode in NEURON_MODES.items() if not mode.per_image)
-
-
-def check_constant_mode(mode: str, what: str) -> None:
-    """Raise ValueError unless ``mode`` is one of :func:`constant_modes` (``what``: the kernel
-    that needs one value per unit, e.g. its near-ties settled on weights edited once)."""
-    if mode not in constant_modes():
-        raise ValueError(f"{what} takes one value per unit ({', '.join(constant_modes())}), not mode {mode!r}")
 
 
 def neuron_mode(name: str) -> NeuronMode:

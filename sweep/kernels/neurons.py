@@ -169,7 +169,8 @@ def ablate_neurons(
 
     def edited(numpy_net: Network, a: int, row: int | None) -> Network:
         unit = int(units[a])
-        return ablated_neuron_network(numpy_net, layer, unit, mode, image_value(values_np, unit, row))
+        start = numpy_net if base.folds is None else base.folds.edited(row)  # a pruned pass's row
+        return ablated_neuron_network(start, layer, unit, mode, image_value(values_np, unit, row))
 
     columns = {"layer": np.full(len(units), layer, dtype=np.int64), "unit": units}
     columns.update(run_ablations(base, batches, len(units), edited, record.recheck_base_ties, metrics, flips,

@@ -152,16 +152,14 @@ def naive_synapse_metrics(
 
 def naive_pair_metrics(
     clf: Any, X: np.ndarray, y: np.ndarray, pairs: np.ndarray, mode: str = "zero",
-    reference: np.ndarray | None = None,
+    reference: np.ndarray | None = None, seed: int = 0, draw: int = 0,
 ) -> dict[str, np.ndarray]:
-    """The metric columns of :func:`sweep.kernels.pairs.ablate_pairs`, computed the naive way.
+    """The metric columns of :func:`sweep.kernels.pairs.ablate_pairs`, computed the naive way
+    (a per-image mode: draw ``draw`` of ``seed``, one donor image for both units).
 
     Parameters
     ----------
     pairs : ndarray of shape (k, 4), int — ``layer_a, unit_a, layer_b, unit_b`` (a edited first)
     """
-    makers = [
-        (lambda p=tuple(int(v) for v in p): units_ablated_classifier(clf, [p[:2], p[2:]], mode, reference))
-        for p in pairs
-    ]
-    return _metrics(clf, X, y, makers)
+    units = [[(int(p[0]), int(p[1])), (int(p[2]), int(p[3]))] for p in pairs]
+    return _metrics(clf, X, y, [_ablated(clf, X, u, mode, reference, seed, draw) for u in units])

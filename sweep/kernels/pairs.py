@@ -32,7 +32,7 @@ from sweep.kernels.backend import network_to_numpy, to_numpy
 from sweep.kernels.basestate import BaseState, prepare
 from sweep.kernels.engine import DEFAULT_CHUNK_ELEMENTS, check_metrics
 from sweep.kernels.metrics import METRIC_COLUMNS
-from sweep.kernels.modes import check_constant_mode, unit_replacements
+from sweep.kernels.modes import drawn_values, unit_replacements
 from sweep.kernels.network import Network
 from sweep.kernels.neurons import ablate_neurons
 from sweep.kernels.pruning import Tables
@@ -123,7 +123,9 @@ def ablate_pairs(
     metrics : str — one of :data:`~sweep.kernels.engine.METRIC_SETS`
     base : BaseState, optional — ``prepare(net, X, y)``, computed when not given
     values : list of ndarray, optional — :func:`~sweep.kernels.modes.unit_replacements` of
-        ``net`` in ``mode`` (else from ``reference``)
+        ``net`` in ``mode`` (else from ``reference``); a per-image mode's ``(n_samples,
+        width_l)`` matrices (:func:`~sweep.kernels.modes.drawn_values`: one draw, the same
+        donor image for both units of a pair; else draw 0 of seed 0)
     tables : dict of int to tuple of ndarray, optional — hidden layer -> its
         :func:`~sweep.kernels.screen.gain_tables` (``metrics="accuracy"``; else computed)
     chunk_elements : int — size of the largest temporary array of one pass
@@ -131,8 +133,7 @@ def ablate_pairs(
     Raises
     ------
     ValueError
-        If no pair starts in ``[start, stop)``, ``units`` are not distinct and sorted, or the
-        mode is per-image (:func:`~sweep.kernels.modes.check_constant_mode`).
+        If no pair starts in ``[start, stop)``, or ``units`` are not distinct and sorted.
 
     Returns
     -------
@@ -141,14 +142,15 @@ def ablate_pairs(
         unit, then the second; ``class_effect`` of shape (n_pairs, n_classes).
     """
     check_metrics(metrics)
-    check_constant_mode(mode, "a pair sweep")
     units = check_units(units)
     stop = len(units) if stop is None else stop
     if pair_count(len(units), start, stop) == 0:
         raise ValueError(f"no pair has its first unit at a position of [{start}, {stop}) of {len(units)} units")
     net_np = network_to_numpy(net)
-    values = unit_replacements(net_np, mode, None if reference is None else to_numpy(reference)) if values is None else values
     base = prepare(net, X, y) if base is None else base
+    if values is None:
+        pool = unit_replacements(net_np, mode, None if reference is None else to_numpy(reference))
+        values = drawn_values(pool, mode, base.n)
     if tables is None:
         tables = {int(l): gain_tables(net_np, int(l)) for l in np.unique(units[:, 0])} if metrics == "accuracy" else {}
     y = np.asarray(to_numpy(y))

@@ -21,14 +21,15 @@ loss only for the units tied at the best accuracy. Pure numerics, numpy or torch
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from sweep.kernels.backend import network_to_numpy, to_numpy
 from sweep.kernels.basestate import BaseState
-from sweep.kernels.metrics import METRIC_COLUMNS
-from sweep.kernels.modes import check_constant_mode
+from sweep.kernels.metrics import DRAW_COLUMNS, METRIC_COLUMNS, mean_over_draws, no_draws
+from sweep.kernels.modes import drawn_values, neuron_mode
 from sweep.kernels.network import Network
 from sweep.kernels.neurons import ablate_neurons
 from sweep.kernels.orders import make_order, scope_units
@@ -51,11 +52,14 @@ PRUNING_COLUMNS: dict[str, str] = {
     "layer": "int64",
     "unit": "int64",
     **METRIC_COLUMNS,
+    **DRAW_COLUMNS,
 }
 """Columns of :func:`pruning_path`: one row per step and split; ``step`` 0 is the unpruned
 network (``layer = unit = -1``), step ``k`` the network with the first ``k`` units removed,
 ``(layer, unit)`` the one removed at step ``k``, ``fraction = k / (units in the scope)``; the
-metric columns compare the pruned network with the unpruned one on that split."""
+metric columns compare the pruned network with the unpruned one on that split (a per-image
+mode's: the mean over its draws, :data:`~sweep.kernels.metrics.DRAW_COLUMNS`; null for a
+constant mode)."""
 
 
 def removal_limit(max_removed: float | None, n_units: int) -> int:
@@ -133,31 +137,61 @@ def rank(candidates: np.ndarray, right: np.ndarray, loss: np.ndarray) -> np.ndar
     return np.lexsort((candidates[:, 1], candidates[:, 0], loss, -right))
 
 
-def greedy_choice(
-    base: BaseState,
-    candidates: np.ndarray,
-    values: list[np.ndarray],
-    mode: str,
-    tables: Tables | None = None,
-) -> int:
-    """Position in ``candidates`` (m, 2) of the unit whose removal keeps the selection
-    split's accuracy highest (ties: lower loss, then lower ``(layer, unit)``).
+def ranking_over_draws(
+    draws: Sequence[PrunedPass], candidates: np.ndarray, metrics: str = "full", tables: Tables | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`single_unit_ranking` on the passes of one split, one per draw of a per-image
+    mode (one pass of a constant mode): rows right summed over the draws (ranks as their
+    mean) and the loss averaged, shapes (m,)."""
+    parts = [single_unit_ranking(p.state(), candidates, p.values, p.mode, metrics, tables) for p in draws]
+    return np.sum([right for right, _ in parts], axis=0), np.mean([loss for _, loss in parts], axis=0)
 
-    The accuracy of every candidate comes from one screened sweep; the exact loss is then
-    computed only for the candidates tied at the best accuracy.
+
+def greedy_choice(draws: Sequence[PrunedPass], candidates: np.ndarray, tables: Tables | None = None) -> int:
+    """Position in ``candidates`` (m, 2) of the unit whose removal keeps the selection
+    split's accuracy highest, averaged over ``draws`` (:func:`ranking_over_draws`; ties:
+    lower loss, then lower ``(layer, unit)``).
+
+    The accuracy of every candidate comes from one screened sweep per draw; the exact loss
+    is then computed only for the candidates tied at the best accuracy.
     """
-    right, _ = single_unit_ranking(base, candidates, values, mode, "accuracy", tables)
+    right, _ = ranking_over_draws(draws, candidates, "accuracy", tables)
     tied = np.flatnonzero(right == right.max())
     if len(tied) == 1:
         return int(tied[0])
-    tied_right, tied_loss = single_unit_ranking(base, candidates[tied], values, mode)
+    tied_right, tied_loss = ranking_over_draws(draws, candidates[tied])
     return int(tied[rank(candidates[tied], tied_right, tied_loss)[0]])
+
+
+def drawn_passes(
+    net: Network, X: Any, y: np.ndarray, values: list[np.ndarray], mode: str, draws: int, resample_seed: int
+) -> list[PrunedPass]:
+    """The unpruned passes of ``net`` on ``(X, y)``: one per draw ``0..draws-1`` of
+    ``resample_seed`` of a per-image mode (``values`` its pools, drawn for these rows:
+    :func:`~sweep.kernels.modes.drawn_values`), or one of a constant mode."""
+    if not neuron_mode(mode).per_image:
+        return [PrunedPass.start(net, X, y, values, mode)]
+    return [PrunedPass.start(net, X, y, drawn_values(values, mode, len(y), resample_seed, draw), mode)
+            for draw in range(draws)]
+
+
+def measured_over_draws(
+    draws: Sequence[PrunedPass], unpruned: tuple[np.ndarray, np.ndarray], resample_seed: int
+) -> dict[str, np.ndarray]:
+    """The metric columns (length 1) of the pruned passes of one split against its unpruned
+    outcome ``(pred, loss)``: a per-image mode's averaged over its draws
+    (:func:`~sweep.kernels.metrics.mean_over_draws`, ``effect_sd`` the accuracy's sd), with
+    :data:`~sweep.kernels.metrics.DRAW_COLUMNS` (null for a constant mode)."""
+    tables = [p.metrics(*unpruned, *p.outcome()) for p in draws]
+    if not neuron_mode(draws[0].mode).per_image:
+        return {**tables[0], **no_draws(1)}
+    return mean_over_draws(tables, resample_seed, spread="accuracy")
 
 
 def fixed_order(
     method: str,
     net: Network,
-    selection: PrunedPass,
+    selection: Sequence[PrunedPass],
     units: np.ndarray,
     seed: int,
     repetition: int,
@@ -169,7 +203,8 @@ def fixed_order(
     ----------
     method : str — ``single_shot``, ``magnitude``, ``activation`` or ``random``
     net : Network — the unpruned network
-    selection : PrunedPass — the unpruned pass on the selection split
+    selection : sequence of PrunedPass — the unpruned passes on the selection split, one per
+        draw (:func:`drawn_passes`)
     units : ndarray of shape (m, 2) — the scope's units, sorted by ``(layer, unit)``
     seed, repetition : int — of the random order (:func:`~sweep.kernels.orders.make_order`)
     scope : str
@@ -177,12 +212,12 @@ def fixed_order(
     if method == "random":
         return make_order("random", net, scope=scope, seed=seed, repetition=repetition)
     if method == "single_shot":
-        right, loss = single_unit_ranking(selection.state(), units, selection.values, selection.mode)
+        right, loss = ranking_over_draws(selection, units)
         return units[rank(units, right, loss)]
     if method == "magnitude":
         key = np.array([np.linalg.norm(to_numpy(net.coefs[l + 1][u, :])) for l, u in units])
     elif method == "activation":
-        key = np.array([np.abs(to_numpy(selection.inputs[l + 1][:, u])).mean() for l, u in units])
+        key = np.array([np.abs(to_numpy(selection[0].inputs[l + 1][:, u])).mean() for l, u in units])
     else:
         raise ValueError(f"unknown pruning method {method!r}; expected one of {PRUNING_METHODS}")
     return units[np.lexsort((units[:, 1], units[:, 0], key))]
@@ -200,9 +235,15 @@ def pruning_path(
     tolerance: float | None = None,
     seed: int = 0,
     repetition: int = 0,
+    draws: int = 1,
+    resample_seed: int = 0,
 ) -> dict[str, np.ndarray]:
     """One pruning path: units removed one at a time, chosen on ``splits["val"]``, and every
     split measured after each step.
+
+    A per-image mode (``resample``) runs ``draws`` draws of ``resample_seed`` side by side:
+    the greedy and single-shot choices rank the units by their accuracy summed over the
+    draws, and every step's metrics are the mean over the draws (their sd kept).
 
     Parameters
     ----------
@@ -211,13 +252,16 @@ def pruning_path(
         ``X`` of shape (n, n_features) and ``y`` of shape (n,) class labels
     method : str — one of :data:`PRUNING_METHODS`
     values : list of ndarray — replacement values per hidden layer
-        (:func:`~sweep.kernels.modes.unit_replacements` of the unpruned network in ``mode``)
+        (:func:`~sweep.kernels.modes.unit_replacements` of the unpruned network in ``mode``;
+        a per-image mode's pools, drawn here for each split)
     mode : str — one of :data:`~sweep.kernels.modes.NEURON_MODES`
     scope : str — ``"network"`` or ``"layer<l>"``: the units that may be removed
     max_removed : float, optional — see :func:`removal_limit`
-    tolerance : float, optional — stop after the first step whose val accuracy is more than
-        this below the unpruned network's (that step is recorded); None: no such stop
+    tolerance : float, optional — stop after the first step whose val accuracy (the mean
+        over the draws) is more than this below the unpruned network's (that step is
+        recorded); None: no such stop
     seed, repetition : int — of the ``random`` order
+    draws, resample_seed : int — a per-image mode's draws and their seed (else unused)
 
     Returns
     -------
@@ -227,35 +271,37 @@ def pruning_path(
     """
     if method not in PRUNING_METHODS:
         raise ValueError(f"unknown pruning method {method!r}; expected one of {PRUNING_METHODS}")
-    check_constant_mode(mode, "a pruning path")
     if SELECTION_SPLIT not in splits:
         raise ValueError("pruning chooses on the validation split: splits needs a 'val' entry")
     units = scope_units(network_to_numpy(net), scope)
     limit = removal_limit(max_removed, len(units))
-    passes = {name: PrunedPass.start(net, X, y, values, mode) for name, (X, y) in splits.items()}
-    unpruned = {name: p.outcome() for name, p in passes.items()}
+    passes = {name: drawn_passes(net, X, y, values, mode, draws, resample_seed) for name, (X, y) in splits.items()}
+    unpruned = {name: p[0].outcome() for name, p in passes.items()}
     selection = passes[SELECTION_SPLIT]
     order = None
     if method != "greedy":
         order = fixed_order(method, net, selection, units, seed, repetition, scope)
-    steps: list[dict[str, dict[str, np.ndarray]]] = [
-        {name: p.metrics(*unpruned[name], *unpruned[name]) for name, p in passes.items()}
-    ]
+
+    def measure() -> dict[str, dict[str, np.ndarray]]:
+        return {name: measured_over_draws(p, unpruned[name], resample_seed) for name, p in passes.items()}
+
+    steps = [measure()]
     removed = [(-1, -1)]
     remaining = units
     layers = np.unique(units[:, 0]).tolist()
     tables = {layer: gain_tables(net, layer) for layer in layers} if order is None else None
     for step in range(limit):
         if order is None:
-            pick = greedy_choice(selection.state(), remaining, values, mode, tables)
+            pick = greedy_choice(selection, remaining, tables)
         else:
             pick = int(np.flatnonzero((remaining == order[step]).all(axis=1))[0])
         layer, unit = (int(v) for v in remaining[pick])
         remaining = np.delete(remaining, pick, axis=0)
         removed.append((layer, unit))
-        for p in passes.values():
-            p.remove(layer, unit)
-        steps.append({name: p.metrics(*unpruned[name], *p.outcome()) for name, p in passes.items()})
+        for draw_passes in passes.values():
+            for p in draw_passes:
+                p.remove(layer, unit)
+        steps.append(measure())
         below = steps[0][SELECTION_SPLIT]["accuracy"][0] - steps[-1][SELECTION_SPLIT]["accuracy"][0]
         if tolerance is not None and below > tolerance:
             break
@@ -272,6 +318,6 @@ def pruning_path(
         "layer": where[:, 0],
         "unit": where[:, 1],
     }
-    for column in METRIC_COLUMNS:
+    for column in (*METRIC_COLUMNS, *DRAW_COLUMNS):
         columns[column] = np.concatenate([steps[k][name][column] for k, name in rows])
     return columns

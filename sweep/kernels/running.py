@@ -43,30 +43,33 @@ class PerImageFolds:
     Attributes
     ----------
     original : Network — the unpruned weights, numpy (the oracle's starting point)
+    mode : str — the per-image mode
+    values : list of ndarray — each hidden layer's ``(n, width_l)`` values, one row per image
     removed : ndarray of shape (k, 2), int — ``(layer, unit)`` in removal order
     offsets : list — per weight matrix, ``None`` or the ``(n, n_out)`` array added to its output
     """
 
     original: Network
+    mode: str
+    values: list[np.ndarray]
     removed: np.ndarray
     offsets: list[Any]
 
-    def adding(self, units: np.ndarray, values: list[np.ndarray], net: Network, xp: Any, device: Any,
-               dtype: Any) -> PerImageFolds:
+    def adding(self, units: np.ndarray, net: Network, xp: Any, device: Any, dtype: Any) -> PerImageFolds:
         """These folds with ``units`` (k, 2) removed too: ``values[l][:, units] @ W[l + 1][units]``
         (outgoing rows of ``net`` before the edit) added to weight matrix ``l + 1``'s offsets."""
         offsets = list(self.offsets)
         for layer in np.unique(units[:, 0]):
             cols = units[units[:, 0] == layer, 1]
-            rows = np.asarray(values[layer], dtype=dtype)[:, cols]
+            rows = np.asarray(self.values[layer], dtype=dtype)[:, cols]
             added = xp.asarray(rows, device=device) @ net.coefs[layer + 1][xp.asarray(cols, device=device), :]
             offsets[layer + 1] = added if offsets[layer + 1] is None else offsets[layer + 1] + added
-        return PerImageFolds(self.original, np.concatenate([self.removed, units]), offsets)
+        return replace(self, removed=np.concatenate([self.removed, units]), offsets=offsets)
 
-    def edited(self, mode: str, values: list[np.ndarray], row: int) -> Network:
+    def edited(self, row: int) -> Network:
         """The unpruned weights with every removed unit ablated as the oracle does it for image
         ``row`` (:func:`~sweep.kernels.modes.ablated_units_network`)."""
-        return ablated_units_network(self.original, self.removed, mode, values, row)
+        return ablated_units_network(self.original, self.removed, self.mode, self.values, row)
 
 
 @dataclass
@@ -109,7 +112,8 @@ class PrunedPass:
             raise ValueError(f"mode {self.mode!r} gives every image its own value: pass one row per image "
                              "(sweep.kernels.modes.drawn_values)")
         if self.folds is None:
-            self.folds = PerImageFolds(self.net_np, np.zeros((0, 2), dtype=np.int64), [None] * len(self.pre))
+            self.folds = PerImageFolds(self.net_np, self.mode, self.values, np.zeros((0, 2), dtype=np.int64),
+                                       [None] * len(self.pre))
 
     @classmethod
     def start(
@@ -161,7 +165,7 @@ class PrunedPass:
         if self.folds is None:
             self.net_np = ablated_units_network(self.net_np, units, self.mode, self.values)
         else:
-            self.folds = self.folds.adding(units, self.values, self.net, xp, device, dtype)
+            self.folds = self.folds.adding(units, self.net, xp, device, dtype)
             self.net_np = outgoing_zeroed(self.net_np, units)
         self.net = self._on_backend(self.net_np)
         if np.any(units[:, 0] > first):
@@ -210,7 +214,7 @@ class PrunedPass:
         predictions, probabilities and losses recomputed from the edited weights on all
         rows, exactly as sklearn's ``predict`` (so ``pred`` is sklearn's on every row)."""
         if self._state is None:
-            self._state = self._settled(state_from_pass(self.net, self.inputs, self.pre, self.y))
+            self._state = self._settled(state_from_pass(self.net, self.inputs, self.pre, self.y, self.folds))
         return self._state
 
     def _settled(self, base: BaseState) -> BaseState:
@@ -222,8 +226,7 @@ class PrunedPass:
         if self.folds is None:
             prob = forward(self.net_np, X)[rows]
         else:  # each row with its own values folded, as the oracle edits the weights per image
-            prob = np.concatenate([forward(self.folds.edited(self.mode, self.values, int(r)), X)[r : r + 1]
-                                   for r in rows])
+            prob = np.concatenate([forward(self.folds.edited(int(r)), X)[r : r + 1] for r in rows])
         pred, probabilities, loss = (
             base.xp.asarray(a, copy=True) for a in (base.pred, base.probabilities, base.loss)
         )

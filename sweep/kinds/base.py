@@ -20,8 +20,12 @@ import pyarrow as pa
 
 from sweep.data.datasets import DatasetSplits, reference_inputs
 from sweep.kernels import (
+    NEURON_MODES,
+    drawn_values,
+    mean_over_draws,
     network_to_numpy,
     neuron_mode,
+    no_draws,
     prepare,
     to_numpy,
     unit_replacements,
@@ -52,16 +56,19 @@ def check_layers(layers: list[int] | None, count: int, what: str) -> None:
 
 
 @dataclass(frozen=True)
-class ResampleSettings:
-    """Settings of a per-image mode (``resample``), for the kinds that take one.
+class ModeSettings:
+    """The neuron modes of a kind that ablates hidden units, and a per-image mode's draws.
 
     Attributes
     ----------
-    resample_draws : int — draws per ablation, averaged (their sd kept in ``effect_sd``)
+    modes : list of str — keys of :data:`~sweep.kernels.NEURON_MODES` (zero: the paper's)
+    resample_draws : int — draws per ablation of a per-image mode (``resample``), averaged
+        (their sd kept in ``effect_sd``)
     resample_seed : int, optional — the draws' seed (``numpy.random.default_rng([seed,
         draw])``); null: the model's seed. Both are recorded in every row of such a mode.
     """
 
+    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
     resample_draws: int = field(default=3, metadata={"interval": (1, None, True)})
     resample_seed: Optional[int] = field(default=None, metadata={"interval": (0, None, True)})
 
@@ -71,7 +78,7 @@ class ResampleSettings:
 
 
 RESAMPLE_SETTINGS = ("resample_draws", "resample_seed")
-""":class:`ResampleSettings`' fields: row-changing settings added after release 0.2 (a
+""":class:`ModeSettings`' draw fields: row-changing settings added after release 0.2 (a
 kind's :attr:`ResultKind.added_settings`)."""
 
 
@@ -160,6 +167,24 @@ def replacements(model: ModelInputs, data: DataArrays, mode: str) -> list[np.nda
         return per_process((model.fingerprint, "replacements", mode), lambda: mode_values(model.net, mode, reference))
     return per_process((model.fingerprint, "replacements", mode),
                        lambda: unit_replacements(network_to_numpy(model.net), mode, reference))
+
+
+def over_draws(
+    shard: Shard, model: ModelInputs, values: list[np.ndarray], n_rows: int,
+    measure: Callable[[list[np.ndarray]], dict[str, np.ndarray]],
+) -> dict[str, np.ndarray]:
+    """``measure`` (the kernel's column table from replacement values, one array per hidden
+    layer) of ``shard``'s mode: once with a constant mode's ``values``, its
+    :data:`~sweep.kernels.DRAW_COLUMNS` null; for a per-image mode, once per draw of
+    ``model.settings`` (``resample_draws`` draws of the seed :meth:`ModeSettings.seed_for`
+    gives, each of ``n_rows`` rows: :func:`~sweep.kernels.drawn_values`), averaged
+    (:func:`~sweep.kernels.mean_over_draws`)."""
+    if not neuron_mode(shard.mode).per_image:
+        columns = measure(values)
+        return {**columns, **no_draws(len(next(iter(columns.values()))))}
+    seed = model.settings.seed_for(shard.run.seed)
+    return mean_over_draws([measure(drawn_values(values, shard.mode, n_rows, seed, draw))
+                            for draw in range(model.settings.resample_draws)], seed)
 
 
 # --------------------------------------------------------------------------- planning

@@ -10,7 +10,6 @@ import pandas as pd
 
 from sweep.kernels import (
     CUMULATIVE_COLUMNS,
-    NEURON_MODES,
     ORDER_KEYS,
     QUANTIZERS,
     cumulative_rows,
@@ -26,9 +25,9 @@ from sweep.kinds.base import (
     Columns,
     DataArrays,
     ModelInputs,
+    ModeSettings,
     Plan,
     PlanInputs,
-    ResampleSettings,
     ResultKind,
     measured_splits,
     validation_rows,
@@ -51,16 +50,15 @@ def expand_scopes(scopes: list[str], n_layers: int) -> list[str]:
 
 
 @dataclass(frozen=True)
-class CumulativeSettings(ResampleSettings, AblationSettings):
+class CumulativeSettings(ModeSettings, AblationSettings):
     """``ablation=cumulative``: ``orders`` (random; effect_high/low, which need this model's
     neuron sweep on val; ``<statistic>_high/low``), ``scopes`` (network, layer<i>, or layers:
     each hidden layer),
     ``repetitions`` of the random order, ``k_points`` (0: every k), and the ``quantizer`` /
     ``n_bins`` of the information statistics; ``resample_draws`` and ``resample_seed`` as for
-    neurons (:class:`~sweep.kinds.base.ResampleSettings`)."""
+    neurons (:class:`~sweep.kinds.base.ModeSettings`)."""
 
     kind: str = "cumulative"
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
     orders: list[str] = field(default_factory=lambda: ["random"], metadata={"choices": tuple(ORDER_KEYS)})
     scopes: list[str] = field(default_factory=lambda: ["network"])
     repetitions: int = field(default=5, metadata={"interval": (1, None, True)})

@@ -8,19 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
-import numpy as np
 import pandas as pd
 
-from sweep.kernels import constant_modes, removal_limit, scope_units
+from sweep.kernels import removal_limit, scope_units
 from sweep.kernels.knockout import KNOCKOUT_COLUMNS, class_knockout
 from sweep.kernels.pruning import SELECTION_SPLIT
 from sweep.kinds.base import (
+    NEEDS_VAL,
+    RESAMPLE_SETTINGS,
     Ablation,
     AblationSettings,
     Columns,
     DataArrays,
     ModelInputs,
-    NEEDS_VAL,
+    ModeSettings,
     Plan,
     PlanInputs,
     ResultKind,
@@ -38,7 +39,7 @@ PATH_SPLITS: tuple[str, ...] = (SELECTION_SPLIT, "test")
 
 
 @dataclass(frozen=True)
-class KnockoutSettings(AblationSettings):
+class KnockoutSettings(ModeSettings, AblationSettings):
     """``ablation=class_knockout``: ``modes`` (as for neurons), ``scopes`` (null: the whole
     network and each hidden layer; or a list of ``network`` / ``layer<i>``), ``classes``
     (class indices to knock out; null: every class), ``max_units`` (the most units a set may
@@ -48,7 +49,6 @@ class KnockoutSettings(AblationSettings):
     Chosen on val; val and test are recorded after every step (``splits`` does not apply)."""
 
     kind: str = "class_knockout"
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": constant_modes()})
     scopes: Optional[list[str]] = None
     classes: Optional[list[int]] = None
     max_units: Optional[float] = field(default=None, metadata={"interval": (0.0, None, False)})
@@ -104,7 +104,8 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     return class_knockout(
         model.net, {split: data.splits[split] for split in PATH_SPLITS}, int(target),
         replacements(model, data, shard.mode), mode=shard.mode, scope=scope, max_units=settings.max_units,
-        max_other_loss=settings.max_other_loss, chance=settings.chance,
+        max_other_loss=settings.max_other_loss, chance=settings.chance, draws=settings.resample_draws,
+        resample_seed=settings.seed_for(shard.run.seed),
     )
 
 
@@ -157,6 +158,7 @@ KIND = ResultKind(
     columns={"mode": "str", **KNOCKOUT_COLUMNS},
     constants=("mode",),
     settings=("max_units", "max_other_loss", "chance"),
+    added_settings=RESAMPLE_SETTINGS,
     plan=plan,
     compute=compute,
     summary=knockout_summary,

@@ -13,13 +13,9 @@ from sweep.kernels import (
     METRIC_COLUMNS,
     METRIC_SETS,
     NEURON_COLUMNS,
-    NEURON_MODES,
     ablate_neurons,
-    mean_over_draws,
-    neuron_mode,
     no_draws,
 )
-from sweep.kernels.modes import drawn_values
 from sweep.kernels.torchnet import TorchNetwork, ablate_torch_units
 from sweep.kinds.base import (
     RESAMPLE_SETTINGS,
@@ -28,13 +24,14 @@ from sweep.kinds.base import (
     Columns,
     DataArrays,
     ModelInputs,
+    ModeSettings,
     Plan,
     PlanInputs,
-    ResampleSettings,
     ResultKind,
     base_state,
     check_layers,
     measured_splits,
+    over_draws,
     replacements,
 )
 from sweep.results.shards import NetworkShape, RunKey, Shard, shard_ranges
@@ -45,16 +42,15 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class NeuronSettings(ResampleSettings, AblationSettings):
+class NeuronSettings(ModeSettings, AblationSettings):
     """``ablation=neurons``: ``modes`` (:data:`~sweep.kernels.NEURON_MODES`; zero: the
     paper's), ``metrics`` (full: every column exact; accuracy: loss NaN, provably unchanged
     rows skipped), ``layers`` (hidden layers, all when null), ``resample_draws`` and
     ``resample_seed`` (a per-image mode's draws, averaged, and their seed:
-    :class:`~sweep.kinds.base.ResampleSettings`)."""
+    :class:`~sweep.kinds.base.ModeSettings`)."""
 
     kind: str = "neurons"
     metrics: str = field(default="full", metadata={"choices": METRIC_SETS})
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
     layers: Optional[list[int]] = None
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
@@ -103,20 +99,10 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
             model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
             base=base_state(model, data, shard.split), values=replacements(model, data, shard.mode)[shard.layer],
         ), **no_draws(shard.stop - shard.start)}
-    values = replacements(model, data, shard.mode)[shard.layer]
-
-    def measured(replacement: np.ndarray) -> Columns:
-        return ablate_neurons(
-            model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
-            metrics=model.settings.metrics, base=base_state(model, data, shard.split), replacement=replacement,
-        )
-
-    if not neuron_mode(shard.mode).per_image:
-        return {**measured(values), **no_draws(shard.stop - shard.start)}
-    seed = model.settings.seed_for(shard.run.seed)
-    draws = [measured(drawn_values([values], shard.mode, len(y), seed, draw)[0])
-             for draw in range(model.settings.resample_draws)]
-    return mean_over_draws(draws, seed)
+    return over_draws(shard, model, replacements(model, data, shard.mode), len(y), lambda values: ablate_neurons(
+        model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
+        metrics=model.settings.metrics, base=base_state(model, data, shard.split), replacement=values[shard.layer],
+    ))
 
 
 def category_counts(df: pd.DataFrame) -> pd.DataFrame:

@@ -15,22 +15,25 @@ from typing import TYPE_CHECKING, Optional
 import numpy as np
 import pandas as pd
 
-from sweep.kernels import METRIC_SETS, PAIR_COLUMNS, ablate_pairs, constant_modes, pair_count
+from sweep.kernels import DRAW_COLUMNS, METRIC_SETS, PAIR_COLUMNS, ablate_pairs, pair_count
 from sweep.kernels.engine import ranges
 from sweep.kernels.screen import gain_tables
 from sweep.kinds.base import (
     NEEDS_VAL,
+    RESAMPLE_SETTINGS,
     Ablation,
     AblationSettings,
     Columns,
     DataArrays,
     ModelInputs,
+    ModeSettings,
     Plan,
     PlanInputs,
     ResultKind,
     base_state,
     check_layers,
     measured_splits,
+    over_draws,
     per_process,
     replacements,
     validation_rows,
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class PairSettings(AblationSettings):
+class PairSettings(ModeSettings, AblationSettings):
     """``ablation=pairs``: ``modes`` and ``metrics`` as for neurons (``accuracy`` by default),
     ``layers`` (hidden layers whose units are paired, within and across them; all when null),
     ``top_k`` (only the k units with the largest |effect| in this model's neuron sweep on val;
@@ -52,7 +55,6 @@ class PairSettings(AblationSettings):
 
     kind: str = "pairs"
     metrics: str = field(default="accuracy", metadata={"choices": METRIC_SETS})
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": constant_modes()})
     layers: Optional[list[int]] = None
     top_k: Optional[int] = field(default=None, metadata={"interval": (2, None, True)})
     shard_cost: float = field(default=1e11, metadata={"interval": (0.0, None, False)})
@@ -131,11 +133,10 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     if settings.metrics == "accuracy":
         tables = per_process((model.fingerprint, "gain_tables"),
                              lambda: {l: gain_tables(net, l) for l in range(len(net.hidden_sizes))})
-    return ablate_pairs(
+    return over_draws(shard, model, replacements(model, data, shard.mode), len(y), lambda values: ablate_pairs(
         net, X, y, units, *first_units(len(units), shard.start, shard.stop), shard.mode,
-        metrics=settings.metrics, base=base_state(model, data, shard.split),
-        values=replacements(model, data, shard.mode), tables=tables,
-    )
+        metrics=settings.metrics, base=base_state(model, data, shard.split), values=values, tables=tables,
+    ))
 
 
 PAIR_KEYS: list[str] = ["dataset", "model", "seed", "mode", "split"]
@@ -162,9 +163,10 @@ def pair_categories(df: pd.DataFrame) -> pd.DataFrame:
 
 KIND = ResultKind(
     name="pair",
-    columns={"mode": "str", "split": "str", **PAIR_COLUMNS},
+    columns={"mode": "str", "split": "str", **PAIR_COLUMNS, **DRAW_COLUMNS},
     constants=("mode", "split"),
     settings=("metrics", "layers", "top_k"),
+    added_settings=RESAMPLE_SETTINGS,
     plan=plan,
     compute=compute,
     summary=pair_categories,

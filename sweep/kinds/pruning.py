@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from sweep.kernels import (
-    constant_modes,
     PRUNING_COLUMNS,
     PRUNING_METHODS,
     pruning_path,
@@ -20,12 +19,14 @@ from sweep.kernels import (
 )
 from sweep.kernels.pruning import SELECTION_SPLIT
 from sweep.kinds.base import (
+    NEEDS_VAL,
+    RESAMPLE_SETTINGS,
     Ablation,
     AblationSettings,
     Columns,
     DataArrays,
     ModelInputs,
-    NEEDS_VAL,
+    ModeSettings,
     Plan,
     PlanInputs,
     ResultKind,
@@ -46,7 +47,7 @@ WITHIN_PP: tuple[float, ...] = (0.1, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
-class PruningSettings(AblationSettings):
+class PruningSettings(ModeSettings, AblationSettings):
     """``ablation=pruning``: ``modes`` (as for neurons), ``methods`` (greedy, single_shot,
     magnitude, activation, random), ``scopes`` (network or layer<i>), ``max_removed`` (null:
     every unit of the scope; below 1: a fraction; from 1: a count), ``tolerance`` (stop once
@@ -55,7 +56,6 @@ class PruningSettings(AblationSettings):
     test are recorded after every step (``splits`` does not apply)."""
 
     kind: str = "pruning"
-    modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": constant_modes()})
     methods: list[str] = field(
         default_factory=lambda: list(PRUNING_METHODS), metadata={"choices": PRUNING_METHODS}
     )
@@ -113,7 +113,8 @@ def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
         model.net, {split: data.splits[split] for split in PATH_SPLITS}, method,
         replacements(model, data, shard.mode), mode=shard.mode, scope=scope,
         max_removed=settings.max_removed, tolerance=settings.tolerance, seed=shard.run.seed,
-        repetition=int(repetition[0]) if repetition else 0,
+        repetition=int(repetition[0]) if repetition else 0, draws=settings.resample_draws,
+        resample_seed=settings.seed_for(shard.run.seed),
     )
 
 
@@ -173,6 +174,7 @@ KIND = ResultKind(
     columns={"mode": "str", **PRUNING_COLUMNS},
     constants=("mode",),
     settings=("tolerance",),
+    added_settings=RESAMPLE_SETTINGS,
     plan=plan,
     compute=compute,
     summary=path_summary,

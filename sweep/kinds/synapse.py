@@ -17,11 +17,11 @@ from sweep.kernels import (
     select_synapses,
 )
 from sweep.kinds.base import (
+    NEEDS_VAL,
     Ablation,
     AblationSettings,
     Columns,
     DataArrays,
-    NEEDS_VAL,
     ModelInputs,
     Plan,
     PlanInputs,
