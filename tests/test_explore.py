@@ -473,7 +473,7 @@ def test_explore_errors_are_one_line_with_exit_code_2(results: Path, tmp_path: P
 def test_a_unit_profile_lists_its_strongest_partners_when_a_pair_sweep_exists(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from sweep.kernels import ablate_pairs, scope_units
+    from sweep.kernels import ablate_pairs, no_draws, scope_units
     from sweep.kinds import SCHEMAS
     from sweep.results import to_table
 
@@ -485,7 +485,8 @@ def test_a_unit_profile_lists_its_strongest_partners_when_a_pair_sweep_exists(tm
                            mode="zero", metrics="full")
     folder = root / "s" / "kind=pair" / "dataset=digits" / "model=nn" / "seed=0"
     folder.mkdir(parents=True)
-    pq.write_table(to_table(SCHEMAS["pair"], columns, {"mode": "zero", "split": "test"}), folder / "part-0.parquet")
+    rows = {**no_draws(len(columns["layer_a"])), **columns}  # as the kind writes a constant mode's
+    pq.write_table(to_table(SCHEMAS["pair"], rows, {"mode": "zero", "split": "test"}), folder / "part-0.parquet")
     partners = Explorer(root).view(KEY).profile(1, 5, "zero").partners
     mine = [(int(la), int(ua), int(lb), int(ub), i)
             for la, ua, lb, ub, i in zip(columns["layer_a"], columns["unit_a"], columns["layer_b"], columns["unit_b"],
