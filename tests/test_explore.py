@@ -572,8 +572,9 @@ def test_the_knockout_button_fills_the_question_with_the_set(explorer: Explorer)
     states = {"model": "digits|nn|0", "mode": "zero", "question": "", "knockout-class": 3, "knockout-other": 10}
     picked = callback(app, "question.value", {"pick-knockout": 1}, states)
     found = explorer.view(KEY).knockout(3, "zero", 0.1)
-    assert picked == {"question": {"value": format_units(sorted(found.units))},
-                      "pick-message": {"children": found.message}}
+    assert picked["question"] == {"value": format_units(sorted(found.units))}
+    message = picked["pick-message"]["children"]  # a finding, not an error: not in the error style
+    assert (message["type"], message["props"]) == ("Span", {"children": found.message, "className": "found"})
     unset = callback(app, "question.value", {"pick-knockout": 1}, {**states, "knockout-other": None})
     assert unset == {"pick-message": {"children": "choose the class to knock out and how much the other classes "
                                                   "may lose"}}

@@ -262,6 +262,9 @@ def test_a_class_is_knocked_out_from_the_page(page: webdriver.Chrome, results: P
     page.find_element(By.ID, "pick-knockout").click()  # the class selector starts at the first class
     wait(page).until(EC.text_to_be_present_in_element((By.ID, "pick-message"), found.message))
     assert page.find_element(By.ID, "question").get_attribute("value") == format_units(sorted(found.units))
+    # a finding, drawn in the text colour, not the error red of the same line
+    finding = page.find_element(By.CSS_SELECTOR, "#pick-message .found")
+    assert finding.value_of_css_property("color") == "rgba(34, 34, 34, 1)"
 
 
 def test_one_mode_selector_sets_the_mode_of_every_tab(page: webdriver.Chrome, results: Path) -> None:

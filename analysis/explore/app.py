@@ -91,6 +91,7 @@ header.bar { justify-content: space-between; }
 header a, .sections a { margin-right: 0.8rem; }
 details.sections { font-size: 0.9rem; }
 .message { color: #b00020; font-weight: 600; margin: 0.4rem 0; min-height: 1.2rem; }
+.message .found { color: #222; font-weight: normal; }
 .note { color: #555; font-size: 0.9rem; max-width: 60rem; }
 button { margin-right: 0.4rem; }
 textarea { width: 40rem; max-width: 100%; height: 4rem; font-family: monospace; }
@@ -596,7 +597,7 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
                   State("question", "value"), State("selected", "data"), State("model", "value"),
                   State("mode", "value"), State("top-k", "value"), State("knockout-class", "value"),
                   State("knockout-other", "value"), prevent_initial_call=True)
-    def pick(*args: Any) -> tuple[Any, str]:
+    def pick(*args: Any) -> tuple[Any, Any]:
         question, selected, model, mode, k, target, other_pp = args[-7:]
         trigger = ctx.triggered_id
         if not ctx.triggered[0]["value"]:  # a button just drawn, not clicked
@@ -611,7 +612,7 @@ def _callbacks(app: Dash, explorer: Explorer, report: ReportLinks | None) -> Non
                 if target is None or other_pp is None:
                     raise ExploreError("choose the class to knock out and how much the other classes may lose")
                 found = view.knockout(int(target), mode, float(other_pp) / 100)
-                return format_units(sorted(found.units)), found.message
+                return format_units(sorted(found.units)), html.Span(found.message, className="found")  # not an error
             rule = "harmful" if trigger == "pick-harmful" else "top"
             return format_units(view.choose(rule, mode, int(k) if k is not None else None)), ""
         except ExploreError as error:

@@ -28,13 +28,13 @@ from sweep.kinds.base import (
     replacements,
 )
 from sweep.kinds.neuron import neuron_cost
+from sweep.kinds.pruning import PATH_SPLITS, all_scopes
 from sweep.results.shards import Shard
 from sweep.results.store import ResultStore
 
 if TYPE_CHECKING:
     from sweep.spec import RunSpec
 
-PATH_SPLITS: tuple[str, ...] = (SELECTION_SPLIT, "test")
 """The splits every step is measured on: val (where the set is chosen) and test."""
 
 
@@ -68,11 +68,6 @@ class KnockoutSettings(ModeSettings, AblationSettings):
             if scope not in valid:
                 raise ValueError(f"ablation.scopes has {scope!r}; choose from {', '.join(valid)}")
         removal_limit(self.max_units, sum(hidden_sizes))
-
-
-def all_scopes(hidden_sizes: tuple[int, ...]) -> list[str]:
-    """``network`` and ``layer<i>`` for each hidden layer."""
-    return ["network", *(f"layer{i}" for i in range(len(hidden_sizes)))]
 
 
 def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:

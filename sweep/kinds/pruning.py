@@ -72,11 +72,17 @@ class PruningSettings(ModeSettings, AblationSettings):
                 "ablation.splits does not apply to ablation=pruning (chosen on val, recorded on val and test); "
                 "leave it null"
             )
-        scopes = ["network", *(f"layer{i}" for i in range(len(hidden_sizes)))]
+        scopes = all_scopes(hidden_sizes)
         for scope in self.scopes:
             if scope not in scopes:
                 raise ValueError(f"ablation.scopes has {scope!r}; choose from {', '.join(scopes)}")
         removal_limit(self.max_removed, sum(hidden_sizes))
+
+
+def all_scopes(hidden_sizes: tuple[int, ...]) -> list[str]:
+    """``network`` and ``layer<i>`` for each hidden layer: the scopes a path (or a knockout
+    search) may remove units from."""
+    return ["network", *(f"layer{i}" for i in range(len(hidden_sizes)))]
 
 
 def _selection(scope: str, method: str, repetition: int | None) -> str:
