@@ -28,16 +28,17 @@ from analysis.sections.reproductions import (
     NOT_RUN,
     PAPER_MODELS,
     QUANTITIES,
+    honest_answer,
     paper_runs,
     paper_study,
     plot_shares,
+    verdicts_by_scaling,
 )
 from analysis.study import RUN_KEYS, Study
 from sweep.data import read_artifact
 from sweep.results import source_commit
 
-
-DOCS_TABLES: tuple[str, ...] = ("paper-table", "paper-noise", "paper-variance")
+DOCS_TABLES: tuple[str, ...] = ("paper-answer", "paper-table", "paper-noise", "paper-variance")
 """Marked regions of ``docs/reproductions.md`` that :func:`write_docs` rewrites
 (``<!-- BEGIN generated: <name> -->`` ... ``<!-- END generated: <name> -->``)."""
 
@@ -126,7 +127,9 @@ def docs_markdown(tables: dict[str, pd.DataFrame], stamp: str) -> dict[str, str]
         variance_md = markdown_table(shown, ["model", "scaling", "layer", "quantity", "component", "sd", "share"])
     else:
         variance_md = "(fewer than two seeds: no spread to decompose)"
-    return {name: f"{body}\n\n{stamp}" for name, body in zip(DOCS_TABLES, (paper_md, noise_md, variance_md))}
+    answer_md = "\n".join(f"* {line}" for line in (
+        honest_answer(table, tables["seeds"], reliability), *verdicts_by_scaling(table)))
+    return {name: f"{body}\n\n{stamp}" for name, body in zip(DOCS_TABLES, (answer_md, paper_md, noise_md, variance_md))}
 
 
 def provenance(study: Study, versions: dict[str, str] | None = None) -> str:

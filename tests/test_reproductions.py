@@ -138,16 +138,26 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     docs.mkdir()
     regions = "".join(f"<!-- BEGIN generated: {n} -->\nold\n<!-- END generated: {n} -->\n" for n in docs_writer.DOCS_TABLES)
     (docs / "reproductions.md").write_text("# intro\n" + regions + "tail\n")
-    with pytest.raises(AnalysisError, match="no region <!-- BEGIN generated: paper-table -->"):
+    with pytest.raises(AnalysisError, match="no region <!-- BEGIN generated: paper-answer -->"):
         markerless = tmp_path / "markerless"
         markerless.mkdir()
         (markerless / "reproductions.md").write_text("<!-- BEGIN generated: paper-table -->\n")
         docs_writer.write_docs(study, markerless, datasets)
     docs_writer.write_docs(study, docs, datasets)
     text = (docs / "reproductions.md").read_text()
-    assert text.startswith("# intro\n") and text.endswith("tail\n") and "old" not in text
+    assert text.startswith("# intro\n") and text.endswith("tail\n") and "\nold\n" not in text
     assert "| digits | nn_392 |" not in text and "| mnist | nn_392 | 0 | helpful neurons (%) | 65.05 | ±5.00 |" in text
     assert text.count("not run here") >= 24 and "--markdown docs` from 9 networks" in text
+    # the answer: the report's opening paragraph, then each scaling's verdicts, every (in)compatible number named
+    answer = text.split("<!-- BEGIN generated: paper-answer -->\n")[1].split("<!-- END")[0].splitlines()
+    assert answer[0] == "* " + section.paragraphs[0] and answer[1:3] == [f"* {p}" for p in section.paragraphs[1:3]]
+    judged = table[(table["scaling"] == "pixels / 255") & table["paper"].notna()]
+    line = next(a for a in answer if a.startswith("* **pixels / 255** (5 seeds per network): "))
+    for verdict, n in judged["verdict"].value_counts().items():
+        assert f"{n} {verdict}" in line
+    for r in judged[judged["verdict"].isin(["compatible", "incompatible"])].itertuples():
+        assert f"{r.quantity} {number(r.mean, 2)} {r.unit} against {number(r.paper, 2)} {r.unit}" in line
+    assert any(a.startswith("* **raw 0-255** (") and "too few seeds" in a for a in answer)
     # what made the numbers: the sweep's commit and BLAS code path, and each network kind's training time
     assert re.search(r"runs made at commit (unknown|[0-9a-f]{7,}(\+dirty)?) \(BLAS: [^)]*openblas [\d.]+ \w+", text)
     runs = rp.paper_runs(manifest, datasets)

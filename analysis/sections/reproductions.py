@@ -23,7 +23,6 @@ mean's t-interval (:func:`difference_verdict`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,18 +30,9 @@ import pandas as pd
 from scipy import stats
 
 from analysis import figures as fig
-from analysis.sections.cumulative import (
-    area_under_curves,
-    curve_band,
-    label_noise_levels,
-    memorization_curves,
-    plot_cumulative,
-    plot_memorization,
-    plot_selectivity_importance,
-    selectivity_importance,
-    spearman_by_layer,
-)
+from analysis.formatting import number
 from analysis.noise import (
+    VERDICTS,
     bootstrap_categories,
     category_shares,
     flip_counts,
@@ -54,6 +44,17 @@ from analysis.noise import (
     verdict_table,
 )
 from analysis.sections.base import FAMILY_KEYS, LAYER_KEYS, Figure, Page, Section, Table
+from analysis.sections.cumulative import (
+    area_under_curves,
+    curve_band,
+    label_noise_levels,
+    memorization_curves,
+    plot_cumulative,
+    plot_memorization,
+    plot_selectivity_importance,
+    selectivity_importance,
+    spearman_by_layer,
+)
 from analysis.sections.impact import impact_table
 from analysis.stats import ALPHA, INFORMATIVE_SEEDS, LEVEL, PERCENT, Q, t_interval
 from analysis.study import RUN_KEYS, NetworkKey, Study, runs_table
@@ -550,6 +551,37 @@ def honest_answer(table: pd.DataFrame, seeds: pd.DataFrame, reliability: pd.Data
     return " ".join(parts)
 
 
+def verdicts_by_scaling(table: pd.DataFrame) -> list[str]:
+    """One line per pixel scaling (markdown, no bullet): its seeds per network, how many of the
+    paper's numbers got each verdict, and every number judged compatible or incompatible with
+    our mean beside the paper's (:func:`reproduction_table`'s ``table``).
+
+    Examples
+    --------
+    ``raw 0-255 (10 seeds per network): 0 compatible, 4 incompatible (nn_392 layer 0 helpful
+    neurons 30.74 % against 65.05 %; ...), 13 inconclusive.``
+    """
+    judged = table[table["paper"].notna() & (table["scaling"] != "-")]
+    lines = []
+    for scaling, rows in judged.groupby("scaling", sort=True):
+        seeds = rows["n_seeds"].astype(int)
+        span = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+        counts = rows["verdict"].value_counts()
+        parts = []
+        for verdict in VERDICTS:
+            if not counts.get(verdict, 0):
+                continue
+            part = f"{counts[verdict]} {verdict}"
+            if verdict in ("compatible", "incompatible"):
+                named = rows[rows["verdict"] == verdict]
+                part += " (" + "; ".join(
+                    f"{r.model}{'' if r.layer == 'network' else f' layer {r.layer}'} {r.quantity} "
+                    f"{number(r.mean, 2)} {r.unit} against {number(r.paper, 2)} {r.unit}" for r in named.itertuples()) + ")"
+            parts.append(part)
+        lines.append(f"**{scaling}** ({span} seeds per network): " + ", ".join(parts) + ".")
+    return lines
+
+
 def _noise_of_runs(study: Study, runs: pd.DataFrame, q: float) -> dict[tuple, NetworkNoise]:
     """:func:`network_noise` of every run whose model is present (the study's cached flips)."""
     noises = {}
@@ -597,7 +629,7 @@ def paper_sections(study: Study, page: Page, datasets: dict[str, str] | None = N
     split_note = ("Each seed drew its own train/test split, so the spread across seeds includes split-to-split "
                   "variance." if (splits > 1).all() else "All seeds share one train/test split: the spread "
                   "across seeds leaves out split-to-split variance (experiment=paper draws one per seed).")
-    paragraphs = [honest_answer(table, seeds, reliability), split_note]
+    paragraphs = [honest_answer(table, seeds, reliability), *verdicts_by_scaling(table), split_note]
     best = table[table["quantity"] == QUANTITIES["accuracy_best_removal"].label]
     for r in best[best["n_seeds"] > 0].itertuples():
         paragraphs.append(f"{r.model} with {r.scaling}: test accuracy after the best single removal {r.mean:.2f} % "
@@ -642,7 +674,7 @@ def paper_sections(study: Study, page: Page, datasets: dict[str, str] | None = N
         figures.append(Figure(fig.save_figure(figure, page.figures, "reproduction_variance", page.svg),
                               "Shares of each quantity's variance across runs: test-image sampling and the rest."))
     verdicts = table["verdict"].value_counts()
-    summary = [f"Paper reproduction: " + ", ".join(f"{n} {v}" for v, n in verdicts.items() if v != "-") + "."]
+    summary = ["Paper reproduction: " + ", ".join(f"{n} {v}" for v, n in verdicts.items() if v != "-") + "."]
     if "pct_indistinguishable" in seeds:
         summary.append(f"{seeds['pct_indistinguishable'].mean():.0f} % of neurons per layer are indistinguishable "
                        f"from test-image noise (BH q = {Q:g}).")
