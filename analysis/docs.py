@@ -208,6 +208,22 @@ def torch_markdown(study: Study, docs: Path) -> tuple[dict[str, str], list[Path]
     return {name: f"{body}\n\n{stamp}" for name, body in zip(TORCH_TABLES, bodies)}, written
 
 
+def _markers(path: Path, text: str, name: str) -> tuple[str, str]:
+    """The ``BEGIN`` and ``END`` markers of region ``name``, checked present in ``text``."""
+    begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
+    if begin not in text or end not in text:
+        raise AnalysisError(f"{path} has no region {begin} ... {end}; add the two markers where the table goes")
+    return begin, end
+
+
+def region_text(path: Path, name: str) -> str:
+    """The body of region ``name`` of the markdown at ``path`` (as :func:`rewrite_regions`
+    wrote it), e.g. to check that it is up to date."""
+    text = path.read_text()
+    begin, end = _markers(path, text, name)
+    return text.split(begin, 1)[1].split(end, 1)[0].removeprefix("\n").removesuffix("\n")
+
+
 def rewrite_regions(path: Path, regions: dict[str, str]) -> None:
     """Replace the body of each ``<!-- BEGIN generated: <name> -->`` ...
     ``<!-- END generated: <name> -->`` region of the markdown at ``path``.
@@ -219,9 +235,7 @@ def rewrite_regions(path: Path, regions: dict[str, str]) -> None:
     """
     text = path.read_text()
     for name, body in regions.items():
-        begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
-        if begin not in text or end not in text:
-            raise AnalysisError(f"{path} has no region {begin} ... {end}; add the two markers where the table goes")
+        begin, end = _markers(path, text, name)
         head, rest = text.split(begin, 1)
         text = head + begin + "\n" + body + "\n" + end + rest.split(end, 1)[1]
     path.write_text(text)

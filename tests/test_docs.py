@@ -1,5 +1,6 @@
-"""The documentation stays true: the configuration page matches the registries, and the
-examples in the public entry points' docstrings run."""
+"""The documentation stays true: the configuration page matches the registries, the two-machine
+table matches the per-seed CSVs beside it, and the examples in the public entry points'
+docstrings run."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ def test_the_configuration_page_is_written_from_the_registries():
     done = subprocess.run([sys.executable, "docs/scripts/configuration.py", "--check"], cwd=REPO, capture_output=True,
                           text=True, env={"PYTHONPATH": str(REPO), "PATH": ""}, timeout=120)
     assert done.returncode == 0, "docs/configuration.md is out of date: run python docs/scripts/configuration.py"
+
+
+def test_the_two_machines_table_is_written_from_the_per_seed_csvs():
+    done = subprocess.run([sys.executable, "docs/scripts/machines.py", "--check"], cwd=REPO, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(REPO), "PATH": ""}, timeout=120)
+    assert done.returncode == 0, "docs/reproductions.md's paper-machines is out of date: run docs/scripts/machines.py"
 
 
 @pytest.mark.parametrize("name", DOCTESTED)

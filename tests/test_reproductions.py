@@ -173,6 +173,24 @@ def test_paper_section_judges_each_number_and_measures_the_noise(local_ray, run_
     assert len(csv) == 9 and csv["pct_helpful"].tolist() == pytest.approx(tables["seeds"]["pct_helpful"].tolist())
 
 
+def test_two_runs_of_the_seeds_are_compared_per_quantity_with_welchs_test():
+    key = {"model": "nn_392", "scaling": "pixels / 255", "layer": 0}
+    first = pd.DataFrame({**key, "seed": [0, 1, 2], "accuracy_base": [0.98, 0.97, 0.99], "pct_helpful": [40., 50., 45.]})
+    second = pd.DataFrame({**key, "seed": [1, 2, 3], "accuracy_base": [0.97, 0.985, 0.975],
+                           "pct_helpful": [50., 30., 35.]})
+    layer1 = pd.DataFrame({**key, "layer": 1, "seed": [0, 1], "accuracy_base": [0.5, 0.5], "pct_helpful": [1., 2.]})
+    table = rp.compare_seed_tables(pd.concat([first, layer1]), second).set_index("quantity")
+    assert list(table.index) == ["test accuracy", "helpful neurons"]  # layer 1: run once only
+    accuracy, helpful = table.loc["test accuracy"], table.loc["helpful neurons"]
+    assert accuracy["layer"] == "network" and helpful["layer"] == 0
+    assert (accuracy["n_first"], accuracy["same_seeds"], accuracy["identical"]) == (3, 2, 1)  # seed 1 alone
+    assert accuracy["mean_first"] == pytest.approx(98.0) and accuracy["mean_second"] == pytest.approx(97.667, abs=1e-3)
+    welch = stats.ttest_ind([50., 30., 35.], [40., 50., 45.], equal_var=False)
+    assert helpful["difference"] == pytest.approx(-20 / 3) and helpful["p"] == pytest.approx(welch.pvalue)
+    assert (helpful["low"], helpful["high"]) == pytest.approx(tuple(welch.confidence_interval(0.95)))
+    assert helpful["sd_second"] == pytest.approx(np.std([50., 30., 35.], ddof=1)) and helpful["identical"] == 1
+
+
 def test_amjad_section_tests_each_finding_on_per_seed_areas(local_ray, run_config, tmp_path):
     orders = "[random,entropy_high,entropy_low,mutual_information_high,mutual_information_low," \
              "kl_selectivity_high,kl_selectivity_low]"

@@ -582,6 +582,51 @@ def verdicts_by_scaling(table: pd.DataFrame) -> list[str]:
     return lines
 
 
+def compare_seed_tables(first: pd.DataFrame, second: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """The same study's per-seed values made twice (e.g. on two machines): per model, scaling,
+    layer and quantity in both, each side's seeds, mean and sd, how many seeds present in both
+    have the very same value, and Welch's difference of the means (second minus first) with
+    its ``1 - alpha`` interval and two-sided p-value.
+
+    Parameters
+    ----------
+    first, second : DataFrame — :func:`seed_table`'s rows (``model, scaling, layer, seed`` and
+        the :data:`QUANTITIES` columns, as in the per-seed CSV beside the docs)
+
+    Returns
+    -------
+    DataFrame
+        ``model, scaling, layer`` (``network`` for per-network quantities), ``quantity, unit,
+        n_first, mean_first, sd_first, n_second, mean_second, sd_second, same_seeds, identical,
+        difference, low, high, p``, in the units of :data:`QUANTITIES`.
+    """
+    keys = ["model", "scaling", "layer"]
+    both = first[keys].drop_duplicates().merge(second[keys].drop_duplicates(), on=keys)
+    rows = []
+    for name, quantity in QUANTITIES.items():
+        if name not in first or name not in second:
+            continue
+        for model, scaling, layer in both.itertuples(index=False):
+            if not quantity.per_layer and layer != 0:
+                continue
+            sides = [t[(t["model"] == model) & (t["scaling"] == scaling) & (t["layer"] == layer)]
+                     .set_index("seed")[name] * quantity.scale for t in (first, second)]
+            a, b = (side.to_numpy(float) for side in sides)
+            paired = sides[0].to_frame("a").join(sides[1].to_frame("b"), how="inner")
+            test = stats.ttest_ind(b, a, equal_var=False) if min(len(a), len(b)) > 1 else None
+            low, high = test.confidence_interval(1 - alpha) if test is not None else (np.nan, np.nan)
+            rows.append({"model": model, "scaling": scaling, "layer": layer if quantity.per_layer else "network",
+                         "quantity": quantity.label, "unit": quantity.unit,
+                         "n_first": len(a), "mean_first": a.mean(), "sd_first": a.std(ddof=1) if len(a) > 1 else np.nan,
+                         "n_second": len(b), "mean_second": b.mean(),
+                         "sd_second": b.std(ddof=1) if len(b) > 1 else np.nan,
+                         "same_seeds": len(paired), "identical": int(np.isclose(paired["a"], paired["b"], rtol=0,
+                                                                                 atol=1e-9).sum()),
+                         "difference": b.mean() - a.mean(), "low": low, "high": high,
+                         "p": test.pvalue if test is not None else np.nan})
+    return pd.DataFrame(rows)
+
+
 def _noise_of_runs(study: Study, runs: pd.DataFrame, q: float) -> dict[tuple, NetworkNoise]:
     """:func:`network_noise` of every run whose model is present (the study's cached flips)."""
     noises = {}
