@@ -397,8 +397,9 @@ def _torch_widths(run: RunSpec) -> tuple[int, ...]:
         raise SpecError(f"ablation.modes has {untaken[0]}, which torch models do not take yet (model={run.model.name}); "
                         f"they take {', '.join(TORCH_MODES)}")
     if run.ray.num_gpus_per_worker > 0:
-        raise SpecError("ray.num_gpus_per_worker > 0 ablates MLPs only: torch models are ablated on CPU in "
-                        "float64; set ray.num_gpus_per_worker=0 (ray.num_gpus_per_train trains on a GPU)")
+        raise SpecError("ray.num_gpus_per_worker > 0 ablates MLPs only: torch models are ablated on CPU "
+                        "(ablation.torch_precision: float64, or float32 with near-ties re-settled in float64); "
+                        "set ray.num_gpus_per_worker=0 (ray.num_gpus_per_train trains on a GPU)")
     record = DATASETS[run.dataset.name]
     try:
         return check_model(run.model, record.image_shape, record.n_classes)

@@ -38,13 +38,13 @@ def trained(model: str = "small_cnn", *overrides: str) -> tuple[torchnet.TorchNe
     return torch_models.network_from_module(module, sites, (8, 8), classes), module, data
 
 
-def assert_equal_to_oracle(got: dict, expected: dict) -> None:
-    """Every column decided by predictions equal; losses to rounding."""
+def assert_equal_to_oracle(got: dict, expected: dict, rtol: float = 1e-9) -> None:
+    """Every column decided by predictions equal; losses to rounding (``rtol``)."""
     for column in ("layer", "unit", "n_samples", "accuracy_base", "accuracy", "effect", "broken", "fixed",
                    "p_mcnemar"):
         np.testing.assert_array_equal(got[column], expected[column], err_msg=column)
     np.testing.assert_array_equal(np.stack(got["class_effect"]), np.stack(expected["class_effect"]))
-    np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-9)
+    np.testing.assert_allclose(got["loss"], expected["loss"], rtol=rtol)
     np.testing.assert_allclose(got["loss_base"], expected["loss_base"], rtol=1e-12)
 
 
@@ -62,6 +62,62 @@ def test_every_unit_of_small_cnn_equals_the_hooked_oracle(mode: str) -> None:
             assert_equal_to_oracle(got, expected)
             changed += int((got["broken"] + got["fixed"]).sum())
         assert changed > 0  # the ablations do change predictions
+
+
+FLOAT32_NETS = {"small_cnn": ("small_cnn",),
+                "lenet_like": ("torch", "model.factory=tests.torch_nets:lenet_like", "model.sites=['1','4','8','10']")}
+
+
+@pytest.mark.parametrize("model", FLOAT32_NETS)
+@pytest.mark.parametrize("mode", MODES)
+def test_float32_path_settles_to_the_float64_oracle_on_every_unit(model: str, mode: str) -> None:
+    net, _, data = trained(*FLOAT32_NETS[model])
+    X, y = data.X_test, data.y_test
+    base = torchnet.prepare_torch(net, X, y, "float32")
+    assert base.x_run.dtype == next(base.module.parameters()).dtype == torch.float32
+    for layer, width in enumerate(net.widths):
+        units = np.arange(width)
+        got = torchnet.ablate_torch_units(net, X, y, layer, units, mode, data.X_train, base=base)
+        assert_equal_to_oracle(got, torchnet.hooked_unit_outcomes(net, X, y, layer, units, mode, data.X_train),
+                               rtol=1e-5)
+
+
+def near_tie_network(net: torchnet.TorchNetwork) -> torchnet.TorchNetwork:
+    """``net`` with class 1's output weights made class 0's and its bias 1e-9 above: wherever
+    classes 0 and 1 lead, float64 decides for 1 and float32 (which rounds the bias difference
+    away) sees a tie."""
+    module = torch_models.network_from_module(net.module, [str(s) for s in net.sites], (8, 8), net.classes).module
+    with torch.no_grad():
+        module.fc2.weight[1] = module.fc2.weight[0]
+        module.fc2.bias[1] = module.fc2.bias[0] + 1e-9
+    return torchnet.TorchNetwork(module, net.sites, net.widths, net.image_shape, net.classes)
+
+
+def test_float32_rows_within_rounding_of_a_tie_are_resettled_in_float64() -> None:
+    net, _, data = trained()
+    net = near_tie_network(net)
+    X, y = data.X_test, data.y_test
+    base = torchnet.prepare_torch(net, X, y, "float32")
+    assert 0 < torchnet.float32_tolerance(base.module) < 1e-3
+    unsettled = torchnet.prepare_torch(net, X, y, "float32")
+    unsettled.tolerance = 0.0  # float32 decisions kept: the near-ties go wrong
+    wrong = 0
+    for layer, width in enumerate(net.widths):
+        units = np.arange(width)
+        expected = torchnet.hooked_unit_outcomes(net, X, y, layer, units, "zero")
+        got = torchnet.ablate_torch_units(net, X, y, layer, units, "zero", base=base)
+        assert_equal_to_oracle(got, expected, rtol=1e-5)
+        rough = torchnet.ablate_torch_units(net, X, y, layer, units, "zero", base=unsettled)
+        wrong += int(np.sum(rough["accuracy"] != expected["accuracy"]))
+    assert wrong > 0 and base.resettled > unsettled.resettled
+
+
+def test_precision_auto_is_float64_on_cpu_and_unknown_precisions_are_one_line() -> None:
+    net, _, data = trained()
+    assert torchnet.resolve_precision("auto", net.module) == "float64"
+    assert torchnet.prepare_torch(net, data.X_test, data.y_test, "auto").x_run.dtype == torch.float64
+    with pytest.raises(ValueError, match=r"^unknown precision 'half'; expected one of auto, float64, float32$"):
+        torchnet.prepare_torch(net, data.X_test, data.y_test, "half")
 
 
 def test_small_chunks_and_plain_resume_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,6 +245,8 @@ def test_unit_statistics_of_channels_are_their_mean_maps() -> None:
          r"^ablation=pruning does not run on torch models yet; use ablation=neurons or cumulative \(model=lenet5\)$"),
         (["model=small_cnn", "ablation=synapses"], r"ablation=synapses does not run on torch models yet"),
         (["model=small_cnn", "ray.num_gpus_per_worker=1"], r"ablates MLPs only"),
+        (["model=small_cnn", "ablation.torch_precision=half"],
+         r"^ablation.torch_precision='half' is not allowed; choose one of auto, float64, float32$"),
     ],
 )
 def test_one_line_errors_before_training(overrides: list[str], message: str) -> None:

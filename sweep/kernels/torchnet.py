@@ -23,7 +23,11 @@ pooling, flatten, ...), the change of that layer's output is one single-channel 
 (or one block of a matrix product) of the unit's change, on the rows that change; the rest of
 the chain runs from there on those rows only. Decisions in float64 (the module is run in
 float64 on CPU); rows whose top-two logit gap is within :data:`TIE_TOLERANCE` are re-settled
-by the plain hooked forward, so predictions equal the oracle's.
+by the plain hooked forward, so predictions equal the oracle's. In ``precision="float32"``
+(:data:`PRECISIONS`; ``auto``: float32 on CUDA, :func:`resolve_precision`) the cached outputs
+and the resumed passes run on a float32 copy of the module, and every row they compute whose
+top-two gap is within :func:`float32_tolerance` is re-settled by the float64 plain hooked
+forward: the same predictions, losses to float32 rounding.
 
 Pure numerics: imports torch only when called (torch is an optional extra), nothing of sweep
 outside the kernels, no I/O.
@@ -31,6 +35,8 @@ outside the kernels, no I/O.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +49,16 @@ from sweep.kernels.metrics import ablation_metrics, sample_log_loss
 TIE_TOLERANCE = 1e-9
 """Relative top-2 logit gap (``gap < tol * (1 + max |logit|)``) under which a row's ablated
 prediction is recomputed by the plain hooked forward (float64)."""
+
+PRECISIONS = ("auto", "float64", "float32")
+"""The kernel's arithmetic: ``float64`` (every decision in float64), ``float32`` (float32 passes,
+near-ties re-settled in float64), ``auto`` (float32 when the module is on a CUDA device)."""
+
+FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+"""float32's unit roundoff ``u`` (half its machine epsilon)."""
+
+FLOAT32_SAFETY = 16.0
+"""The factor :func:`float32_tolerance` allows for the sums' terms being larger than the logits."""
 
 DEFAULT_CHUNK_ELEMENTS = 2**24
 """Largest number of float64 elements of one resumed batch (units x rows x site size)."""
@@ -196,6 +212,65 @@ def _is_parametrized(module: Any) -> bool:
     return any(True for _ in module.parameters(recurse=False))
 
 
+def resolve_precision(precision: str, module: Any) -> str:
+    """``float64`` or ``float32``: ``precision`` itself, or for ``auto`` float32 when ``module``'s
+    parameters are on a CUDA device and float64 otherwise.
+
+    Raises
+    ------
+    ValueError
+        For a precision not in :data:`PRECISIONS`.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    return "float32" if next(module.parameters()).device.type == "cuda" else "float64"
+
+
+def float32_tolerance(module: Any) -> float:
+    """The relative top-two logit gap (``gap < tol * (1 + max |logit|)``) under which a row
+    computed in float32 is re-settled in float64: ``FLOAT32_SAFETY * u * (1 + sum_l K_l)``.
+
+    Derivation: a float32 dot product of ``K`` terms is within ``gamma_K = K u / (1 - K u)``
+    of the exact one, relative to the sum of its terms' magnitudes (Higham, *Accuracy and
+    Stability of Numerical Algorithms*, 3.1); the input's rounding to float32 adds ``u``;
+    activations, max-pooling and flattening are 1-Lipschitz per entry and add no more than one
+    rounding. To first order the logits' error is then ``u (1 + sum_l K_l)`` relative to the
+    magnitudes the sums carry, ``K_l`` the fan-in of each convolution, linear layer and
+    average pooling (its kernel's size) of ``module``. The bound is taken relative to
+    ``1 + max |logit|`` and widened by :data:`FLOAT32_SAFETY` for sums whose terms are larger
+    than their result (cancellation up to that factor); every unit of the tested networks and
+    crafted near-ties settle to the float64 oracle's predictions.
+    """
+    import torch
+
+    fan_in = 0
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
+            fan_in += m.in_channels // m.groups * int(np.prod(m.kernel_size))
+        elif isinstance(m, torch.nn.Linear):
+            fan_in += m.in_features
+        elif isinstance(m, (torch.nn.AvgPool1d, torch.nn.AvgPool2d, torch.nn.AvgPool3d)):
+            fan_in += int(np.prod(m.kernel_size))
+    return FLOAT32_SAFETY * FLOAT32_UNIT_ROUNDOFF * (1 + fan_in)
+
+
+@contextlib.contextmanager
+def _ieee_float32() -> Iterator[None]:
+    """Float32 convolutions and matrix products in IEEE float32 on CUDA (TF32 off: its 10-bit
+    mantissa would break :func:`float32_tolerance`), the flags restored afterwards."""
+    import torch
+
+    matmul = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+
+
 def mode_values(net: TorchNetwork, mode: str, reference: Any = None) -> list[Any]:
     """The value each unit of each site outputs once ablated in ``mode``: per site a float64
     tensor of shape ``(width, *unit_shape)`` (one unit's slice of the site output).
@@ -252,19 +327,23 @@ def _replace_hook(site: UnitSite, blocks: Sequence[tuple[int, Any]], n: int) -> 
     return hook
 
 
-def hooked_logits(net: TorchNetwork, x: Any, layer: int, units: Sequence[int], values: Any) -> Any:
+def hooked_logits(
+    net: TorchNetwork, x: Any, layer: int, units: Sequence[int], values: Any, module: Any = None
+) -> Any:
     """Logits ``(len(units), n, n_classes)`` of plain forwards of images ``x`` (n, ...), each
     with one unit of site ``layer`` held at ``values[unit]`` by a forward hook (the oracle;
-    the units are stacked along the batch)."""
+    the units are stacked along the batch). ``module``: a copy of ``net.module`` to run (its
+    float32 copy), default the network's own."""
     import torch
 
+    module = net.module if module is None else module
     n = x.shape[0]
     site = net.sites[layer]
     hook = _replace_hook(site, [(int(u), values[int(u)]) for u in units], n)
-    handle = submodule(net.module, site.module).register_forward_hook(hook)
+    handle = submodule(module, site.module).register_forward_hook(hook)
     try:
         with torch.no_grad():
-            logits = net.module(x.repeat(len(units), *([1] * (x.dim() - 1))))
+            logits = module(x.repeat(len(units), *([1] * (x.dim() - 1))))
     finally:
         handle.remove()
     return logits.reshape(len(units), n, -1)
@@ -378,15 +457,22 @@ class TorchBase:
     Attributes
     ----------
     net : TorchNetwork
-    x : tensor of shape (n, C, H, W) — the inputs
+    x : tensor of shape (n, C, H, W) — the inputs, float64
     y_index : ndarray of shape (n,) — true class index
-    logits : tensor of shape (n, n_classes)
+    logits : tensor of shape (n, n_classes) — float64 (a plain forward of ``net.module``)
     pred, loss : ndarrays of shape (n,) — predicted index and log-loss of each row
-    chain : list of (name, module) — the top-level ``nn.Sequential`` children (empty if the
-        module is not one: ablations then run the batched hooked forward)
-    outputs : dict of int to tensor — ``chain[i]``'s output on ``x``, kept (copied) for the
-        positions ablations resume from: each site's, and the input and output of the
+    precision : str — ``float64`` or ``float32``: the arithmetic of the resumed passes
+    module : torch.nn.Module — what the resumed passes run: ``net.module``, or its float32 copy
+    x_run : tensor — ``x`` in that precision
+    tolerance : float — the relative top-two gap under which a resumed row is re-settled in
+        float64 (:data:`TIE_TOLERANCE`, or :func:`float32_tolerance` of the module)
+    chain : list of (name, module) — ``module``'s top-level ``nn.Sequential`` children (empty
+        if it is not one: ablations then run the batched hooked forward)
+    outputs : dict of int to tensor — ``chain[i]``'s output on ``x_run``, kept (copied) for
+        the positions ablations resume from: each site's, and the input and output of the
         convolution or linear layer after it
+    resettled : int — rows re-settled by the float64 hooked forward so far, over every
+        ablation of this split (``(unit, row)`` pairs)
     """
 
     net: TorchNetwork
@@ -395,32 +481,42 @@ class TorchBase:
     logits: Any
     pred: np.ndarray
     loss: np.ndarray
+    precision: str = "float64"
+    module: Any = None
+    x_run: Any = None
+    tolerance: float = TIE_TOLERANCE
     chain: list[tuple[str, Any]] = field(default_factory=list)
     outputs: dict[int, Any] = field(default_factory=dict)
+    resettled: int = 0
 
 
-def prepare_torch(net: TorchNetwork, X: Any, y: np.ndarray) -> TorchBase:
-    """The plain forward of ``net`` on ``(X, y)`` every ablation of that split resumes from."""
+def prepare_torch(net: TorchNetwork, X: Any, y: np.ndarray, precision: str = "float64") -> TorchBase:
+    """The plain forward of ``net`` on ``(X, y)`` every ablation of that split resumes from,
+    its resumed passes in ``precision`` (:data:`PRECISIONS`; :func:`resolve_precision`)."""
     import torch
 
+    precision = resolve_precision(precision, net.module)
     x = net.images(X)
     y_index = class_index_of(net, y)
-    base = TorchBase(net, x, y_index, None, np.empty(0), np.empty(0))
-    if isinstance(net.module, torch.nn.Sequential):
-        base.chain = list(net.module.named_children())
+    base = TorchBase(net, x, y_index, None, np.empty(0), np.empty(0), precision, net.module, x)
+    if precision == "float32":
+        base.module, base.x_run = copy.deepcopy(net.module).float(), x.float()
+        base.tolerance = float32_tolerance(base.module)
+    if isinstance(base.module, torch.nn.Sequential):
+        base.chain = list(base.module.named_children())
         keep = set()
         for layer in range(len(net.sites)):
             i = _site_index(base, layer)
             j = None if i is None else _linear_after(base, i)
             keep |= {i} if j is None else {i, j - 1, j}
-        h = x
-        with torch.no_grad():
+        h = base.x_run
+        with torch.no_grad(), _ieee_float32():
             for position, (_, m) in enumerate(base.chain):
                 h = m(h)
                 if position in keep:
                     base.outputs[position] = h.clone()  # a later in-place module cannot change it
         base.logits = h
-    else:
+    if base.logits is None or precision == "float32":
         base.logits = site_outputs(net.module, x, [])[0]
     base.pred, base.loss = _outcome(base.logits, y_index)
     return base
@@ -518,6 +614,7 @@ def ablate_torch_units(
     values: Any = None,
     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     flips: list[Flips] | None = None,
+    precision: str = "float64",
 ) -> dict[str, np.ndarray]:
     """Ablate each listed unit of site ``layer`` on its own and measure on ``(X, y)``.
 
@@ -537,12 +634,16 @@ def ablate_torch_units(
     flips : list, optional — receives the per-image outcomes (:class:`~sweep.kernels.Flips`,
         ``ablation`` indexing ``units``): every decision is settled per row here, so they cost
         one comparison
+    precision : str — of the resumed passes when ``base`` is not given (:data:`PRECISIONS`;
+        a given ``base`` keeps its own): in ``float32`` the rows it computes whose top-two gap
+        is within :func:`float32_tolerance` are re-settled in float64 (counted in
+        ``base.resettled``)
 
     Returns
     -------
     dict of str to ndarray
         ``layer`` and ``unit`` of shape ``(n_units,)`` and the metric columns, equal to
-        :func:`hooked_unit_outcomes`' (the oracle).
+        :func:`hooked_unit_outcomes`' (the oracle; ``loss`` to float32 rounding in float32).
     """
     import torch
 
@@ -551,30 +652,37 @@ def ablate_torch_units(
         raise ValueError(f"layer {layer} is not a unit site; the network has {len(net.sites)}: 0..{len(net.sites) - 1}")
     if len(units) and (units.min() < 0 or units.max() >= net.widths[layer]):
         raise ValueError(f"unit index out of range 0..{net.widths[layer] - 1} for site {net.sites[layer]}")
-    base = prepare_torch(net, X, y) if base is None else base
+    base = prepare_torch(net, X, y, precision) if base is None else base
     values = mode_values(net, mode, reference)[layer] if values is None else values
+    run_values = values.to(base.x_run.dtype)
     n = base.x.shape[0]
     logits = base.logits[None].repeat(len(units), 1, 1)  # (m, n, k), unchanged rows kept
+    resumed = torch.zeros(logits.shape[:2], dtype=torch.bool)  # rows the passes below computed
     i = _site_index(base, layer)
     j = None if i is None else _linear_after(base, i)
     if j is not None and isinstance(base.chain[j][1], torch.nn.Linear) and base.outputs[j - 1].dim() != 2:
         j = None  # a linear layer on the last axis of a map mixes no channels: plain resume
-    with torch.no_grad():
+    with torch.no_grad(), _ieee_float32():
         if j is not None:
-            for at, rows, z in _delta_batches(base, i, j, units, values, chunk_elements):
-                logits[torch.as_tensor(at), torch.as_tensor(rows)] = _resume(base, j + 1, z)
+            for at, rows, z in _delta_batches(base, i, j, units, run_values, chunk_elements):
+                at, rows = torch.as_tensor(at), torch.as_tensor(rows)
+                logits[at, rows] = _resume(base, j + 1, z).double()
+                resumed[at, rows] = True
         else:
+            resumed[:] = True
             per = max(1, chunk_elements // max(1, n * int(np.prod(base.x.shape[1:]))))
             for lo in range(0, len(units), per):
                 part = units[lo : lo + per]
                 if i is not None:
                     h = base.outputs[i].repeat(len(part), *([1] * (base.outputs[i].dim() - 1)))
                     for b, u in enumerate(part):
-                        h[b * n : (b + 1) * n, int(u)] = values[int(u)]
-                    logits[lo : lo + len(part)] = _resume(base, i + 1, h).reshape(len(part), n, -1)
+                        h[b * n : (b + 1) * n, int(u)] = run_values[int(u)]
+                    part_logits = _resume(base, i + 1, h).reshape(len(part), n, -1)
                 else:
-                    logits[lo : lo + len(part)] = hooked_logits(net, base.x, layer, part, values)
-        _settle_ties(net, base, layer, units, values, logits)
+                    part_logits = hooked_logits(net, base.x_run, layer, part, run_values, base.module)
+                logits[lo : lo + len(part)] = part_logits.double()
+    with torch.no_grad():
+        _settle_ties(base, layer, units, values, logits, resumed)
     pred, loss = _outcome(logits, base.y_index)
     if flips is not None:
         right_before, right = base.pred == base.y_index, pred == base.y_index
@@ -585,20 +693,28 @@ def ablate_torch_units(
     return columns
 
 
-def _settle_ties(net: TorchNetwork, base: TorchBase, layer: int, units: np.ndarray, values: Any, logits: Any) -> None:
-    """Recompute, by the plain hooked forward, the rows of each unit whose top-two logit gap
-    is within :data:`TIE_TOLERANCE` (in place)."""
+def _settle_ties(base: TorchBase, layer: int, units: np.ndarray, values: Any, logits: Any, resumed: Any) -> None:
+    """Recompute, by the float64 plain hooked forward, the rows of each unit whose top-two
+    logit gap is within ``base.tolerance`` (rows ``resumed`` computed) or :data:`TIE_TOLERANCE`
+    (the others, the float64 base's), in place; count them in ``base.resettled``.
+
+    Parameters
+    ----------
+    logits : tensor of shape (n_units, n, n_classes), float64
+    resumed : tensor of shape (n_units, n), bool — the rows the resumed passes computed
+    """
     import torch
 
     if logits.shape[-1] < 2 or not len(units):
         return
     top = torch.topk(logits, 2, dim=-1).values
     gap = top[..., 0] - top[..., 1]
-    scale = 1 + logits.abs().amax(dim=-1)
-    for a, rows in enumerate(gap < TIE_TOLERANCE * scale):
+    tolerance = torch.where(resumed, base.tolerance, TIE_TOLERANCE)
+    for a, rows in enumerate(gap < tolerance * (1 + logits.abs().amax(dim=-1))):
         at = torch.nonzero(rows).flatten()
         if len(at):
-            logits[a, at] = hooked_logits(net, base.x[at], layer, [int(units[a])], values)[0]
+            logits[a, at] = hooked_logits(base.net, base.x[at], layer, [int(units[a])], values)[0]
+            base.resettled += len(at)
 
 
 # --------------------------------------------------------------------------- unit sets

@@ -20,7 +20,7 @@ from sweep.kernels import (
     no_draws,
 )
 from sweep.kernels.modes import drawn_values
-from sweep.kernels.torchnet import TorchNetwork, ablate_torch_units
+from sweep.kernels.torchnet import PRECISIONS, TorchNetwork, ablate_torch_units
 from sweep.kinds.base import (
     RESAMPLE_SETTINGS,
     Ablation,
@@ -50,12 +50,16 @@ class NeuronSettings(ResampleSettings, AblationSettings):
     paper's), ``metrics`` (full: every column exact; accuracy: loss NaN, provably unchanged
     rows skipped), ``layers`` (hidden layers, all when null), ``resample_draws`` and
     ``resample_seed`` (a per-image mode's draws, averaged, and their seed:
-    :class:`~sweep.kinds.base.ResampleSettings`)."""
+    :class:`~sweep.kinds.base.ResampleSettings`), ``torch_precision`` (a torch model's
+    resumed passes: :data:`~sweep.kernels.torchnet.PRECISIONS`; auto: float32 on CUDA,
+    float64 on CPU; float32 re-settles its near-ties in float64, so predictions are the same
+    and losses agree to float32 rounding)."""
 
     kind: str = "neurons"
     metrics: str = field(default="full", metadata={"choices": METRIC_SETS})
     modes: list[str] = field(default_factory=lambda: ["zero"], metadata={"choices": tuple(NEURON_MODES)})
     layers: Optional[list[int]] = None
+    torch_precision: str = field(default="auto", metadata={"choices": PRECISIONS})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
         check_layers(self.layers, len(hidden_sizes), "hidden layers")
@@ -136,7 +140,7 @@ KIND = ResultKind(
     columns={"mode": "str", "split": "str", **NEURON_COLUMNS, **METRIC_COLUMNS, **DRAW_COLUMNS},
     constants=("mode", "split"),
     settings=("metrics",),
-    added_settings=RESAMPLE_SETTINGS,
+    added_settings=(*RESAMPLE_SETTINGS, "torch_precision"),
     plan=plan,
     compute=compute,
     summary=category_counts,
