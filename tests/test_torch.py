@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 from sweep.data import torch_models  # noqa: E402
 from sweep.data.datasets import load_dataset, reference_inputs  # noqa: E402
 from sweep.hydra_config import compose_run  # noqa: E402
-from sweep.kernels import torchnet  # noqa: E402
+from sweep.kernels import modes, torchnet  # noqa: E402
 from sweep.spec import SpecError  # noqa: E402
 from tests.conftest import MNIST_DIR, REPO  # noqa: E402
 
@@ -120,6 +120,50 @@ def test_precision_auto_is_float64_on_cpu_and_unknown_precisions_are_one_line() 
         torchnet.prepare_torch(net, data.X_test, data.y_test, "half")
 
 
+def donor_values(net: torchnet.TorchNetwork, reference: np.ndarray, n: int, seed: int, draw: int) -> list:
+    """Each site's output on the donor image of each of ``n`` measured images (its own plain
+    forward of ``reference[resample_rows(seed, draw, n, n_ref)]``): ``resample``'s values."""
+    donors = modes.resample_rows(seed, draw, n, len(reference))
+    _, outputs = torchnet.site_outputs(net.module, net.images(reference[donors]), net.sites)
+    return [o.movedim(s.axis, 1) for s, o in zip(net.sites, outputs)]
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_resample_gives_each_image_its_donors_map_and_equals_the_hooked_oracle(precision: str) -> None:
+    net, _, data = trained()
+    X, y, reference = data.X_test, data.y_test, data.X_val
+    base = torchnet.prepare_torch(net, X, y, precision)
+    pool = torchnet.mode_values(net, "resample", reference)
+    assert [tuple(p.shape) for p in pool] == [(len(reference), 8, 8, 8), (len(reference), 16, 4, 4),
+                                              (len(reference), 32)]
+    for draw in (0, 1):
+        donors = donor_values(net, reference, len(y), 5, draw)
+        drawn = modes.drawn_values(pool, "resample", len(y), 5, draw)
+        changed = 0
+        for layer, width in enumerate(net.widths):
+            torch.testing.assert_close(drawn[layer], donors[layer], rtol=1e-12, atol=1e-12)  # batch rounding
+            units = np.arange(width)
+            got = torchnet.ablate_torch_units(net, X, y, layer, units, "resample", base=base, values=drawn[layer])
+            expected = torchnet.hooked_unit_outcomes(net, X, y, layer, units, "resample", values=donors[layer])
+            assert_equal_to_oracle(got, expected, rtol=1e-9 if precision == "float64" else 1e-5)
+            changed += int((got["broken"] + got["fixed"]).sum())
+        assert changed > 0
+
+
+def test_peak_holds_each_position_of_a_channel_at_the_mode_of_its_outputs() -> None:
+    net, _, data = trained()
+    reference = data.X_val
+    peaks = torchnet.mode_values(net, "peak", reference)
+    assert [tuple(p.shape) for p in peaks] == [(8, 8, 8), (16, 4, 4), (32,)]
+    _, outputs = torchnet.site_outputs(net.module, net.images(reference), net.sites)
+    conv = outputs[1].numpy()  # act2, (n_ref, 16, 4, 4)
+    for channel, row, col in ((0, 0, 0), (5, 2, 3), (15, 3, 1)):
+        assert peaks[1][channel, row, col] == modes.peak_value(conv[:, channel, row, col])
+    silent = (conv == 0).mean(axis=0) >= 0.75  # mostly silent ReLU positions peak at 0
+    assert silent.any() and (peaks[1].numpy()[silent] == 0).all()
+    assert (peaks[1] != torchnet.mode_values(net, "mean", reference)[1]).any()
+
+
 def test_small_chunks_and_plain_resume_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
     net, _, data = trained()
     X, y = data.X_test, data.y_test
@@ -201,7 +245,7 @@ def test_cumulative_curve_equals_hooked_forwards_of_each_prefix(mode: str) -> No
     order = make_order("random", net, seed=2)
     ks = np.arange(0, len(order) + 1, 7)
     curve = cumulative_curve(net, data.X_test, data.y_test, order, ks=ks, mode=mode, reference=data.X_train)
-    values = torchnet.mode_values(net, mode, data.X_train)
+    values = modes.drawn_values(torchnet.mode_values(net, mode, data.X_train), mode, len(data.y_test))  # draw 0 of seed 0
     x = net.images(data.X_test)
     y_index = torchnet.class_index_of(net, data.y_test)
     for i, k in enumerate(ks):
@@ -273,6 +317,45 @@ def test_without_torch_sklearn_sweeps_compose_and_torch_models_name_the_extra() 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, check=True)
     assert out.stdout.strip() == ("model=small_cnn on dataset=digits: PyTorch is not installed and model=small_cnn "
                                   "needs it; pip install 'ablation-sweep[torch]'")
+
+
+def test_a_digits_sweep_in_peak_and_resample_in_float32_equals_the_hooked_oracle(tmp_path: Path) -> None:
+    """``python -m sweep model=small_cnn 'ablation.modes=[zero,peak,resample]'
+    ablation.torch_precision=float32`` (in this process, without Ray): every row's accuracy,
+    broken and fixed are the float64 hooked oracle's; a resample row is the mean of its draws'."""
+    from sweep.run import pipeline
+    from tests.serial_executor import serial_sweeps
+
+    cfg = compose_run([f"paths.results={tmp_path}", "progress=false", "model=small_cnn", "model.epochs=3",
+                       "dataset.val_fraction=0.2", "ablation.modes=[zero,peak,resample]", "ablation.resample_draws=2",
+                       "ablation.torch_precision=float32", "ablation.splits=[test]"])
+    with pytest.MonkeyPatch.context() as patch, serial_sweeps(patch):
+        summary = pipeline.run(cfg)
+    df = pd.read_parquet(f"{summary.results}/kind=neuron")
+    assert len(df) == summary.rows_written == 3 * 56
+    run = json.loads(Path(summary.results, "_manifest.json").read_text())["runs"][0]
+    data = load_dataset(**run["dataset_params"])
+    reference = reference_inputs(data.X_train, data.X_val)
+    meta = json.loads(Path(run["model_path"]).with_suffix(".json").read_text())
+    net = torch_models.network_from_module(torch_models.load_module(run["model_path"]), meta["sites"], (8, 8),
+                                           np.asarray(meta["classes"]))
+    X, y = data.X_test, data.y_test
+    for mode in ("zero", "peak", "resample"):
+        rows = df[df["mode"] == mode].sort_values(["layer", "unit"])
+        assert rows["draws"].isna().all() if mode != "resample" else (rows["draws"] == 2).all()
+        for layer, width in enumerate(net.widths):
+            units, mine = np.arange(width), rows[rows["layer"] == layer]
+            if mode == "resample":
+                draws = [torchnet.hooked_unit_outcomes(net, X, y, layer, units, mode,
+                                                       values=donor_values(net, reference, len(y), 0, d)[layer])
+                         for d in range(2)]
+                accuracy = np.mean([d["accuracy"] for d in draws], axis=0)
+                broken = np.rint(np.mean([d["broken"] for d in draws], axis=0))
+            else:
+                expected = torchnet.hooked_unit_outcomes(net, X, y, layer, units, mode, reference)
+                accuracy, broken = expected["accuracy"], expected["broken"]
+            np.testing.assert_allclose(mine["accuracy"].to_numpy(), accuracy, rtol=0, atol=1e-15)
+            np.testing.assert_array_equal(mine["broken"].to_numpy(), broken)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from analysis.__main__ import main
 from analysis.sections import SECTIONS
 from analysis.study import NetworkKey, Study
 from sweep.hydra_config import compose_run
-from sweep.kernels import ablate_joint, torchnet
+from sweep.kernels import ablate_joint, drawn_values, torchnet
 from sweep.run import pipeline
 from tests.serial_executor import serial_sweeps
 
@@ -44,15 +44,16 @@ def study_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hooked_predictions(net: torchnet.TorchNetwork, X: np.ndarray, units: list[tuple[int, int]], mode: str,
                        reference: np.ndarray | None) -> np.ndarray:
     """The oracle: a plain forward of the module with forward hooks holding ``units`` at their
-    mode's values; the predicted class index per row."""
-    values = torchnet.mode_values(net, mode, reference)
+    mode's values (a per-image mode's: draw 0 of seed 0, each row its donor's); the predicted
+    class index per row."""
+    values = drawn_values(torchnet.mode_values(net, mode, reference), mode, len(X))
     handles = []
     for layer in sorted({l for l, _ in units}):
         index = [u for l, u in units if l == layer]
 
         def hook(module, inputs, output, index=index, value=values[layer]):
             out = output.clone()
-            out[:, index] = value[index]
+            out[:, index] = value[:, index] if value.dim() == out.dim() else value[index]
             return out
 
         handles.append(torchnet.submodule(net.module, net.sites[layer].module).register_forward_hook(hook))
@@ -95,7 +96,7 @@ def test_joint_ablation_of_channels_and_features_equals_the_hooked_oracle(study_
     X, y = study.split(key, "test")
     reference = study.split(key, "val")[0]
     units = [(0, 2), (1, 5), (1, 9), (2, 0), (2, 31)]
-    for mode in ("zero", "mean"):
+    for mode in torchnet.TORCH_MODES:
         got = ablate_joint(net, X, y, units, mode, reference)
         pred = hooked_predictions(net, X, units, mode, reference)
         assert got["accuracy"][0] == np.mean(net.classes[pred] == y)
@@ -184,11 +185,18 @@ def test_a_filter_is_drawn_grey_colour_or_channels_side_by_side() -> None:
     np.testing.assert_array_equal(filter_image(rgb)[..., 2], rgb[2])
 
 
-def test_the_explorer_refuses_class_knockout_on_a_torch_network(study_root: Path) -> None:
+def test_the_explorer_answers_peak_and_resample_on_a_torch_network_and_refuses_class_knockout(
+        study_root: Path) -> None:
     from analysis.explore.session import Explorer, ExploreError, ModelKey
 
     view = Explorer(study_root, "cnn").view(ModelKey("digits", "small_cnn", SEEDS[0]))
     with pytest.raises(ExploreError, match="^class knockout runs on scikit-learn networks only"):
         view.knockout(0, "zero")
-    with pytest.raises(ExploreError, match="^torch networks take the modes zero, remove, mean; mode peak is for"):
-        view.ask([(0, 1)], "peak")
+    study = Study.open(study_root)
+    key = NetworkKey("digits", "small_cnn", SEEDS[0])
+    net, (X, _), reference = study.network(key), study.split(key, "test"), study.split(key, "val")[0]
+    units = [(0, 1), (1, 3), (2, 7)]
+    for mode in ("peak", "resample"):  # live only: the study swept zero
+        test = view.ask(units, mode)[-1]
+        assert test.split == "test"
+        np.testing.assert_array_equal(test.labels, net.classes[hooked_predictions(net, X, units, mode, reference)])

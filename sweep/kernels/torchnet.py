@@ -11,7 +11,16 @@ spirit of TransformerLens hook names. Ablating unit ``u`` of a site replaces the
   a convolution or linear site, ``act(0)`` at a parameter-free activation site placed right
   after one (the paper's removal, generalised);
 - ``remove``: 0 (the output forced to 0);
-- ``mean``: the unit's mean output map over the reference inputs (per position).
+- ``mean``: the unit's mean output map over the reference inputs (per position);
+- ``peak``: the mode of the unit's outputs over the reference inputs, per position of its map
+  (:func:`sweep.kernels.modes.peak_value` of each position's outputs, as ``mean`` per position);
+- ``resample``: per measured image, the unit's whole output map on a reference image drawn at
+  random, row ``resample_rows(seed, draw, n, n_ref)[i]`` for image ``i`` (the same donor for
+  every unit: :func:`sweep.kernels.modes.drawn_values` of the pool :func:`mode_values` gives).
+
+A constant mode's values of a site have shape ``(width, *unit_shape)``; a per-image mode's
+drawn values ``(n, width, *unit_shape)``, one more axis than the unit's slice (what
+:func:`unit_value` tells apart).
 
 The oracle (:func:`hooked_unit_outcomes`) is a plain forward of the whole module with a forward
 hook that applies the mode, one unit at a time. The kernel (:func:`ablate_torch_units`) runs
@@ -45,6 +54,7 @@ import numpy as np
 
 from sweep.kernels.engine import Flips
 from sweep.kernels.metrics import ablation_metrics, sample_log_loss
+from sweep.kernels.modes import NEURON_MODES, drawn_values, peak_value
 
 TIE_TOLERANCE = 1e-9
 """Relative top-2 logit gap (``gap < tol * (1 + max |logit|)``) under which a row's ablated
@@ -67,9 +77,12 @@ CHANNELWISE = ("ReLU", "LeakyReLU", "Tanh", "Sigmoid", "GELU", "ELU", "SiLU", "I
                "MaxPool2d", "AvgPool2d", "MaxPool1d", "AvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 """Module classes that act on each channel alone (the change of one unit stays in its channel)."""
 
-TORCH_MODES: tuple[str, ...] = ("zero", "remove", "mean")
-"""The neuron modes a torch unit can be ablated in (the names of
-:data:`sweep.kernels.modes.NEURON_MODES`, generalised as the module docstring says)."""
+TORCH_MODES: tuple[str, ...] = tuple(NEURON_MODES)
+"""The neuron modes a torch unit can be ablated in: every one of
+:data:`sweep.kernels.modes.NEURON_MODES`, generalised as the module docstring says."""
+
+REFERENCE_BATCH = 4096
+"""Reference rows per forward pass when a mode's values are read from the reference inputs."""
 
 
 @dataclass(frozen=True)
@@ -271,36 +284,60 @@ def _ieee_float32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = matmul
 
 
+def reference_outputs(net: TorchNetwork, reference: Any) -> list[Any]:
+    """Every site's output on each reference input: per site a float64 tensor of shape
+    ``(n_ref, width, *unit_shape)``."""
+    import torch
+
+    parts: list[list[Any]] = [[] for _ in net.sites]
+    for lo in range(0, len(reference), REFERENCE_BATCH):
+        _, outs = site_outputs(net.module, net.images(reference[lo : lo + REFERENCE_BATCH]), net.sites)
+        for layer, (s, o) in enumerate(zip(net.sites, outs)):
+            parts[layer].append(o.movedim(s.axis, 1))
+    return [torch.cat(p) for p in parts]
+
+
 def mode_values(net: TorchNetwork, mode: str, reference: Any = None) -> list[Any]:
     """The value each unit of each site outputs once ablated in ``mode``: per site a float64
-    tensor of shape ``(width, *unit_shape)`` (one unit's slice of the site output).
+    tensor of shape ``(width, *unit_shape)`` (one unit's slice of the site output); for the
+    per-image ``resample`` the pool each image's value is drawn from, every site's output on
+    the reference inputs, ``(n_ref, width, *unit_shape)``
+    (:func:`sweep.kernels.modes.drawn_values` draws an ``(n, width, *unit_shape)`` tensor from it).
 
     Parameters
     ----------
     net : TorchNetwork
     mode : str — one of :data:`TORCH_MODES`
-    reference : ndarray of shape (n_ref, n_features), optional — inputs ``mean`` averages over
+    reference : ndarray of shape (n_ref, n_features), optional — the inputs ``mean``, ``peak``
+        and ``resample`` read
 
     Raises
     ------
     ValueError
-        For an unknown mode, or ``mean`` without reference inputs.
+        For an unknown mode, or a mode that needs reference inputs without them.
     """
     import torch
 
     if mode not in TORCH_MODES:
         raise ValueError(f"unknown neuron mode {mode!r}; expected one of {TORCH_MODES}")
+    if NEURON_MODES[mode].needs_reference and reference is None:
+        raise ValueError(f"mode {mode!r} needs the reference inputs (the reference split)")
     if mode == "mean":
-        if reference is None:
-            raise ValueError("mode 'mean' needs the reference inputs to average over")
         sums: list[Any] = []
-        n = 0
-        for lo in range(0, len(reference), 4096):
-            _, outs = site_outputs(net.module, net.images(reference[lo : lo + 4096]), net.sites)
+        for lo in range(0, len(reference), REFERENCE_BATCH):
+            _, outs = site_outputs(net.module, net.images(reference[lo : lo + REFERENCE_BATCH]), net.sites)
             part = [o.movedim(s.axis, 1).sum(dim=0) for s, o in zip(net.sites, outs)]
             sums = part if not sums else [a + b for a, b in zip(sums, part)]
-            n += len(reference[lo : lo + 4096])
-        return [s / n for s in sums]
+        return [s / len(reference) for s in sums]
+    if mode == "resample":
+        return reference_outputs(net, reference)
+    if mode == "peak":
+        peaks = []
+        for pool in reference_outputs(net, reference):
+            columns = pool.reshape(len(pool), -1).numpy()
+            flat = [peak_value(columns[:, c]) for c in range(columns.shape[1])]
+            peaks.append(torch.tensor(flat, dtype=torch.float64).reshape(pool.shape[1:]))
+        return peaks
     _, outs = site_outputs(net.module, net.images(np.zeros((1, int(np.prod(net.image_shape))))), net.sites)
     values = []
     for s, out in zip(net.sites, outs):
@@ -314,32 +351,51 @@ def mode_values(net: TorchNetwork, mode: str, reference: Any = None) -> list[Any
     return values
 
 
-def _replace_hook(site: UnitSite, blocks: Sequence[tuple[int, Any]], n: int) -> Any:
+def site_values(net: TorchNetwork, mode: str, reference: Any, layer: int, n_samples: int) -> Any:
+    """Site ``layer``'s values in ``mode`` for a split of ``n_samples`` rows: :func:`mode_values`,
+    a per-image mode's drawn by :func:`sweep.kernels.modes.drawn_values` (draw 0 of seed 0)."""
+    return drawn_values(mode_values(net, mode, reference), mode, n_samples)[layer]
+
+
+def unit_value(values: Any, unit: Any, out_dim: int, rows: Any = None) -> Any:
+    """Unit (or units) ``unit``'s replacement from one site's values, for a site output of
+    ``out_dim`` axes (batch included): ``values[unit]`` of a constant mode's ``(width,
+    *unit_shape)`` tensor (every image alike), or ``values[:, unit]`` of a per-image mode's
+    ``(n, width, *unit_shape)`` one, on rows ``rows`` of the split only when given."""
+    if values.dim() < out_dim:
+        return values[unit]
+    per_image = values[:, unit]
+    return per_image if rows is None else per_image[rows]
+
+
+def _replace_hook(site: UnitSite, units: Sequence[int], values: Any, n: int, rows: Any = None) -> Any:
     """A forward hook that sets, in row block ``b`` (rows ``b*n .. (b+1)*n``), unit
-    ``blocks[b][0]`` of the site's output to ``blocks[b][1]``."""
+    ``units[b]`` of the site's output to its value (:func:`unit_value`; a per-image mode's
+    values of the split's rows ``rows``)."""
 
     def hook(module: Any, inputs: Any, output: Any) -> Any:
         out = output.movedim(site.axis, 1).clone()
-        for b, (unit, value) in enumerate(blocks):
-            out[b * n : (b + 1) * n, unit] = value
+        for b, unit in enumerate(units):
+            out[b * n : (b + 1) * n, unit] = unit_value(values, unit, out.dim(), rows)
         return out.movedim(1, site.axis)
 
     return hook
 
 
 def hooked_logits(
-    net: TorchNetwork, x: Any, layer: int, units: Sequence[int], values: Any, module: Any = None
+    net: TorchNetwork, x: Any, layer: int, units: Sequence[int], values: Any, module: Any = None, rows: Any = None
 ) -> Any:
     """Logits ``(len(units), n, n_classes)`` of plain forwards of images ``x`` (n, ...), each
-    with one unit of site ``layer`` held at ``values[unit]`` by a forward hook (the oracle;
-    the units are stacked along the batch). ``module``: a copy of ``net.module`` to run (its
-    float32 copy), default the network's own."""
+    with one unit of site ``layer`` held at its value (:func:`unit_value`) by a forward hook
+    (the oracle; the units are stacked along the batch). ``module``: a copy of ``net.module``
+    to run (its float32 copy), default the network's own; ``rows``: the rows of the split
+    ``x`` holds, which a per-image mode's values are indexed by (default: ``x`` is the split)."""
     import torch
 
     module = net.module if module is None else module
     n = x.shape[0]
     site = net.sites[layer]
-    hook = _replace_hook(site, [(int(u), values[int(u)]) for u in units], n)
+    hook = _replace_hook(site, [int(u) for u in units], values, n, rows)
     handle = submodule(module, site.module).register_forward_hook(hook)
     try:
         with torch.no_grad():
@@ -431,8 +487,9 @@ def hooked_unit_outcomes(
     reference: Any = None, values: Any = None,
 ) -> dict[str, np.ndarray]:
     """The naive reference: the metric columns of each unit ablated by a plain forward with a
-    hook, one unit at a time (``layer``, ``unit`` and :data:`METRIC_COLUMNS`)."""
-    values = mode_values(net, mode, reference)[layer] if values is None else values
+    hook, one unit at a time (``layer``, ``unit`` and :data:`METRIC_COLUMNS`); ``values`` as
+    :func:`ablate_torch_units` takes them."""
+    values = site_values(net, mode, reference, layer, len(X)) if values is None else values
     x = net.images(X)
     y_index = class_index_of(net, y)
     base_pred, base_loss = _outcome(site_outputs(net.module, x, [])[0], y_index)
@@ -574,7 +631,7 @@ def _delta_batches(
     positions, row_parts, z_parts = [], [], []
     size = 0
     for a, u in enumerate(int(v) for v in units):
-        new = values[u].reshape(1, 1, *site_out.shape[2:])
+        new = unit_value(values, u, site_out.dim()).reshape(-1, 1, *site_out.shape[2:])  # (1 or n, 1, ...)
         old = site_out[:, u : u + 1].clone()
         for m in between:
             new, old = m(new), m(old)
@@ -626,10 +683,12 @@ def ablate_torch_units(
     layer : int — index into ``net.sites``
     units : ndarray of shape (n_units,), int — unit indices within the site
     mode : str — one of :data:`TORCH_MODES`
-    reference : ndarray of shape (n_ref, n_features), optional — for ``mode='mean'``
+    reference : ndarray of shape (n_ref, n_features), optional — for a mode that needs one
     base : TorchBase, optional — :func:`prepare_torch` of ``(net, X, y)``
-    values : tensor of shape (width, *unit_shape), optional — the site's
-        :func:`mode_values` in ``mode``, when already computed
+    values : tensor, optional — the site's values in ``mode`` when already computed:
+        :func:`mode_values`' ``(width, *unit_shape)``, or a per-image mode's drawn
+        ``(n_samples, width, *unit_shape)`` (:func:`sweep.kernels.modes.drawn_values`; by
+        default draw 0 of seed 0)
     chunk_elements : int — about the largest number of elements of one resumed batch
     flips : list, optional — receives the per-image outcomes (:class:`~sweep.kernels.Flips`,
         ``ablation`` indexing ``units``): every decision is settled per row here, so they cost
@@ -653,7 +712,7 @@ def ablate_torch_units(
     if len(units) and (units.min() < 0 or units.max() >= net.widths[layer]):
         raise ValueError(f"unit index out of range 0..{net.widths[layer] - 1} for site {net.sites[layer]}")
     base = prepare_torch(net, X, y, precision) if base is None else base
-    values = mode_values(net, mode, reference)[layer] if values is None else values
+    values = site_values(net, mode, reference, layer, n_samples=len(base.y_index)) if values is None else values
     run_values = values.to(base.x_run.dtype)
     n = base.x.shape[0]
     logits = base.logits[None].repeat(len(units), 1, 1)  # (m, n, k), unchanged rows kept
@@ -676,7 +735,7 @@ def ablate_torch_units(
                 if i is not None:
                     h = base.outputs[i].repeat(len(part), *([1] * (base.outputs[i].dim() - 1)))
                     for b, u in enumerate(part):
-                        h[b * n : (b + 1) * n, int(u)] = run_values[int(u)]
+                        h[b * n : (b + 1) * n, int(u)] = unit_value(run_values, int(u), h.dim())
                     part_logits = _resume(base, i + 1, h).reshape(len(part), n, -1)
                 else:
                     part_logits = hooked_logits(net, base.x_run, layer, part, run_values, base.module)
@@ -713,7 +772,7 @@ def _settle_ties(base: TorchBase, layer: int, units: np.ndarray, values: Any, lo
     for a, rows in enumerate(gap < tolerance * (1 + logits.abs().amax(dim=-1))):
         at = torch.nonzero(rows).flatten()
         if len(at):
-            logits[a, at] = hooked_logits(base.net, base.x[at], layer, [int(units[a])], values)[0]
+            logits[a, at] = hooked_logits(base.net, base.x[at], layer, [int(units[a])], values, rows=at)[0]
             base.resettled += len(at)
 
 
@@ -721,12 +780,13 @@ def _settle_ties(base: TorchBase, layer: int, units: np.ndarray, values: Any, lo
 
 
 def _set_hook(site: UnitSite, units: np.ndarray, values: Any) -> Any:
-    """A forward hook holding units ``units`` of the site's output at ``values[units]`` on every row."""
+    """A forward hook holding units ``units`` of the site's output at their values on every row
+    (:func:`unit_value`)."""
     index = list(int(u) for u in units)
 
     def hook(module: Any, inputs: Any, output: Any) -> Any:
         out = output.movedim(site.axis, 1).clone()
-        out[:, index] = values[index]
+        out[:, index] = unit_value(values, index, out.dim())
         return out.movedim(1, site.axis)
 
     return hook
@@ -744,7 +804,8 @@ class TorchUnitSet:
     Attributes
     ----------
     base : TorchBase — the unablated forward pass
-    values : list of tensors — per site, :func:`mode_values` of the mode, ``(width, *unit_shape)``
+    values : list of tensors — per site, :func:`mode_values` of the mode, ``(width, *unit_shape)``,
+        or a per-image mode's drawn values, ``(n, width, *unit_shape)``
     removed : list of ndarray — per site, the units held so far
     """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -100,20 +100,18 @@ def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:
 
 def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     """Columns of a neuron shard: each unit of ``[start, stop)`` ablated alone (a torch
-    model's: each unit of unit site ``layer``, exact loss whatever ``metrics``)."""
+    model's: each unit of unit site ``layer``, exact loss whatever ``metrics``); a per-image
+    mode's ``resample_draws`` draws averaged."""
     X, y = data.splits[shard.split]
-    if isinstance(model.net, TorchNetwork):  # constant modes only (per-image ones are refused up front)
-        return {**ablate_torch_units(
-            model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
-            base=base_state(model, data, shard.split), values=replacements(model, data, shard.mode)[shard.layer],
-        ), **no_draws(shard.stop - shard.start)}
     values = replacements(model, data, shard.mode)[shard.layer]
+    units = np.arange(shard.start, shard.stop)
+    base = base_state(model, data, shard.split)
 
-    def measured(replacement: np.ndarray) -> Columns:
-        return ablate_neurons(
-            model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
-            metrics=model.settings.metrics, base=base_state(model, data, shard.split), replacement=replacement,
-        )
+    def measured(replacement: Any) -> Columns:
+        if isinstance(model.net, TorchNetwork):
+            return ablate_torch_units(model.net, X, y, shard.layer, units, shard.mode, base=base, values=replacement)
+        return ablate_neurons(model.net, X, y, shard.layer, units, shard.mode, metrics=model.settings.metrics,
+                              base=base, replacement=replacement)
 
     if not neuron_mode(shard.mode).per_image:
         return {**measured(values), **no_draws(shard.stop - shard.start)}
