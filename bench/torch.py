@@ -16,9 +16,9 @@ images, every method in float64 on CPU (the kernel in float32 too) with ``--thre
   per row ``correct_base - correct_ablated``, from which each unit's accuracy follows;
 - ``kernel_s``: :func:`sweep.kernels.torchnet.prepare_torch` once, then
   :func:`~sweep.kernels.torchnet.ablate_torch_units` per site;
-- ``kernel_float32_s``: its ``prepare_torch`` and kernel in ``precision="float32"`` (a float32 copy of the module; rows
-  within :func:`~sweep.kernels.torchnet.float32_tolerance` of a tie re-settled by the float64
-  hooked forward): ``resettled_float32`` such ``(unit, row)`` pairs, ``resettled_float64`` the
+- ``kernel_float32_s``: its ``prepare_torch`` and kernel in ``precision="float32"`` (a float32
+  copy of the module; rows within :func:`~sweep.kernels.torchnet.float32_tolerance` of a tie
+  re-settled by the float64 hooked forward): ``resettled_float32`` such ``(unit, row)`` pairs, ``resettled_float64`` the
   float64 kernel's (within :data:`~sweep.kernels.torchnet.TIE_TOLERANCE`), and
   ``mismatches_float32`` units whose accuracy, broken or fixed count differ from the float64
   kernel's on all rows;

@@ -202,6 +202,9 @@ def test_a_user_network_that_is_not_a_chain(mode: str) -> None:
         expected = torchnet.hooked_unit_outcomes(net, data.X_test, data.y_test, layer, np.arange(width), mode,
                                                  data.X_train)
         assert_equal_to_oracle(got, expected)
+        got = torchnet.ablate_torch_units(net, data.X_test, data.y_test, layer, np.arange(width), mode, data.X_train,
+                                          precision="float32")  # the batched hooked forward of a float32 copy
+        assert_equal_to_oracle(got, expected, rtol=1e-5)
 
 
 def test_zero_at_a_tanh_site_is_tanh_of_zero_and_mean_is_the_reference_mean() -> None:
@@ -260,6 +263,20 @@ def test_cumulative_curve_equals_hooked_forwards_of_each_prefix(mode: str) -> No
         assert curve["accuracy"][i] == np.mean(pred == y_index)
         assert curve["loss"][i] == pytest.approx(loss.mean(), rel=1e-12)
     assert curve["accuracy"][-1] < curve["accuracy"][0]
+
+
+def test_cumulative_rows_of_resample_average_the_draws_of_the_seed() -> None:
+    from sweep.kernels import cumulative_curve, cumulative_rows, make_order
+
+    net, _, data = trained()
+    X, y = data.X_test, data.y_test
+    rows = cumulative_rows(net, X, y, ["random"], mode="resample", seed=1, n_points=6, reference=data.X_val,
+                           draws=2, resample_seed=4)
+    curves = [cumulative_curve(net, X, y, make_order("random", net, seed=1), ks=rows["k"], mode="resample",
+                               reference=data.X_val, draw=d, resample_seed=4) for d in range(2)]
+    np.testing.assert_allclose(rows["accuracy"], np.mean([c["accuracy"] for c in curves], axis=0), rtol=0, atol=1e-15)
+    assert (rows["draws"] == 2).all() and (rows["resample_seed"] == 4).all()
+    assert curves[0]["accuracy"][-1] < curves[0]["accuracy"][0]
 
 
 def test_unit_statistics_of_channels_are_their_mean_maps() -> None:

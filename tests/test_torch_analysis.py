@@ -89,6 +89,20 @@ def test_flips_of_every_channel_equal_the_hooked_oracle_and_the_rows(study_root:
             np.testing.assert_array_equal(flips.fixed[at], pred[changed] == y_index[changed])
 
 
+def test_resample_flips_take_the_rows_seed_and_equal_the_hooked_oracle(study_root: Path) -> None:
+    study = Study.open(study_root)
+    key = NetworkKey("digits", "small_cnn", 0)
+    net, (X, y) = study.network(key), study.split(key, "test")
+    values = drawn_values(torchnet.mode_values(net, "resample", study.reference(key, "resample")), "resample",
+                          len(y), 3)[1]  # draw 0 of seed 3, act2: (n, 16, 4, 4)
+    flips = study.flips(key, 1, "resample", seed=3)
+    expected = torchnet.hooked_unit_outcomes(net, X, y, 1, np.arange(16), "resample", values=values)
+    for unit in range(16):
+        fixed = flips.fixed[flips.ablation == unit]
+        assert (int(np.sum(~fixed)), int(np.sum(fixed))) == (expected["broken"][unit], expected["fixed"][unit])
+    assert expected["broken"].sum() > 0
+
+
 def test_joint_ablation_of_channels_and_features_equals_the_hooked_oracle(study_root: Path) -> None:
     study = Study.open(study_root)
     key = NetworkKey("digits", "small_cnn", 1)

@@ -855,10 +855,11 @@ class TorchUnitSet:
 
 def torch_unit_flips(
     net: TorchNetwork, X: Any, y: np.ndarray, layer: int, units: np.ndarray, mode: str = "zero",
-    reference: Any = None,
+    reference: Any = None, values: Any = None,
 ) -> Flips:
     """The images each unit of site ``layer`` fixes and breaks when ablated alone (the torch
-    counterpart of :func:`sweep.kernels.neuron_flips`, from :func:`ablate_torch_units`).
+    counterpart of :func:`sweep.kernels.neuron_flips`, from :func:`ablate_torch_units`, whose
+    ``values`` it takes).
 
     Returns
     -------
@@ -866,5 +867,5 @@ def torch_unit_flips(
         Arrays of shape ``(m,)``, sorted by (ablation, row); ``ablation`` indexes ``units``.
     """
     collected: list[Flips] = []
-    ablate_torch_units(net, X, y, layer, units, mode, reference, flips=collected)
+    ablate_torch_units(net, X, y, layer, units, mode, reference, values=values, flips=collected)
     return collected[0]
