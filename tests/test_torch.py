@@ -118,6 +118,10 @@ def test_precision_auto_is_float64_on_cpu_and_unknown_precisions_are_one_line() 
     assert torchnet.prepare_torch(net, data.X_test, data.y_test, "auto").x_run.dtype == torch.float64
     with pytest.raises(ValueError, match=r"^unknown precision 'half'; expected one of auto, float64, float32$"):
         torchnet.prepare_torch(net, data.X_test, data.y_test, "half")
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with torchnet._ieee_float32():  # TF32 would round float32 products to 10 bits on a GPU
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
 
 
 def donor_values(net: torchnet.TorchNetwork, reference: np.ndarray, n: int, seed: int, draw: int) -> list:
@@ -350,7 +354,9 @@ def test_a_digits_sweep_in_peak_and_resample_in_float32_equals_the_hooked_oracle
         summary = pipeline.run(cfg)
     df = pd.read_parquet(f"{summary.results}/kind=neuron")
     assert len(df) == summary.rows_written == 3 * 56
-    run = json.loads(Path(summary.results, "_manifest.json").read_text())["runs"][0]
+    manifest = json.loads(Path(summary.results, "_manifest.json").read_text())
+    assert manifest["config"]["ablation"]["torch_precision"] == "float32"
+    run = manifest["runs"][0]
     data = load_dataset(**run["dataset_params"])
     reference = reference_inputs(data.X_train, data.X_val)
     meta = json.loads(Path(run["model_path"]).with_suffix(".json").read_text())
@@ -412,7 +418,10 @@ def test_every_lenet5_unit_on_mnist_equals_the_hooked_oracle() -> None:
     net = torch_models.network_from_module(module, ["act1", "act2", "act3", "act4"], (28, 28), classes)
     assert sum(net.widths) == 226
     X, y = data.X_test[:100], data.y_test[:100]
-    base = torchnet.prepare_torch(net, X, y)
+    base, base32 = torchnet.prepare_torch(net, X, y), torchnet.prepare_torch(net, X, y, "float32")
     for layer, width in enumerate(net.widths):
-        got = torchnet.ablate_torch_units(net, X, y, layer, np.arange(width), "zero", base=base)
-        assert_equal_to_oracle(got, torchnet.hooked_unit_outcomes(net, X, y, layer, np.arange(width), "zero"))
+        expected = torchnet.hooked_unit_outcomes(net, X, y, layer, np.arange(width), "zero")
+        assert_equal_to_oracle(torchnet.ablate_torch_units(net, X, y, layer, np.arange(width), "zero", base=base),
+                               expected)
+        assert_equal_to_oracle(torchnet.ablate_torch_units(net, X, y, layer, np.arange(width), "zero", base=base32),
+                               expected, rtol=1e-5)

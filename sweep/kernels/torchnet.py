@@ -238,7 +238,8 @@ def resolve_precision(precision: str, module: Any) -> str:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
-    return "float32" if next(module.parameters()).device.type == "cuda" else "float64"
+    parameter = next(module.parameters(), None)
+    return "float32" if parameter is not None and parameter.device.type == "cuda" else "float64"
 
 
 def float32_tolerance(module: Any) -> float:
@@ -275,13 +276,15 @@ def _ieee_float32() -> Iterator[None]:
     mantissa would break :func:`float32_tolerance`), the flags restored afterwards."""
     import torch
 
-    matmul = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
+    before = [f.allow_tf32 for f in flags]
+    for f in flags:
+        f.allow_tf32 = False
     try:
-        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
-            yield
+        yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32 = matmul
+        for f, allowed in zip(flags, before):
+            f.allow_tf32 = allowed
 
 
 def reference_outputs(net: TorchNetwork, reference: Any) -> list[Any]:
