@@ -34,7 +34,7 @@ the chain runs from there on those rows only. Decisions in float64 (the module i
 float64 on CPU); rows whose top-two logit gap is within :data:`TIE_TOLERANCE` are re-settled
 by the plain hooked forward, so predictions equal the oracle's. In ``precision="float32"``
 (:data:`PRECISIONS`; ``auto``: float32 on CUDA, :func:`resolve_precision`) the cached outputs
-and the resumed passes run on a float32 copy of the module, and every row they compute whose
+and the resumed passes run on a float32 copy of the module, and every ablated row whose
 top-two gap is within :func:`float32_tolerance` is re-settled by the float64 plain hooked
 forward: the same predictions, losses to float32 rounding.
 
@@ -697,8 +697,8 @@ def ablate_torch_units(
         ``ablation`` indexing ``units``): every decision is settled per row here, so they cost
         one comparison
     precision : str — of the resumed passes when ``base`` is not given (:data:`PRECISIONS`;
-        a given ``base`` keeps its own): in ``float32`` the rows it computes whose top-two gap
-        is within :func:`float32_tolerance` are re-settled in float64 (counted in
+        a given ``base`` keeps its own): in ``float32`` the ablated rows whose top-two gap is
+        within :func:`float32_tolerance` are re-settled in float64 (counted in
         ``base.resettled``)
 
     Returns
@@ -719,7 +719,6 @@ def ablate_torch_units(
     run_values = values.to(base.x_run.dtype)
     n = base.x.shape[0]
     logits = base.logits[None].repeat(len(units), 1, 1)  # (m, n, k), unchanged rows kept
-    resumed = torch.zeros(logits.shape[:2], dtype=torch.bool)  # rows the passes below computed
     i = _site_index(base, layer)
     j = None if i is None else _linear_after(base, i)
     if j is not None and isinstance(base.chain[j][1], torch.nn.Linear) and base.outputs[j - 1].dim() != 2:
@@ -729,9 +728,7 @@ def ablate_torch_units(
             for at, rows, z in _delta_batches(base, i, j, units, run_values, chunk_elements):
                 at, rows = torch.as_tensor(at), torch.as_tensor(rows)
                 logits[at, rows] = _resume(base, j + 1, z).double()
-                resumed[at, rows] = True
         else:
-            resumed[:] = True
             per = max(1, chunk_elements // max(1, n * int(np.prod(base.x.shape[1:]))))
             for lo in range(0, len(units), per):
                 part = units[lo : lo + per]
@@ -744,7 +741,7 @@ def ablate_torch_units(
                     part_logits = hooked_logits(net, base.x_run, layer, part, run_values, base.module)
                 logits[lo : lo + len(part)] = part_logits.double()
     with torch.no_grad():
-        _settle_ties(base, layer, units, values, logits, resumed)
+        _settle_ties(base, layer, units, values, logits)
     pred, loss = _outcome(logits, base.y_index)
     if flips is not None:
         right_before, right = base.pred == base.y_index, pred == base.y_index
@@ -755,15 +752,17 @@ def ablate_torch_units(
     return columns
 
 
-def _settle_ties(base: TorchBase, layer: int, units: np.ndarray, values: Any, logits: Any, resumed: Any) -> None:
+def _settle_ties(base: TorchBase, layer: int, units: np.ndarray, values: Any, logits: Any) -> None:
     """Recompute, by the float64 plain hooked forward, the rows of each unit whose top-two
-    logit gap is within ``base.tolerance`` (rows ``resumed`` computed) or :data:`TIE_TOLERANCE`
-    (the others, the float64 base's), in place; count them in ``base.resettled``.
+    logit gap is within ``base.tolerance``, in place; count them in ``base.resettled``.
+
+    Every row, the ones the resumed passes left at the base's float64 logits included: in
+    float32 a change of the site's output below float32's resolution leaves a row unchanged
+    there, yet may move its float64 logits by up to that tolerance.
 
     Parameters
     ----------
     logits : tensor of shape (n_units, n, n_classes), float64
-    resumed : tensor of shape (n_units, n), bool — the rows the resumed passes computed
     """
     import torch
 
@@ -771,8 +770,7 @@ def _settle_ties(base: TorchBase, layer: int, units: np.ndarray, values: Any, lo
         return
     top = torch.topk(logits, 2, dim=-1).values
     gap = top[..., 0] - top[..., 1]
-    tolerance = torch.where(resumed, base.tolerance, TIE_TOLERANCE)
-    for a, rows in enumerate(gap < tolerance * (1 + logits.abs().amax(dim=-1))):
+    for a, rows in enumerate(gap < base.tolerance * (1 + logits.abs().amax(dim=-1))):
         at = torch.nonzero(rows).flatten()
         if len(at):
             logits[a, at] = hooked_logits(base.net, base.x[at], layer, [int(units[a])], values, rows=at)[0]
