@@ -214,3 +214,29 @@ def test_the_explorer_answers_peak_and_resample_on_a_torch_network_and_refuses_c
         test = view.ask(units, mode)[-1]
         assert test.split == "test"
         np.testing.assert_array_equal(test.labels, net.classes[hooked_predictions(net, X, units, mode, reference)])
+
+
+@pytest.mark.slow
+def test_report_on_a_torch_study_of_peak_and_resample_builds_its_mode_study(tmp_path: Path) -> None:
+    """small_cnn swept in zero, peak and resample (two draws), then resample's cumulative
+    curves: every section builds, and the mode study's table holds each mode's rows."""
+    root = tmp_path / "results"
+    common = [f"paths.results={root}", "progress=false", "study=cnnm", "model=small_cnn", "model.epochs=3",
+              "dataset.val_fraction=0.2", "seeds=[0]"]
+    with pytest.MonkeyPatch.context() as patch, serial_sweeps(patch):
+        pipeline.run(compose_run([*common, "ablation.modes=[zero,peak,resample]", "ablation.resample_draws=2"]))
+        pipeline.run(compose_run([*common, "ablation=cumulative", "ablation.modes=[zero,resample]",
+                                  "ablation.orders=[random]", "ablation.k_points=5", "ablation.splits=[test]",
+                                  "ablation.resample_draws=2"]))
+    out = tmp_path / "report"
+    assert main([str(root), "--out", str(out), "--jobs", "1"]) == 0
+    assert "This section failed" not in (out / "index.html").read_text()
+    rows = pd.read_parquet(root / "cnnm" / "kind=neuron")
+    impact = pd.read_csv(out / "tables" / "mode_impact.csv")
+    for r in impact.itertuples():
+        mine = rows[(rows["mode"] == r.mode) & (rows["split"] == r.split) & (rows["layer"] == r.layer)]
+        assert r.n_units == len(mine)
+        assert r.pct_harmful == pytest.approx(100 * (mine["effect"] > 0).mean())
+        assert r.mean_effect_pp == pytest.approx(100 * mine["effect"].mean())
+    assert set(impact["mode"]) == {"zero", "peak", "resample"}
+    assert set(pd.read_csv(out / "tables" / "mode_cumulative.csv")["mode"]) >= {"resample"}
