@@ -82,6 +82,24 @@ def test_float32_path_settles_to_the_float64_oracle_on_every_unit(model: str, mo
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize("model", FLOAT32_NETS)
+def test_float32_logits_of_every_ablation_are_far_inside_the_tolerance(model: str) -> None:
+    """The measured rounding of the float32 hooked forward against the float64 one, relative to
+    ``1 + max |logit|``, over every unit and mode: at most a hundredth of the tolerance (so a
+    top-two gap, off by at most twice that, settles on the right side)."""
+    net, _, data = trained(*FLOAT32_NETS[model])
+    base = torchnet.prepare_torch(net, data.X_test, data.y_test, "float32")
+    worst = 0.0
+    for mode in MODES:
+        for layer, width in enumerate(net.widths):
+            values = torchnet.site_values(net, mode, data.X_train, layer, len(data.y_test))
+            exact = torchnet.hooked_logits(net, base.x, layer, range(width), values)
+            rounded = torchnet.hooked_logits(net, base.x_run, layer, range(width), values.float(), base.module)
+            error = (rounded.double() - exact).abs().amax(dim=-1) / (1 + exact.abs().amax(dim=-1))
+            worst = max(worst, float(error.max()))
+    assert 0 < worst < base.tolerance / 100
+
+
 def near_tie_network(net: torchnet.TorchNetwork) -> torchnet.TorchNetwork:
     """``net`` with class 1's output weights made class 0's and its bias 1e-9 above: wherever
     classes 0 and 1 lead, float64 decides for 1 and float32 (which rounds the bias difference
