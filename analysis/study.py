@@ -41,7 +41,7 @@ from sweep.kernels import (
     neuron_flips,
     predicted_index,
     torch_predictions,
-    unit_replacements,
+    unit_values,
 )
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -219,10 +219,7 @@ class Study:
             net = self.network(key)
             X, y = self.split(key, split)
             units = np.arange(net.hidden_sizes[layer])
-            reference = self.reference(key, mode)
-            if isinstance(net, TorchNetwork):  # constant modes only: torch models refuse per-image ones
-                return neuron_flips(net, X, y, layer, units, mode, reference)
-            values = unit_replacements(net, mode, reference)
+            values = unit_values(net, mode, self.reference(key, mode))  # an MLP's or a torch network's
             replacement = drawn_values(values, mode, len(y), seed)[layer]
             return neuron_flips(net, X, y, layer, units, mode, base=None, replacement=replacement)
 

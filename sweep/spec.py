@@ -24,7 +24,6 @@ from typing import Any, Optional
 from sweep.data.datasets import DATASETS, SCALERS
 from sweep.data.torch_models import ARCHITECTURES, check_model
 from sweep.kernels.network import ACTIVATIONS
-from sweep.kernels.torchnet import TORCH_MODES
 from sweep.results import storage
 
 MISSING = "???"
@@ -392,13 +391,10 @@ def _torch_widths(run: RunSpec) -> tuple[int, ...]:
     if run.ablation.kind not in TORCH_ABLATIONS:
         raise SpecError(f"ablation={run.ablation.kind} does not run on torch models yet; use ablation=neurons or cumulative "
                         f"(model={run.model.name})")
-    untaken = [mode for mode in getattr(run.ablation, "modes", []) if mode not in TORCH_MODES]
-    if untaken:
-        raise SpecError(f"ablation.modes has {untaken[0]}, which torch models do not take yet (model={run.model.name}); "
-                        f"they take {', '.join(TORCH_MODES)}")
     if run.ray.num_gpus_per_worker > 0:
-        raise SpecError("ray.num_gpus_per_worker > 0 ablates MLPs only: torch models are ablated on CPU in "
-                        "float64; set ray.num_gpus_per_worker=0 (ray.num_gpus_per_train trains on a GPU)")
+        raise SpecError("ray.num_gpus_per_worker > 0 ablates MLPs only: torch models are ablated on CPU "
+                        "(ablation.torch_precision: float64, or float32 with near-ties re-settled in float64); "
+                        "set ray.num_gpus_per_worker=0 (ray.num_gpus_per_train trains on a GPU)")
     record = DATASETS[run.dataset.name]
     try:
         return check_model(run.model, record.image_shape, record.n_classes)

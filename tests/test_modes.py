@@ -234,11 +234,10 @@ def test_every_prefix_of_a_resampled_cumulative_curve_is_the_per_image_oracles(a
 
 
 @pytest.mark.parametrize("mode", NEW)
-def test_a_torch_model_refuses_the_new_modes_naming_the_mode_and_the_model(mode: str, tmp_path) -> None:
+def test_torch_models_take_the_new_modes(mode: str, tmp_path) -> None:
     pytest.importorskip("torch")
-    with pytest.raises(SpecError, match=rf"ablation.modes has {mode}, which torch models do not take yet "
-                                        r"\(model=small_cnn\); they take zero, remove, mean"):
-        compose_run([f"paths.results={tmp_path}", "model=small_cnn", f"ablation.modes=[zero,{mode}]"])
+    run = compose_run([f"paths.results={tmp_path}", "model=small_cnn", f"ablation.modes=[zero,{mode}]"])
+    assert run.ablation.modes == ["zero", mode]
 
 
 def test_a_study_written_before_the_draw_columns_still_reads(tmp_path) -> None:

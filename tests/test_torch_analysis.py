@@ -15,7 +15,7 @@ from analysis.__main__ import main
 from analysis.sections import SECTIONS
 from analysis.study import NetworkKey, Study
 from sweep.hydra_config import compose_run
-from sweep.kernels import ablate_joint, torchnet
+from sweep.kernels import ablate_joint, drawn_values, torchnet
 from sweep.run import pipeline
 from tests.serial_executor import serial_sweeps
 
@@ -44,15 +44,16 @@ def study_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def hooked_predictions(net: torchnet.TorchNetwork, X: np.ndarray, units: list[tuple[int, int]], mode: str,
                        reference: np.ndarray | None) -> np.ndarray:
     """The oracle: a plain forward of the module with forward hooks holding ``units`` at their
-    mode's values; the predicted class index per row."""
-    values = torchnet.mode_values(net, mode, reference)
+    mode's values (a per-image mode's: draw 0 of seed 0, each row its donor's); the predicted
+    class index per row."""
+    values = drawn_values(torchnet.mode_values(net, mode, reference), mode, len(X))
     handles = []
     for layer in sorted({l for l, _ in units}):
         index = [u for l, u in units if l == layer]
 
         def hook(module, inputs, output, index=index, value=values[layer]):
             out = output.clone()
-            out[:, index] = value[index]
+            out[:, index] = value[:, index] if value.dim() == out.dim() else value[index]
             return out
 
         handles.append(torchnet.submodule(net.module, net.sites[layer].module).register_forward_hook(hook))
@@ -88,6 +89,20 @@ def test_flips_of_every_channel_equal_the_hooked_oracle_and_the_rows(study_root:
             np.testing.assert_array_equal(flips.fixed[at], pred[changed] == y_index[changed])
 
 
+def test_resample_flips_take_the_rows_seed_and_equal_the_hooked_oracle(study_root: Path) -> None:
+    study = Study.open(study_root)
+    key = NetworkKey("digits", "small_cnn", 0)
+    net, (X, y) = study.network(key), study.split(key, "test")
+    values = drawn_values(torchnet.mode_values(net, "resample", study.reference(key, "resample")), "resample",
+                          len(y), 3)[1]  # draw 0 of seed 3, act2: (n, 16, 4, 4)
+    flips = study.flips(key, 1, "resample", seed=3)
+    expected = torchnet.hooked_unit_outcomes(net, X, y, 1, np.arange(16), "resample", values=values)
+    for unit in range(16):
+        fixed = flips.fixed[flips.ablation == unit]
+        assert (int(np.sum(~fixed)), int(np.sum(fixed))) == (expected["broken"][unit], expected["fixed"][unit])
+    assert expected["broken"].sum() > 0
+
+
 def test_joint_ablation_of_channels_and_features_equals_the_hooked_oracle(study_root: Path) -> None:
     study = Study.open(study_root)
     key = NetworkKey("digits", "small_cnn", 1)
@@ -95,7 +110,7 @@ def test_joint_ablation_of_channels_and_features_equals_the_hooked_oracle(study_
     X, y = study.split(key, "test")
     reference = study.split(key, "val")[0]
     units = [(0, 2), (1, 5), (1, 9), (2, 0), (2, 31)]
-    for mode in ("zero", "mean"):
+    for mode in torchnet.TORCH_MODES:
         got = ablate_joint(net, X, y, units, mode, reference)
         pred = hooked_predictions(net, X, units, mode, reference)
         assert got["accuracy"][0] == np.mean(net.classes[pred] == y)
@@ -184,11 +199,44 @@ def test_a_filter_is_drawn_grey_colour_or_channels_side_by_side() -> None:
     np.testing.assert_array_equal(filter_image(rgb)[..., 2], rgb[2])
 
 
-def test_the_explorer_refuses_class_knockout_on_a_torch_network(study_root: Path) -> None:
+def test_the_explorer_answers_peak_and_resample_on_a_torch_network_and_refuses_class_knockout(
+        study_root: Path) -> None:
     from analysis.explore.session import Explorer, ExploreError, ModelKey
 
     view = Explorer(study_root, "cnn").view(ModelKey("digits", "small_cnn", SEEDS[0]))
     with pytest.raises(ExploreError, match="^class knockout runs on scikit-learn networks only"):
         view.knockout(0, "zero")
-    with pytest.raises(ExploreError, match="^torch networks take the modes zero, remove, mean; mode peak is for"):
-        view.ask([(0, 1)], "peak")
+    study = Study.open(study_root)
+    key = NetworkKey("digits", "small_cnn", SEEDS[0])
+    net, (X, _), reference = study.network(key), study.split(key, "test"), study.split(key, "val")[0]
+    units = [(0, 1), (1, 3), (2, 7)]
+    for mode in ("peak", "resample"):  # live only: the study swept zero
+        test = view.ask(units, mode)[-1]
+        assert test.split == "test"
+        np.testing.assert_array_equal(test.labels, net.classes[hooked_predictions(net, X, units, mode, reference)])
+
+
+@pytest.mark.slow
+def test_report_on_a_torch_study_of_peak_and_resample_builds_its_mode_study(tmp_path: Path) -> None:
+    """small_cnn swept in zero, peak and resample (two draws), then resample's cumulative
+    curves: every section builds, and the mode study's table holds each mode's rows."""
+    root = tmp_path / "results"
+    common = [f"paths.results={root}", "progress=false", "study=cnnm", "model=small_cnn", "model.epochs=3",
+              "dataset.val_fraction=0.2", "seeds=[0]"]
+    with pytest.MonkeyPatch.context() as patch, serial_sweeps(patch):
+        pipeline.run(compose_run([*common, "ablation.modes=[zero,peak,resample]", "ablation.resample_draws=2"]))
+        pipeline.run(compose_run([*common, "ablation=cumulative", "ablation.modes=[zero,resample]",
+                                  "ablation.orders=[random]", "ablation.k_points=5", "ablation.splits=[test]",
+                                  "ablation.resample_draws=2"]))
+    out = tmp_path / "report"
+    assert main([str(root), "--out", str(out), "--jobs", "1"]) == 0
+    assert "This section failed" not in (out / "index.html").read_text()
+    rows = pd.read_parquet(root / "cnnm" / "kind=neuron")
+    impact = pd.read_csv(out / "tables" / "mode_impact.csv")
+    for r in impact.itertuples():
+        mine = rows[(rows["mode"] == r.mode) & (rows["split"] == r.split) & (rows["layer"] == r.layer)]
+        assert r.n_units == len(mine)
+        assert r.pct_harmful == pytest.approx(100 * (mine["effect"] > 0).mean())
+        assert r.mean_effect_pp == pytest.approx(100 * mine["effect"].mean())
+    assert set(impact["mode"]) == {"zero", "peak", "resample"}
+    assert set(pd.read_csv(out / "tables" / "mode_cumulative.csv")["mode"]) >= {"resample"}

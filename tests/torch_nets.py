@@ -32,3 +32,15 @@ def sequential_tanh(input_shape: tuple[int, int, int], n_classes: int) -> nn.Mod
     """A chain with tanh units at linear sites (``zero`` keeps them at 0, ``act(0)``)."""
     channels, height, width = input_shape
     return nn.Sequential(nn.Flatten(), nn.Linear(channels * height * width, 12), nn.Tanh(), nn.Linear(12, n_classes))
+
+
+def lenet_like(input_shape: tuple[int, int, int], n_classes: int) -> nn.Module:
+    """LeNet-5's shape for 8x8 images: two convolution + ReLU + max-pool blocks, then two
+    hidden linear layers (sites ``'1'``, ``'4'``, ``'8'``, ``'10'``: the ReLUs)."""
+    channels, height, width = input_shape
+    return nn.Sequential(
+        nn.Conv2d(channels, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * (height // 4) * (width // 4), 32), nn.ReLU(), nn.Linear(32, 24), nn.ReLU(),
+        nn.Linear(24, n_classes),
+    )

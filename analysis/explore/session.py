@@ -45,7 +45,6 @@ from analysis.sections.stability import share_intervals
 from sweep.data import DATASETS, DatasetSplits, image_shape, reference_inputs
 from sweep.kernels import (
     NEURON_MODES,
-    TORCH_MODES,
     Network,
     PrunedPass,
     TorchNetwork,
@@ -556,9 +555,6 @@ class ModelView:
         ``sweep.data.datasets.reference_inputs``)."""
         if mode not in NEURON_MODES:
             raise ExploreError(f"unknown mode {mode!r}; expected one of {', '.join(NEURON_MODES)}")
-        if isinstance(self.net, TorchNetwork) and mode not in TORCH_MODES:
-            raise ExploreError(f"torch networks take the modes {', '.join(TORCH_MODES)}; mode {mode} is for "
-                               "scikit-learn networks")
         if mode not in self._values:
             reference = (reference_inputs(self.data.X_train, self.data.X_val)
                          if NEURON_MODES[mode].needs_reference else None)

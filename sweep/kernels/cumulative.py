@@ -45,7 +45,8 @@ def _start(
     torch network."""
     reference = None if reference is None else to_numpy(reference)
     if isinstance(net, TorchNetwork):
-        return TorchUnitSet.start(net, X, y, mode_values(net, mode, reference)), class_index_of(net, y)
+        values = drawn_values(mode_values(net, mode, reference), mode, len(y), seed, draw)
+        return TorchUnitSet.start(net, X, y, values), class_index_of(net, y)
     values = drawn_values(unit_replacements(network_to_numpy(net), mode, reference), mode, len(y), seed, draw)
     return PrunedPass.start(net, X, y, values, mode), class_index(net, y)
 
@@ -175,7 +176,7 @@ def cumulative_rows(
         and the :data:`~sweep.kernels.metrics.DRAW_COLUMNS` (null for a constant mode;
         ``effect_sd``: the sd of the accuracy over the draws).
     """
-    if not isinstance(net, TorchNetwork) and neuron_mode(mode).per_image:
+    if neuron_mode(mode).per_image:
         tables = [_curves(_start(net, X, y, mode, reference, resample_seed, draw), net, orders, scopes, repetitions,
                           seed, stats, effects, n_points) for draw in range(draws)]
         return mean_over_draws(tables, resample_seed, spread="accuracy")

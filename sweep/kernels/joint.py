@@ -61,10 +61,11 @@ def running_pass(net: Network | TorchNetwork, X: Any, y: np.ndarray, values: lis
     (``remove_units``, ``outcome``, ``copy``): :class:`~sweep.kernels.running.PrunedPass` for
     an MLP, :class:`~sweep.kernels.torchnet.TorchUnitSet` for a torch network; ``values``
     from :func:`unit_values` of ``mode`` (a per-image mode's pools: each row takes draw 0 of
-    seed 0, :func:`~sweep.kernels.modes.drawn_values`; torch networks take constant modes only)."""
+    seed 0, :func:`~sweep.kernels.modes.drawn_values`)."""
+    drawn = drawn_values(values, mode, len(y))
     if isinstance(net, TorchNetwork):
-        return TorchUnitSet.start(net, X, y, values)
-    return PrunedPass.start(net, X, y, drawn_values(values, mode, len(y)), mode)
+        return TorchUnitSet.start(net, X, y, drawn)
+    return PrunedPass.start(net, X, y, drawn, mode)
 
 
 def joint_outcomes(

@@ -200,8 +200,9 @@ def neuron_flips(
     Parameters
     ----------
     net, X, y, layer, units, mode, reference, base, replacement : as for :func:`ablate_neurons`;
-        a torch network's units (``base`` and ``replacement`` unused: torch models take the
-        constant modes) go to :func:`sweep.kernels.torchnet.torch_unit_flips`
+        a torch network's units (``base`` unused; ``replacement`` the site's values,
+        :func:`~sweep.kernels.torchnet.mode_values` or a per-image mode's drawn ones) go to
+        :func:`sweep.kernels.torchnet.torch_unit_flips`
 
     Returns
     -------
@@ -219,7 +220,7 @@ def neuron_flips(
     ([0], [0], [False])
     """
     if isinstance(net, TorchNetwork):
-        return torch_unit_flips(net, X, y, layer, units, mode, reference)
+        return torch_unit_flips(net, X, y, layer, units, mode, reference, values=replacement)
     collected: list[Flips] = []
     ablate_neurons(net, X, y, layer, units, mode, reference, metrics="accuracy", base=base,
                    replacement=replacement, flips=collected)

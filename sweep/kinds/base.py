@@ -151,10 +151,13 @@ def per_process(key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
 
 def base_state(model: ModelInputs, data: DataArrays, split: str) -> Any:
     """The unablated forward pass of ``model`` on ``split``, once per worker process: a
-    :class:`BaseState`, or a torch model's :class:`~sweep.kernels.torchnet.TorchBase`."""
+    :class:`BaseState`, or a torch model's :class:`~sweep.kernels.torchnet.TorchBase` (its
+    resumed passes in the settings' ``torch_precision``, float64 for a kind without one)."""
     X, y = data.splits[split]
     if isinstance(model.net, TorchNetwork):
-        return per_process((model.fingerprint, "torch-base", split), lambda: prepare_torch(model.net, X, y))
+        precision = getattr(model.settings, "torch_precision", "float64")
+        return per_process((model.fingerprint, "torch-base", split, precision),
+                           lambda: prepare_torch(model.net, X, y, precision))
     return per_process((model.fingerprint, "base", split, type(X).__module__),
                        lambda: prepare(model.net, X, y))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -14,9 +14,8 @@ from sweep.kernels import (
     METRIC_SETS,
     NEURON_COLUMNS,
     ablate_neurons,
-    no_draws,
 )
-from sweep.kernels.torchnet import TorchNetwork, ablate_torch_units
+from sweep.kernels.torchnet import PRECISIONS, TorchNetwork, ablate_torch_units
 from sweep.kinds.base import (
     RESAMPLE_SETTINGS,
     Ablation,
@@ -47,11 +46,15 @@ class NeuronSettings(ModeSettings, AblationSettings):
     paper's), ``metrics`` (full: every column exact; accuracy: loss NaN, provably unchanged
     rows skipped), ``layers`` (hidden layers, all when null), ``resample_draws`` and
     ``resample_seed`` (a per-image mode's draws, averaged, and their seed:
-    :class:`~sweep.kinds.base.ModeSettings`)."""
+    :class:`~sweep.kinds.base.ModeSettings`), ``torch_precision`` (a torch model's
+    resumed passes: :data:`~sweep.kernels.torchnet.PRECISIONS`; auto: float32 on CUDA,
+    float64 on CPU; float32 re-settles its near-ties in float64, so predictions are the same
+    and losses agree to float32 rounding)."""
 
     kind: str = "neurons"
     metrics: str = field(default="full", metadata={"choices": METRIC_SETS})
     layers: Optional[list[int]] = None
+    torch_precision: str = field(default="auto", metadata={"choices": PRECISIONS})
 
     def check(self, hidden_sizes: tuple[int, ...], has_val: bool) -> None:
         check_layers(self.layers, len(hidden_sizes), "hidden layers")
@@ -92,17 +95,19 @@ def plan(cfg: RunSpec, model: PlanInputs, store: ResultStore) -> Plan:
 
 def compute(shard: Shard, model: ModelInputs, data: DataArrays) -> Columns:
     """Columns of a neuron shard: each unit of ``[start, stop)`` ablated alone (a torch
-    model's: each unit of unit site ``layer``, exact loss whatever ``metrics``)."""
+    model's: each unit of unit site ``layer``, exact loss whatever ``metrics``); a per-image
+    mode's ``resample_draws`` draws averaged."""
     X, y = data.splits[shard.split]
-    if isinstance(model.net, TorchNetwork):  # constant modes only (per-image ones are refused up front)
-        return {**ablate_torch_units(
-            model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
-            base=base_state(model, data, shard.split), values=replacements(model, data, shard.mode)[shard.layer],
-        ), **no_draws(shard.stop - shard.start)}
-    return over_draws(shard, model, replacements(model, data, shard.mode), len(y), lambda values: ablate_neurons(
-        model.net, X, y, shard.layer, np.arange(shard.start, shard.stop), shard.mode,
-        metrics=model.settings.metrics, base=base_state(model, data, shard.split), replacement=values[shard.layer],
-    ))
+    units = np.arange(shard.start, shard.stop)
+    base = base_state(model, data, shard.split)
+
+    def measured(values: list[Any]) -> Columns:  # this layer's values alone: [replacement]
+        if isinstance(model.net, TorchNetwork):
+            return ablate_torch_units(model.net, X, y, shard.layer, units, shard.mode, base=base, values=values[0])
+        return ablate_neurons(model.net, X, y, shard.layer, units, shard.mode, metrics=model.settings.metrics,
+                              base=base, replacement=values[0])
+
+    return over_draws(shard, model, [replacements(model, data, shard.mode)[shard.layer]], len(y), measured)
 
 
 def category_counts(df: pd.DataFrame) -> pd.DataFrame:
@@ -122,7 +127,7 @@ KIND = ResultKind(
     columns={"mode": "str", "split": "str", **NEURON_COLUMNS, **METRIC_COLUMNS, **DRAW_COLUMNS},
     constants=("mode", "split"),
     settings=("metrics",),
-    added_settings=RESAMPLE_SETTINGS,
+    added_settings=(*RESAMPLE_SETTINGS, "torch_precision"),
     plan=plan,
     compute=compute,
     summary=category_counts,
