@@ -173,11 +173,12 @@ def replacements(model: ModelInputs, data: DataArrays, mode: str) -> list[np.nda
 
 
 def over_draws(
-    shard: Shard, model: ModelInputs, values: list[np.ndarray], n_rows: int,
-    measure: Callable[[list[np.ndarray]], dict[str, np.ndarray]],
+    shard: Shard, model: ModelInputs, values: list[Any], n_rows: int,
+    measure: Callable[[list[Any]], dict[str, np.ndarray]],
 ) -> dict[str, np.ndarray]:
-    """``measure`` (the kernel's column table from replacement values, one array per hidden
-    layer) of ``shard``'s mode: once with a constant mode's ``values``, its
+    """``measure`` (the kernel's column table from replacement values: one array per hidden
+    layer, or per unit site of a torch network, numpy or torch, or the one layer the kernel
+    needs) of ``shard``'s mode: once with a constant mode's ``values``, its
     :data:`~sweep.kernels.DRAW_COLUMNS` null; for a per-image mode, once per draw of
     ``model.settings`` (``resample_draws`` draws of the seed :meth:`ModeSettings.seed_for`
     gives, each of ``n_rows`` rows: :func:`~sweep.kernels.drawn_values`), averaged
