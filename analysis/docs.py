@@ -133,14 +133,17 @@ def docs_markdown(tables: dict[str, pd.DataFrame], stamp: str) -> dict[str, str]
 
 
 def provenance(study: Study, versions: dict[str, str] | None = None) -> str:
-    """``runs made at commit <c> (BLAS: <code paths>) with <package versions>; analysis at
-    commit <c>; study updated <t>.*``: the manifest's environment and versions, plus
+    """``runs made at commit(s) <c> (BLAS: <code paths>) with <package versions>; analysis at
+    commit <c>; study updated <t>.*``: every environment of the manifest's entries (its
+    latest only, for a manifest written before it listed them) and its versions, plus
     ``versions`` (e.g. torch's, from a model artifact); a study written before the manifest
     kept its environment says only the versions."""
     versions = {**study.manifest.get("versions", {}), **(versions or {})}
-    made = study.manifest.get("environment", {})
-    sweep_at = (f" at commit {made['commit']} (BLAS: {', '.join(made.get('blas', [])) or 'unknown'})"
-                if made.get("commit") else "")
+    made = study.manifest.get("environments") or [study.manifest.get("environment", {})]
+    commits = list(dict.fromkeys(e["commit"] for e in made if e.get("commit")))
+    blas = list(dict.fromkeys(path for e in made for path in e.get("blas", [])))
+    sweep_at = (f" at commit{'s' if len(commits) > 1 else ''} {', '.join(commits)} "
+                f"(BLAS: {', '.join(blas) or 'unknown'})" if commits else "")
     return (f"runs made{sweep_at} with " + ", ".join(f"{k} {v}" for k, v in versions.items())
             + f"; analysis at commit {source_commit()}; study updated {study.manifest.get('updated', '?')}.*")
 

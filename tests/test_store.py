@@ -181,6 +181,18 @@ def test_manifest_keeps_the_environment_and_older_entries_without_it_still_read(
     made = {"commit": "abc1234", "blas": ["openblas 0.3.30 Haswell"], "machine": "x86_64"}
     store.write_manifest({"a": 2}, [{"dataset": "d", "model": "m", "seed": 1}], {"numpy": "1"}, made)
     assert store.read_manifest()["environment"] == made
+    later = {"commit": "def5678", "blas": ["openblas 0.3.30 SkylakeX"], "machine": "x86_64"}
+    for seed in (2, 3):  # two runs on a second machine: one more environment, listed once
+        store.write_manifest({"a": 3}, [{"dataset": "d", "model": "m", "seed": seed}], {"numpy": "1"}, later)
+    manifest = store.read_manifest()
+    assert manifest["environment"] == later and manifest["environments"] == [made, later]
+
+    from analysis.docs import provenance
+    from analysis.study import Study
+
+    text = provenance(Study.open(str(tmp_path), "s"))
+    assert text.startswith("runs made at commits abc1234, def5678 (BLAS: openblas 0.3.30 Haswell, openblas 0.3.30 "
+                           "SkylakeX) with numpy 1; analysis at commit ")
 
 
 def test_source_commit_names_the_checkout_and_its_uncommitted_changes(tmp_path):

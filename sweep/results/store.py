@@ -399,7 +399,9 @@ LEGACY_RUNS_DIRS: tuple[str, ...] = ("runs",)
 
 def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
     """``manifest.json``'s content: every run; the config of the latest entry, and the
-    latest config of each ablation kind under ``configs``."""
+    latest config of each ablation kind under ``configs``; the latest entry's environment,
+    and under ``environments`` every distinct one of the entries, oldest first (the commits
+    and BLAS code paths the study's runs were made with)."""
     parsed = sorted((json.loads(blob) for blob in entries.values()), key=lambda e: e["updated"])
     latest = parsed[-1] if parsed else {"updated": None, "config": {}, "versions": {}}
     runs = {(e["run"]["dataset"], e["run"]["model"], e["run"]["seed"]): e["run"] for e in parsed}
@@ -409,6 +411,8 @@ def _summary(study: str, entries: dict[str, bytes]) -> dict[str, Any]:
         "updated": latest["updated"],
         "versions": latest["versions"],
         "environment": latest.get("environment", {}),
+        "environments": [json.loads(e) for e in dict.fromkeys(
+            json.dumps(entry.get("environment", {}), sort_keys=True) for entry in parsed if entry.get("environment"))],
         "config": latest["config"],
         "configs": configs,
         "runs": [runs[k] for k in sorted(runs, key=str)],
