@@ -226,3 +226,28 @@ def test_pairs_pruning_and_knockout_sweeps_write_resampled_rows_the_oracle_confi
     each = [naive_pair_metrics(clf, data.X_test, data.y_test, ids, MODE, reference, 0, d) for d in range(2)]
     np.testing.assert_allclose(pairs["effect"], np.mean([e["effect"] for e in each], axis=0), rtol=0, atol=1e-15)
     np.testing.assert_allclose(pairs["effect_sd"], np.std([e["effect"] for e in each], axis=0, ddof=1), atol=1e-15)
+
+
+def test_the_torch_backend_gives_the_same_resampled_pairs_paths_and_knockouts() -> None:
+    """The GPU path's arithmetic (torch tensors, here on the CPU): the per-image folds live on
+    the backend, the same rows, choices and sets as numpy."""
+    pytest.importorskip("torch")
+    from sweep.kernels import to_backend
+
+    clf = trained_mlp("relu")
+    net, (X, y) = Network.from_classifier(clf), digits(120)
+    pool = unit_replacements(net, MODE, digits(300)[0][150:])
+    net_t, X_t, _ = to_backend(net, X, y, "torch")
+    units = np.array([[0, 0], [0, 3], [1, 1], [1, 2]])
+    values = drawn_values(pool, MODE, len(y), 4, 2)
+    numpy_pairs = ablate_pairs(net, X, y, units, mode=MODE, values=values, metrics="full")
+    torch_pairs = ablate_pairs(net_t, X_t, y, units, mode=MODE, values=values, metrics="full")
+    np.testing.assert_array_equal(numpy_pairs["accuracy"], torch_pairs["accuracy"])
+    np.testing.assert_allclose(numpy_pairs["loss"], torch_pairs["loss"], rtol=1e-12)
+    splits = {"val": (X[:60], y[:60]), "test": (X[60:], y[60:])}
+    moved = {name: (to_backend(net, Xs, ys, "torch")[1], ys) for name, (Xs, ys) in splits.items()}
+    for search in (lambda n, s: pruning_path(n, s, "greedy", pool, mode=MODE, draws=2, max_removed=4),
+                   lambda n, s: class_knockout(n, s, 3, pool, mode=MODE, draws=2, max_other_loss=0.2, max_units=3)):
+        on_numpy, on_torch = search(net, splits), search(net_t, moved)
+        for column in ("layer", "unit", "accuracy", "broken", "fixed", "effect_sd"):
+            np.testing.assert_array_equal(on_numpy[column], on_torch[column], err_msg=column)
