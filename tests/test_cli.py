@@ -128,8 +128,9 @@ def test_a_folder_of_gunzipped_mnist_files_reads_like_the_originals(tmp_path):
 @pytest.mark.ray
 def test_ctrl_c_is_one_line_and_exit_code_130(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # tol=0 and a large max_iter: training runs until interrupted, however fast the machine
     command = [sys.executable, "-m", "sweep", "model.hidden_layer_sizes=[1024,1024]", "model.name=big",
-               f"paths.results={tmp_path / 'r'}"]
+               "model.tol=0", "model.max_iter=100000", f"paths.results={tmp_path / 'r'}"]
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                start_new_session=True)
     chunks: list[bytes] = []
