@@ -131,17 +131,24 @@ def test_ctrl_c_is_one_line_and_exit_code_130(tmp_path):
     # tol=0 and a large max_iter: training runs until interrupted, however fast the machine
     command = [sys.executable, "-m", "sweep", "model.hidden_layer_sizes=[1024,1024]", "model.name=big",
                "model.tol=0", "model.max_iter=100000", f"paths.results={tmp_path / 'r'}"]
+    # as a terminal's foreground job: SIGINT not ignored (a suite started in the background by a
+    # non-interactive shell, as CI may be, inherits SIGINT ignored, and Python then keeps it so)
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(process.stderr.fileno(), 4096), b"")))
     reader.start()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and b"training" not in b"".join(chunks):  # past the checks, Ray up
-        time.sleep(0.2)
-    time.sleep(2)  # the model training: a sweep in progress
-    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the foreground group
-    process.wait(timeout=120)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and b"training" not in b"".join(chunks):  # past the checks, Ray up
+            time.sleep(0.2)
+        time.sleep(2)  # the model training: a sweep in progress
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal sends to the foreground group
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:  # never leave a sweep training behind a failed test
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     reader.join(timeout=10)
     stderr = b"".join(chunks).decode()
     assert process.returncode == 130
