@@ -157,9 +157,12 @@ def class_knockout(
         after = np.zeros((len(remaining), n_classes))  # val class accuracies, summed over the draws
         target_right = np.zeros(len(remaining))  # target rows right, summed over the draws
         target_loss = np.zeros(len(remaining))  # the target's mean loss, summed over the draws
+        now_right, now_loss = 0.0, 0.0  # the same of the network as it stands
         for p, target_pass in zip(selection, target_passes):
             base, target_base = p.state(), target_pass.state()
             current = class_accuracies(np.asarray(p.outcome()[0]), y_val, n_classes)
+            now_right += np.rint(current[target] * len(on_target))
+            now_loss += float(target_pass.outcome()[1].mean())
             for layer in np.unique(remaining[:, 0]):
                 at = np.flatnonzero(remaining[:, 0] == layer)
                 columns = ablate_neurons(base.net, base.inputs[0], base.y_np, int(layer), remaining[at, 1], mode,
@@ -171,9 +174,6 @@ def class_knockout(
                 target_right[at] += np.rint(exact["accuracy"] * len(on_target))
                 target_loss[at] += exact["loss"]
         lost = base_accuracy[SELECTION_SPLIT][None, others] - after[:, others] / len(selection)
-        now_right = sum(np.rint(class_accuracies(p.outcome()[0], y_val, n_classes)[target] * len(on_target))
-                        for p in selection)
-        now_loss = sum(float(t.outcome()[1].mean()) for t in target_passes)
         progress = (target_right < now_right) | (target_loss > now_loss + 1e-12 * len(selection))
         feasible = np.flatnonzero((lost <= max_other_loss + 1e-12).all(axis=1) & progress)
         if not len(feasible):
